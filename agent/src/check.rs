@@ -1,0 +1,196 @@
+//! The `Check` trait every node check implements, what a check returns (`Outcome`), and how it
+//! says it could not check (`CheckError`).
+
+use crate::host::Host;
+use proto::{Finding, Status};
+use std::path::{Path, PathBuf};
+
+/// One thing the agent inspects each round. Implementations live in `checks/`, one file each,
+/// and are listed in `checks::build`.
+///
+/// Synchronous on purpose: a check is testable without a runtime, and the engine runs it on its
+/// own thread under a deadline, so a read stuck in the kernel cannot block anything else.
+pub trait Check: Send + Sync {
+    /// Stable snake_case name: config table, JSON `name`, metric label.
+    fn name(&self) -> &'static str;
+
+    /// Reads the machine only through `host`. Never panics on odd input (the engine isolates a
+    /// panic anyway). `Err` means "could not check" and becomes `unknown` with the reason;
+    /// `warn` and `fail` are findings inside an `Ok` outcome.
+    fn run(&self, host: &Host) -> Result<Outcome, CheckError>;
+}
+
+/// What one run of a check observed.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// Findings; the check's status is the worst of them (`ok` when there are none).
+    pub findings: Vec<Finding>,
+    /// The one-sentence summary used when the status is `ok` (otherwise the worst findings are).
+    pub ok_summary: Option<String>,
+    /// Typed facts, serialised (base units: bytes, seconds, counts).
+    pub facts: serde_json::Value,
+    /// Key facts as Prometheus gauges (bounded labels only).
+    pub metrics: Vec<Sample>,
+    /// What the fleet should agree on, `key -> value` (see `proto::NodeInfo::inventory`).
+    pub inventory: Vec<(String, String)>,
+}
+
+impl Outcome {
+    /// An outcome whose facts are `facts` serialised.
+    pub fn with_facts<T: serde::Serialize>(facts: &T) -> Self {
+        Outcome {
+            facts: serde_json::to_value(facts).unwrap_or(serde_json::Value::Null),
+            ..Outcome::default()
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        Status::worst(self.findings.iter().map(|f| f.status))
+    }
+
+    /// The summary sentence: the `ok` summary, or the worst findings (at most two, then a count).
+    pub fn summary(&self) -> String {
+        let status = self.status();
+        if status == Status::Ok {
+            return self.ok_summary.clone().unwrap_or_else(|| "ok".to_string());
+        }
+        let worst: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.status == status)
+            .collect();
+        let mut s = worst
+            .iter()
+            .take(2)
+            .map(|f| f.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if worst.len() > 2 {
+            s.push_str(&format!(" (and {} more)", worst.len() - 2));
+        }
+        s
+    }
+
+    pub fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    /// Adds a gauge sample.
+    pub fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        value: f64,
+    ) {
+        self.metrics.push(Sample {
+            name,
+            help,
+            labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            value,
+        });
+    }
+}
+
+/// One Prometheus gauge sample produced by a check. `name` starts with `gluten_node_`; labels
+/// come from bounded sets (check, dir, numa_node, page size), never from error text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// A pure parser's complaint about its input, without the path (the reader adds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        ParseError(reason.into())
+    }
+
+    /// A complaint about line `line` (1-based).
+    pub fn at_line(line: usize, reason: impl std::fmt::Display) -> Self {
+        ParseError(format!("line {line}: {reason}"))
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Why a check could not check. Becomes status `unknown` with this text as the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {reason}")]
+    Parse { path: PathBuf, reason: ParseError },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CheckError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        CheckError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn parse(path: &Path, reason: ParseError) -> Self {
+        CheckError::Parse {
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_summary_come_from_the_worst_findings() {
+        let mut o = Outcome {
+            ok_summary: Some("all fine".into()),
+            ..Outcome::default()
+        };
+        assert_eq!(o.status(), Status::Ok);
+        assert_eq!(o.summary(), "all fine");
+        o.push(Finding::new(Status::Warn, "w1"));
+        assert_eq!(o.summary(), "w1");
+        for m in ["f1", "f2", "f3", "f4"] {
+            o.push(Finding::new(Status::Fail, m));
+        }
+        assert_eq!(o.status(), Status::Fail);
+        assert_eq!(o.summary(), "f1; f2 (and 2 more)");
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let e = CheckError::io(
+            Path::new("/host/proc/meminfo"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(
+            e.to_string(),
+            "reading /host/proc/meminfo: permission denied"
+        );
+        let e = CheckError::parse(
+            Path::new("/proc/meminfo"),
+            ParseError::at_line(3, "no value"),
+        );
+        assert_eq!(e.to_string(), "parsing /proc/meminfo: line 3: no value");
+    }
+}

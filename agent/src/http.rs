@@ -1,0 +1,259 @@
+//! The agent's HTTP server: probes (`/livez`, `/readyz`), the node verdict (`/health`,
+//! `/health/{check}`), Prometheus `/metrics` and a landing page. Every handler reads the cached
+//! snapshot of the last round and returns at once: nothing here touches the host.
+
+use crate::engine::{Heartbeat, Snapshot};
+use crate::metrics::{self, MetricsCache};
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use proto::{ApiError, Status};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What the handlers share. Cheap to read; written only by the engine (through the channel).
+pub struct AppState {
+    snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
+    heartbeat: Arc<Heartbeat>,
+    /// `/livez` fails once the heartbeat is older than this.
+    live_threshold: Duration,
+    metrics: MetricsCache,
+    /// The enabled checks, for `/health/{check}` errors.
+    check_names: Vec<String>,
+    json: Mutex<Option<JsonCache>>,
+}
+
+/// Serialised bodies of one round.
+struct JsonCache {
+    round: u64,
+    report: Bytes,
+    checks: Vec<Bytes>,
+}
+
+impl AppState {
+    pub fn new(
+        snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
+        heartbeat: Arc<Heartbeat>,
+        live_threshold: Duration,
+        metrics: MetricsCache,
+        check_names: Vec<String>,
+    ) -> Self {
+        AppState {
+            snapshot,
+            heartbeat,
+            live_threshold,
+            metrics,
+            check_names,
+            json: Mutex::new(None),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// The report body and each check's body, serialised once per round.
+    fn bodies(&self, s: &Snapshot) -> (Bytes, Vec<Bytes>) {
+        let mut cache = self.json.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.as_ref()
+            && c.round == s.rounds_total
+        {
+            return (c.report.clone(), c.checks.clone());
+        }
+        let report = Bytes::from(to_json(&s.report));
+        let checks: Vec<Bytes> = s
+            .report
+            .checks
+            .iter()
+            .map(|c| Bytes::from(to_json(c)))
+            .collect();
+        *cache = Some(JsonCache {
+            round: s.rounds_total,
+            report: report.clone(),
+            checks: checks.clone(),
+        });
+        (report, checks)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v)
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise: {e}\"}}").into_bytes());
+    out.push(b'\n');
+    out
+}
+
+/// The agent's router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
+        .route("/-/healthy", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/-/ready", get(readyz))
+        .route("/health", get(health))
+        .route("/health/{check}", get(health_check))
+        .route("/metrics", get(metrics_handler))
+        .with_state(state)
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn json_body(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn json_error(status: StatusCode, error: String, valid: Option<Vec<String>>) -> Response {
+    json_body(status, Bytes::from(to_json(&ApiError { error, valid })))
+}
+
+fn verbose(q: &Option<String>) -> bool {
+    q.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    })
+}
+
+/// 200 while the check loop beats. Never looks at node health: a sick node must not get its
+/// agent restarted.
+async fn livez(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let age = st.heartbeat.age();
+    let alive = age <= st.live_threshold;
+    let line = format!(
+        "[{}]check-loop last beat {} ago (limit {})",
+        if alive { "+" } else { "-" },
+        crate::time::format_seconds(age.as_secs_f64()),
+        crate::time::format_seconds(st.live_threshold.as_secs_f64())
+    );
+    let code = if alive {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let verdict = if alive { "ok" } else { "check loop stalled" };
+    let body = if verbose(&q) || !alive {
+        format!("{line}\n{verdict}\n")
+    } else {
+        format!("{verdict}\n")
+    };
+    text(code, body)
+}
+
+/// 200 once the first round with a valid config is done. Never looks at node health either: a
+/// not-ready pod drops out of the scrape targets exactly when its metrics matter.
+async fn readyz(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    match st.current() {
+        Some(s) => {
+            let body = if verbose(&q) {
+                format!(
+                    "[+]config valid\n[+]first round done (rounds: {})\nok\n",
+                    s.rounds_total
+                )
+            } else {
+                "ok\n".into()
+            };
+            text(StatusCode::OK, body)
+        }
+        None => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "[+]config valid\n[-]first round not done yet\nnot ready\n".into(),
+        ),
+    }
+}
+
+fn no_round() -> Response {
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no check round has completed yet".into(),
+        None,
+    )
+}
+
+fn verdict_code(status: Status) -> StatusCode {
+    if status == Status::Fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// The node verdict: 200 unless a check fails.
+async fn health(State(st): State<Arc<AppState>>) -> Response {
+    let Some(s) = st.current() else {
+        return no_round();
+    };
+    let (report, _) = st.bodies(&s);
+    json_body(verdict_code(s.report.status), report)
+}
+
+/// One check's verdict: 200 unless it fails; 404 for a name that is not an enabled check.
+async fn health_check(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    if !st.check_names.contains(&name) {
+        let why = if crate::checks::NAMES.contains(&name.as_str()) {
+            format!("check {name:?} is disabled in the config")
+        } else {
+            format!("no check named {name:?}")
+        };
+        return json_error(StatusCode::NOT_FOUND, why, Some(st.check_names.clone()));
+    }
+    let Some(s) = st.current() else {
+        return no_round();
+    };
+    let (_, checks) = st.bodies(&s);
+    match s.report.checks.iter().position(|c| c.name == name) {
+        Some(i) => json_body(verdict_code(s.report.checks[i].status), checks[i].clone()),
+        None => no_round(),
+    }
+}
+
+async fn metrics_handler(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let om = metrics::wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let body = st.metrics.render(st.current(), om);
+    let ct = if om {
+        metrics::CONTENT_TYPE_OPENMETRICS
+    } else {
+        metrics::CONTENT_TYPE_TEXT
+    };
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r
+}
+
+async fn landing(State(st): State<Arc<AppState>>) -> Response {
+    let status = st
+        .current()
+        .map_or("no round yet".to_string(), |s| s.report.status.to_string());
+    let checks: String = st
+        .check_names
+        .iter()
+        .map(|n| format!("<li><a href=\"/health/{n}\">/health/{n}</a></li>"))
+        .collect();
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>gluten-node-agent</title></head>\
+         <body><h1>gluten-node-agent {}</h1><p>Node status: <b>{status}</b></p><ul>\
+         <li><a href=\"/health\">/health</a>: node verdict (JSON; 200, or 503 when a check fails)</li>{checks}\
+         <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
+         <li><a href=\"/livez\">/livez</a>: liveness (check loop alive)</li>\
+         <li><a href=\"/readyz\">/readyz</a>: readiness (first round done)</li></ul></body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}

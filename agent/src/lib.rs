@@ -1,0 +1,13 @@
+//! gluten-node-agent as a library: the checks, the engine, the HTTP server and the fleet
+//! aggregator behind the one `gluten-node-agent` binary (see `main.rs`), exposed for the
+//! integration tests and the benchmarks.
+
+pub mod check;
+pub mod checks;
+pub mod config;
+pub mod engine;
+pub mod host;
+pub mod http;
+pub mod metrics;
+pub mod push;
+pub mod time;

@@ -1,0 +1,3 @@
+//! Integration tests of gluten-node-agent, one module per area. Run with `cargo test --workspace`.
+
+mod agent_cli;

@@ -1,0 +1,400 @@
+//! Support for the integration tests: fixture paths, golden files, running checks on a tree, the
+//! real `gluten-node-agent` binary as a child process, and a tiny HTTP client.
+
+use agent::check::Check;
+use agent::config::Config;
+use agent::engine::{Engine, Policy, Snapshot};
+use agent::host::Host;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(rel)
+}
+
+/// One of the upstream trees: `node-exporter-upstream`, `procfs-upstream`, ...
+pub fn upstream(name: &str) -> PathBuf {
+    fixture("upstream").join(name)
+}
+
+/// A config from TOML text, with `host_root` set to `root`.
+pub fn config(root: &Path, toml_text: &str) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    let mut c = Config::load(Some(&path), &[]).unwrap_or_else(|e| panic!("test config: {e}"));
+    c.host_root = root.to_path_buf();
+    c
+}
+
+/// Runs one round of the enabled checks of `config` on its host root (architecture `arch`).
+pub fn round(config: &Config, arch: &str) -> Snapshot {
+    let host = Host::new(&config.host_root).with_arch(arch);
+    let checks: Vec<Arc<dyn Check>> = agent::checks::build(config);
+    let node = proto::NodeInfo {
+        name: "test-node".into(),
+        agent_version: "test".into(),
+        ..Default::default()
+    };
+    let mut engine = Engine::new(
+        host,
+        node,
+        checks,
+        &agent::engine::policies(config),
+        Policy::with_timeout(Duration::from_secs_f64(config.check_timeout_seconds)),
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(engine.run_round())
+}
+
+/// Runs the single check `name` on `root` with `[name]` settings given as TOML lines.
+pub fn run_check(root: &Path, name: &str, settings_toml: &str) -> proto::CheckResult {
+    let mut text = String::new();
+    for other in agent::checks::NAMES {
+        if other != name {
+            text.push_str(&format!("[{other}]\nenabled = false\n"));
+        }
+    }
+    text.push_str(&format!("[{name}]\n{settings_toml}\n"));
+    let c = config(root, &text);
+    let s = round(&c, "x86_64");
+    s.report.checks.into_iter().next().expect("the check ran")
+}
+
+/// Replaces what changes from run to run (timestamps, durations, the fixture's absolute path)
+/// so a report can be compared with a golden file.
+pub fn normalize(mut v: serde_json::Value, root: &Path) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value, root: &str) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    let volatile = matches!(
+                        k.as_str(),
+                        "checked_at" | "generated_at" | "duration_seconds"
+                    ) || k.ends_with("_latency_seconds")
+                        || k.ends_with("_age_seconds");
+                    if volatile && !x.is_null() {
+                        *x = serde_json::Value::String("<volatile>".into());
+                    } else {
+                        walk(x, root);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, root)),
+            serde_json::Value::String(s) if !root.is_empty() && s.contains(root) => {
+                *s = s.replace(root, "<root>");
+            }
+            _ => {}
+        }
+    }
+    walk(&mut v, &root.to_string_lossy());
+    v
+}
+
+/// Compares `actual` with `tests/fixtures/expected/<name>.json`; `UPDATE_EXPECT=1` rewrites it.
+pub fn assert_golden(name: &str, actual: &serde_json::Value) {
+    let path = fixture("expected").join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {} (UPDATE_EXPECT=1 writes it)",
+            path.display()
+        )
+    });
+    if expected != text {
+        panic!(
+            "{} differs from the golden file {}\n--- expected\n{expected}\n--- actual\n{text}",
+            name,
+            path.display()
+        );
+    }
+}
+
+/// Path of the real `gluten-node-agent` binary, built once per test process (same profile).
+pub fn agent_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("GLUTEN_NODE_AGENT_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = !cfg!(debug_assertions);
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(repo_root()).args([
+            "build",
+            "-q",
+            "-p",
+            "gluten-node-agent",
+            "--bin",
+            "gluten-node-agent",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "cargo build of the agent binary failed");
+        // target/<profile>/deps/<test-binary> -> target/<profile>/gluten-node-agent
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        let bin = profile_dir.join("gluten-node-agent");
+        assert!(bin.exists(), "{} not found after building", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running agent (or aggregator) process; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Proc {
+    /// Starts `gluten-node-agent <args>` listening on a fresh port (passed as `--listen`), and
+    /// waits until `ready_path` answers (any status), at most 30 s.
+    pub fn start(args: &[&str], ready_path: &str) -> Proc {
+        Self::start_with_env(args, ready_path, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], ready_path: &str, env: &[(&str, &str)]) -> Proc {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("stderr.log");
+        let mut cmd = Command::new(agent_bin());
+        cmd.args(args)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("starting gluten-node-agent");
+        let mut p = Proc {
+            child,
+            addr,
+            stderr_path,
+            _dir: dir,
+        };
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("agent exited early with {status}: {}", p.stderr());
+            }
+            if get(addr, ready_path).is_ok() {
+                return p;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                panic!(
+                    "agent did not answer {ready_path} within 30s: {}",
+                    p.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends a signal and waits up to `within` for the process to exit; returns how long it took.
+    pub fn signal_and_wait(
+        &mut self,
+        sig: nix::sys::signal::Signal,
+        within: Duration,
+    ) -> Option<Duration> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let t0 = Instant::now();
+        nix::sys::signal::kill(pid, sig).unwrap();
+        while t0.elapsed() < within {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response as the tests see it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// `GET path` over a fresh connection, 5 s timeout.
+pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    request(addr, "GET", path, &[], None)
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    if let Some(b) = body {
+        s.write_all(b)?;
+    }
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or_else(|| bad("empty response"))?;
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let nl = b.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&b[..nl])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
+        b = &b[nl + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, at most `within`.
+pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if t0.elapsed() > within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Tests that mount filesystems (tmpfs, loop devices, binds) need root; CI runs as root. Fails
+/// loudly rather than skipping, so a green run always means the mounts were exercised.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test mounts filesystems and must run as root (CI does)"
+    );
+}
