@@ -39,7 +39,8 @@ pub enum LogFormat {
 pub trait CheckSettings:
     DeserializeOwned + Serialize + Default + Clone + std::fmt::Debug + Send + Sync + 'static
 {
-    /// Rules that span fields. The message names the key (without the section).
+    /// Rules that span fields. The message starts with the key in backticks, without the
+    /// section: "`fail_free_ratio` (0.3) must be below `warn_free_ratio` (0.2)".
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
@@ -326,7 +327,7 @@ fn validate_section<T: CheckSettings>(name: &str, s: &CheckSection<T>) -> Result
     }
     s.settings
         .validate()
-        .map_err(|why| ConfigError::Invalid(format!("config key `{name}.{why}")))
+        .map_err(|why| ConfigError::Invalid(format!("config [{name}]: {why}")))
 }
 
 /// Parses one `--set KEY=VALUE`: the value is TOML (`30`, `true`, `["/a", "/b"]`, `"x"`), and a
