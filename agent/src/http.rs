@@ -27,9 +27,9 @@ pub struct AppState {
     json: Mutex<Option<JsonCache>>,
 }
 
-/// Serialised bodies of one round.
+/// Serialised bodies of one round (the snapshot is held, so identity comparison is sound).
 struct JsonCache {
-    round: u64,
+    snapshot: Arc<Snapshot>,
     report: Bytes,
     checks: Vec<Bytes>,
 }
@@ -57,10 +57,10 @@ impl AppState {
     }
 
     /// The report body and each check's body, serialised once per round.
-    fn bodies(&self, s: &Snapshot) -> (Bytes, Vec<Bytes>) {
+    fn bodies(&self, s: &Arc<Snapshot>) -> (Bytes, Vec<Bytes>) {
         let mut cache = self.json.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = cache.as_ref()
-            && c.round == s.rounds_total
+            && Arc::ptr_eq(&c.snapshot, s)
         {
             return (c.report.clone(), c.checks.clone());
         }
@@ -72,7 +72,7 @@ impl AppState {
             .map(|c| Bytes::from(to_json(c)))
             .collect();
         *cache = Some(JsonCache {
-            round: s.rounds_total,
+            snapshot: s.clone(),
             report: report.clone(),
             checks: checks.clone(),
         });
@@ -256,4 +256,123 @@ async fn landing(State(st): State<Arc<AppState>>) -> Response {
         html,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CheckCounters;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use proto::{CheckResult, NodeInfo, NodeReport};
+    use tower::ServiceExt;
+
+    fn check(name: &str, status: Status) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            status,
+            summary: format!("{name} is {status}"),
+            duration_seconds: 0.01,
+            checked_at: "2026-11-23T10:00:00.000Z".into(),
+            findings: vec![],
+            facts: serde_json::Value::Null,
+            observed_status: None,
+        }
+    }
+
+    fn snapshot(checks: Vec<CheckResult>) -> Arc<Snapshot> {
+        let n = checks.len();
+        Arc::new(Snapshot {
+            report: NodeReport {
+                schema_version: proto::SCHEMA_VERSION,
+                node: NodeInfo::default(),
+                status: Status::worst(checks.iter().map(|c| c.status)),
+                generated_at: "2026-11-23T10:00:00.000Z".into(),
+                checks,
+            },
+            samples: vec![Vec::new(); n],
+            counters: vec![CheckCounters::default(); n],
+            rounds_total: 1,
+            finished_unix_seconds: 0.0,
+        })
+    }
+
+    fn app(
+        live_threshold: Duration,
+    ) -> (Router, watch::Sender<Option<Arc<Snapshot>>>, Arc<Heartbeat>) {
+        let (tx, rx) = watch::channel(None);
+        let hb = Arc::new(Heartbeat::default());
+        hb.beat();
+        let state = AppState::new(
+            rx,
+            hb.clone(),
+            live_threshold,
+            MetricsCache::new(15.0, None),
+            vec!["memory".into(), "scratch".into()],
+        );
+        (router(Arc::new(state)), tx, hb)
+    }
+
+    async fn call(r: &Router, path: &str) -> (StatusCode, String) {
+        let resp = r
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn before_the_first_round_only_livez_is_200() {
+        let (r, _tx, _hb) = app(Duration::from_secs(60));
+        assert_eq!(call(&r, "/livez").await.0, StatusCode::OK);
+        assert_eq!(call(&r, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        let (code, body) = call(&r, "/health").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no check round has completed yet"), "{body}");
+        assert_eq!(call(&r, "/metrics").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_verdict_is_503_only_for_fail_and_per_check() {
+        let (r, tx, _hb) = app(Duration::from_secs(60));
+        tx.send_replace(Some(snapshot(vec![
+            check("memory", Status::Unknown),
+            check("scratch", Status::Warn),
+        ])));
+        assert_eq!(call(&r, "/health").await.0, StatusCode::OK);
+        assert_eq!(call(&r, "/readyz").await.0, StatusCode::OK);
+        tx.send_replace(Some(snapshot(vec![
+            check("memory", Status::Ok),
+            check("scratch", Status::Fail),
+        ])));
+        // A new round with the same round number must not serve the old cached body.
+        let (code, body) = call(&r, "/health").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(call(&r, "/health/memory").await.0, StatusCode::OK);
+        let (code, body) = call(&r, "/health/scratch").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("scratch is fail"), "{body}");
+        let (code, body) = call(&r, "/health/numa").await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert!(body.contains("disabled"), "{body}");
+        // Probes ignore the verdict.
+        assert_eq!(call(&r, "/livez").await.0, StatusCode::OK);
+        assert_eq!(call(&r, "/readyz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn livez_fails_once_the_loop_stops_beating() {
+        let (r, _tx, hb) = app(Duration::from_millis(50));
+        assert_eq!(call(&r, "/livez").await.0, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let (code, body) = call(&r, "/livez").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("check loop stalled"), "{body}");
+        hb.beat();
+        assert_eq!(call(&r, "/livez").await.0, StatusCode::OK);
+    }
 }

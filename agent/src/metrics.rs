@@ -370,7 +370,8 @@ pub fn openmetrics_to_text(om: &str) -> String {
 /// One rendered body in both formats.
 #[derive(Clone)]
 struct Rendered {
-    key: (u64, u64),
+    /// The snapshot rendered (held, so identity comparison is sound) and the push version.
+    key: (Option<Arc<Snapshot>>, u64),
     at: Instant,
     text: Bytes,
     openmetrics: Bytes,
@@ -397,12 +398,16 @@ impl MetricsCache {
 
     /// The body for `snapshot`, in OpenMetrics or classic text.
     pub fn render(&self, snapshot: Option<Arc<Snapshot>>, openmetrics: bool) -> Bytes {
-        let round = snapshot.as_ref().map_or(0, |s| s.rounds_total);
         let push_version = self.push.as_ref().map_or(0, |p| p.version());
-        let key = (round, push_version);
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        let same_snapshot = |r: &Rendered| match (&r.key.0, &snapshot) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
         if let Some(r) = cached.as_ref()
-            && r.key == key
+            && same_snapshot(r)
+            && r.key.1 == push_version
             && r.at.elapsed() < PROCESS_REFRESH
         {
             return if openmetrics {
@@ -411,6 +416,7 @@ impl MetricsCache {
                 r.text.clone()
             };
         }
+        let key = (snapshot.clone(), push_version);
         let om = encode_openmetrics(Exposition {
             snapshot,
             process: ProcessStats::read(),
