@@ -1,1 +1,41 @@
-//! x
+//! Shared setup of the benchmarks: fixture paths and a ready-made engine round.
+
+use agent::config::Config;
+use agent::engine::{Engine, Policy, Snapshot};
+use agent::host::Host;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `tests/fixtures/upstream/<name>`: the real `/proc` and `/sys` trees the tests use.
+pub fn upstream(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("tests/fixtures/upstream")
+        .join(name)
+}
+
+/// An engine running every check with default settings on `root`.
+pub fn engine(root: &Path) -> Engine {
+    let config = Config {
+        host_root: root.to_path_buf(),
+        ..Config::default()
+    };
+    let host = Host::new(root).with_arch("x86_64");
+    Engine::new(
+        host,
+        proto::NodeInfo::default(),
+        agent::checks::build(&config),
+        &agent::engine::policies(&config),
+        Policy::with_timeout(Duration::from_secs(5)),
+    )
+}
+
+/// One round on `root`, for benches that need a realistic snapshot.
+pub fn snapshot(root: &Path) -> Snapshot {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(engine(root).run_round())
+}
