@@ -468,7 +468,7 @@ pub fn human_size(bytes: u64) -> String {
         ("KiB", 1 << 10),
     ];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
@@ -972,7 +972,14 @@ Node 0 HugePages_Free:      0\nNode 0 HugePages_Surp:      0\n";
             ..Settings::default()
         };
         // (enabled, defrag, settings, status, a word the worst message must hold)
-        let table: [(Option<&str>, Option<&str>, &Settings, Status, &str); 9] = [
+        type Row<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a Settings,
+            Status,
+            &'a str,
+        );
+        let table: [Row; 9] = [
             (
                 Some("madvise"),
                 Some("madvise"),
