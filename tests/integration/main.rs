@@ -2,4 +2,6 @@
 
 mod agent_cli;
 mod agent_http;
+mod hugepages;
+mod numa;
 mod tidy;
