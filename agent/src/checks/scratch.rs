@@ -530,20 +530,21 @@ fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Outcome) {
             ),
         );
     }
-    if let (Some(n), Some(bytes)) = (d.leftover_count, d.leftover_bytes) {
-        if n > 0 && bytes > s.leftover_warn_bytes {
-            push(
-                Status::Warn,
-                format!(
-                    "{p} holds {n} leftover(s) of killed executors (gluten-* dirs, cache.* files \
+    if let (Some(n), Some(bytes)) = (d.leftover_count, d.leftover_bytes)
+        && n > 0
+        && bytes > s.leftover_warn_bytes
+    {
+        push(
+            Status::Warn,
+            format!(
+                "{p} holds {n} leftover(s) of killed executors (gluten-* dirs, cache.* files \
                      untouched for over {}) taking {}{}, above leftover_warn_bytes {}",
-                    format_seconds(s.leftover_age_seconds as f64),
-                    fmt_bytes(bytes),
-                    if d.leftovers_capped { " or more" } else { "" },
-                    fmt_bytes(s.leftover_warn_bytes)
-                ),
-            );
-        }
+                format_seconds(s.leftover_age_seconds as f64),
+                fmt_bytes(bytes),
+                if d.leftovers_capped { " or more" } else { "" },
+                fmt_bytes(s.leftover_warn_bytes)
+            ),
+        );
     }
 }
 
@@ -686,6 +687,8 @@ fn probe_dir(host: &Host, dir: &Path, s: &Settings) -> DirProbe {
         }
     }
     match nix::sys::statvfs::statvfs(&local) {
+        // The block and inode counters are 32-bit on some targets.
+        #[allow(clippy::unnecessary_cast)]
         Ok(v) => {
             let frsize = v.fragment_size() as u64;
             p.statvfs = Some((
@@ -818,9 +821,13 @@ struct Stuck {
     done: Arc<AtomicBool>,
 }
 
+/// The per-dir work; a field so tests can stand in a probe that hangs like a dead NFS mount.
+type ProbeFn = fn(&Host, &Path, &Settings) -> DirProbe;
+
 pub struct Scratch {
     settings: Settings,
     spark_defaults: Option<PathBuf>,
+    probe: ProbeFn,
     /// Dirs whose per-dir thread is still running past its deadline, by configured path.
     stuck: Mutex<HashMap<PathBuf, Stuck>>,
 }
@@ -830,6 +837,7 @@ impl Scratch {
         Scratch {
             settings,
             spark_defaults,
+            probe: probe_dir,
             stuck: Mutex::new(HashMap::new()),
         }
     }
@@ -839,12 +847,11 @@ impl Scratch {
         if let Some(d) = &self.settings.dirs {
             return Ok((d.clone(), "config".into()));
         }
-        if let Some(conf) = &self.spark_defaults {
-            if let Some(text) = host.read_optional(conf)? {
-                if let Some(d) = parse_spark_local_dir(&text) {
-                    return Ok((d, format!("spark.local.dir in {}", conf.display())));
-                }
-            }
+        if let Some(conf) = &self.spark_defaults
+            && let Some(text) = host.read_optional(conf)?
+            && let Some(d) = parse_spark_local_dir(&text)
+        {
+            return Ok((d, format!("spark.local.dir in {}", conf.display())));
         }
         Ok((vec![PathBuf::from("/tmp")], "default".into()))
     }
@@ -900,11 +907,12 @@ impl Scratch {
                 self.settings.clone(),
                 done.clone(),
             );
+            let probe = self.probe;
             let started = SystemTime::now();
             let spawned = std::thread::Builder::new()
                 .name("scratch-dir".into())
                 .spawn(move || {
-                    let _ = tx.send(probe_dir(&h, &d, &st));
+                    let _ = tx.send(probe(&h, &d, &st));
                     flag.store(true, Ordering::Release);
                 });
             match spawned {
@@ -1111,5 +1119,647 @@ fn add_metrics(facts: &Facts, o: &mut Outcome) {
             "scratch.fs_types".into(),
             fs.into_iter().collect::<Vec<_>>().join(","),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::AtomicUsize;
+
+    // Real kernel text: procfs-upstream's proc/26231/mountinfo (first line has a double space).
+    const PROCFS_MOUNTINFO: &str = "1 1 0:5 /  /root rw,nosuid shared:8 - rootfs rootfs rw\n\
+        21 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro,data=ordered\n\
+        1128 67 253:0 /var/lib/containers/storage/overlay /var/lib/containers/storage/overlay rw,relatime - xfs /dev/mapper/rhel-root rw,seclabel,attr2,inode64,logbufs=8,logbsize=32k,noquota\n";
+
+    #[test]
+    fn mountinfo_double_space_is_one_separator() {
+        let m = parse_mountinfo(PROCFS_MOUNTINFO).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            (m[0].root.as_str(), m[0].mount_point.as_str()),
+            ("/", "/root")
+        );
+        assert_eq!(m[0].mount_options, ["rw", "nosuid"]);
+        assert_eq!(
+            (m[0].fs_type.as_str(), m[0].source.as_str()),
+            ("rootfs", "rootfs")
+        );
+        assert_eq!((m[1].major, m[1].minor), (8, 1));
+        assert_eq!(
+            m[1].super_options,
+            ["rw", "errors=remount-ro", "data=ordered"]
+        );
+    }
+
+    #[test]
+    fn mountinfo_without_optional_fields() {
+        // The overlay line has no `shared:N` before the `-`.
+        let m = parse_mountinfo(PROCFS_MOUNTINFO).unwrap();
+        assert_eq!(m[2].fs_type, "xfs");
+        assert_eq!(m[2].source, "/dev/mapper/rhel-root");
+        assert_eq!((m[2].major, m[2].minor), (253, 0));
+    }
+
+    #[test]
+    fn mountinfo_octal_escapes_are_decoded() {
+        // node-exporter-upstream proc/1/mountinfo: `\040` (space) and `\011` (tab).
+        let text = "3148 3003 260:0 / /var/lib/kubelet/mounts/[vsanDatastore]\\040bafb9e5a/pvc.vmdk rw,relatime shared:31 - ext4 /dev/sda rw,data=ordered\n\
+            3149 3004 260:0 / /mnt/a\\011b\\134c rw,relatime shared:32 - ext4 /dev/sda rw,data=ordered\n";
+        let m = parse_mountinfo(text).unwrap();
+        assert_eq!(
+            m[0].mount_point,
+            "/var/lib/kubelet/mounts/[vsanDatastore] bafb9e5a/pvc.vmdk"
+        );
+        assert_eq!(m[1].mount_point, "/mnt/a\tb\\c");
+        assert_eq!(
+            unescape_octal("a\\04"),
+            "a\\04",
+            "a truncated escape is kept"
+        );
+        assert_eq!(unescape_octal("a\\999"), "a\\999", "not octal: kept");
+    }
+
+    #[test]
+    fn mountinfo_ro_and_noexec_come_from_mount_and_super_options() {
+        let text = "33 24 0:28 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n\
+            29 1 259:2 / / rw,relatime shared:1 master:3 - ext4 /dev/nvme0n1p2 ro,errors=remount-ro\n\
+            32 28 0:27 / /run/lock rw,nosuid,nodev,noexec,relatime shared:6 - tmpfs tmpfs rw,size=5120k\n";
+        let m = parse_mountinfo(text).unwrap();
+        assert!(m[0].read_only() && m[0].noexec());
+        assert!(m[1].read_only() && !m[1].noexec(), "superblock ro counts");
+        assert!(!m[2].read_only() && m[2].noexec());
+    }
+
+    #[test]
+    fn mountinfo_errors_name_the_line() {
+        let e = parse_mountinfo("29 1 259:2 / / rw\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 1: fewer than 7 fields");
+        let e = parse_mountinfo("\n29 1 x / / rw shared:1 - ext4 /dev/x rw\n").unwrap_err();
+        assert!(e.to_string().starts_with("line 2: device \"x\""), "{e}");
+        let e = parse_mountinfo("29 1 8:1 / / rw shared:1 ext4 /dev/x rw\n").unwrap_err();
+        assert!(e.to_string().contains("separator"), "{e}");
+        let e = parse_mountinfo("29 1 8:1 / / rw shared:1 -\n").unwrap_err();
+        assert!(e.to_string().contains("no filesystem type"), "{e}");
+    }
+
+    fn mount(point: &str, major: u32) -> MountInfo {
+        MountInfo {
+            major,
+            minor: 0,
+            root: "/".into(),
+            mount_point: point.into(),
+            mount_options: vec![],
+            fs_type: "ext4".into(),
+            source: point.into(),
+            super_options: vec![],
+        }
+    }
+
+    #[test]
+    fn find_mount_takes_the_longest_whole_component_prefix_and_the_top_mount() {
+        let ms = vec![
+            mount("/", 1),
+            mount("/data", 2),
+            mount("/data1", 3),
+            mount("/data", 4),
+        ];
+        let at = |p: &str| find_mount(&ms, Path::new(p)).map(|m| m.major);
+        let table = [
+            ("/tmp", Some(1)),
+            ("/data", Some(4)),   // stacked: the later mount is on top
+            ("/data/x", Some(4)), // longest prefix
+            ("/data1/x", Some(3)),
+            ("/data10", Some(1)), // not a component prefix of /data1
+        ];
+        for (p, want) in table {
+            assert_eq!(at(p), want, "{p}");
+        }
+        assert!(find_mount(&[mount("/data", 2)], Path::new("/tmp")).is_none());
+    }
+
+    #[test]
+    fn spark_local_dir_forms() {
+        let table: [(&str, Option<Vec<&str>>); 7] = [
+            (
+                "spark.local.dir /data1,/data2\n",
+                Some(vec!["/data1", "/data2"]),
+            ),
+            ("spark.local.dir=/a, /b ,\n", Some(vec!["/a", "/b"])),
+            ("spark.local.dir\t\t/x\n", Some(vec!["/x"])),
+            ("# spark.local.dir /c\nspark.master yarn\n", None),
+            ("spark.local.dir /a\nspark.local.dir /b\n", Some(vec!["/b"])),
+            ("spark.local.dirs /a\nspark.local.dir.x=/b\n", None),
+            ("spark.local.dir =\n", None),
+        ];
+        for (text, want) in table {
+            let want = want.map(|v| v.into_iter().map(PathBuf::from).collect::<Vec<_>>());
+            assert_eq!(parse_spark_local_dir(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn settings_validate_names_the_key() {
+        let ok = Settings::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = |f: fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            s.validate().unwrap_err()
+        };
+        assert!(
+            bad(|s| s.fail_free_ratio = 0.3)
+                .starts_with("`fail_free_ratio` (0.3) must not be above `warn_free_ratio` (0.2)")
+        );
+        assert!(bad(|s| s.warn_free_ratio = 1.5).starts_with("`warn_free_ratio`"));
+        assert!(bad(|s| s.min_free_inodes_ratio = -0.1).starts_with("`min_free_inodes_ratio`"));
+        assert!(bad(|s| s.dir_timeout_seconds = 0.0).starts_with("`dir_timeout_seconds`"));
+        assert!(bad(|s| s.dirs = Some(vec![])).starts_with("`dirs`"));
+        assert!(bad(|s| s.dirs = Some(vec!["tmp".into()])).starts_with("`dirs`"));
+    }
+
+    #[test]
+    fn settings_reject_unknown_keys() {
+        let e = toml::from_str::<Settings>("warn_free_ratios = 0.1").unwrap_err();
+        assert!(e.to_string().contains("warn_free_ratios"), "{e}");
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    /// A healthy dir: 100 GiB, 50% available, on an NVMe SSD.
+    fn healthy(path: &str) -> DirFacts {
+        DirFacts {
+            path: path.into(),
+            exists: Some(true),
+            is_dir: Some(true),
+            mount_point: Some("/data".into()),
+            fs_type: Some("ext4".into()),
+            read_only: Some(false),
+            noexec: Some(false),
+            device: Some("259:1".into()),
+            disk: Some("nvme0n1".into()),
+            rotational: Some(false),
+            nvme: Some(true),
+            total_bytes: Some(100 * GIB),
+            free_bytes: Some(55 * GIB),
+            avail_bytes: Some(50 * GIB),
+            total_inodes: Some(1000),
+            free_inodes: Some(900),
+            write_probe_ok: Some(true),
+            leftover_count: Some(0),
+            leftover_bytes: Some(0),
+            ..DirFacts::default()
+        }
+    }
+
+    #[test]
+    fn evaluate_table() {
+        type Case = (&'static str, fn(&mut DirFacts), Status, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                "healthy",
+                |_| {},
+                Status::Ok,
+                "usable; least free: /data/spark with 50.0% (50.0 GiB)",
+            ),
+            (
+                "missing",
+                |d| d.exists = Some(false),
+                Status::Fail,
+                "/data/spark does not exist",
+            ),
+            (
+                "a file",
+                |d| d.is_dir = Some(false),
+                Status::Fail,
+                "/data/spark is not a directory",
+            ),
+            (
+                "ro",
+                |d| d.read_only = Some(true),
+                Status::Fail,
+                "read-only mount (/data has option ro)",
+            ),
+            (
+                "noexec",
+                |d| d.noexec = Some(true),
+                Status::Fail,
+                "noexec mount (/data)",
+            ),
+            (
+                "probe fails",
+                |d| {
+                    d.write_probe_ok = Some(false);
+                    d.write_probe_error =
+                        Some("creating a file: Read-only file system (os error 30)".into());
+                },
+                Status::Fail,
+                "write probe in /data/spark failed: creating a file: Read-only file system",
+            ),
+            (
+                "19% free",
+                |d| d.avail_bytes = Some(19 * GIB),
+                Status::Warn,
+                "has 19.0% available (19.0 GiB of 100.0 GiB), below warn_free_ratio 20.0%",
+            ),
+            (
+                "20% free is fine",
+                |d| d.avail_bytes = Some(20 * GIB),
+                Status::Ok,
+                "usable",
+            ),
+            (
+                "4% free",
+                |d| d.avail_bytes = Some(4 * GIB),
+                Status::Fail,
+                "below fail_free_ratio 5.0%",
+            ),
+            (
+                "small disk under min_free_bytes",
+                |d| {
+                    d.total_bytes = Some(2 * GIB);
+                    d.avail_bytes = Some(GIB / 2);
+                },
+                Status::Fail,
+                "has 512.0 MiB available, below min_free_bytes 1.0 GiB",
+            ),
+            (
+                "inodes low",
+                |d| d.free_inodes = Some(40),
+                Status::Warn,
+                "4.0% of its inodes free (40 of 1000), below min_free_inodes_ratio 5.0%",
+            ),
+            (
+                "no inodes",
+                |d| d.free_inodes = Some(0),
+                Status::Fail,
+                "no free inodes (of 1000)",
+            ),
+            (
+                "btrfs reports no inode counts",
+                |d| {
+                    d.total_inodes = Some(0);
+                    d.free_inodes = Some(0);
+                },
+                Status::Ok,
+                "usable",
+            ),
+            (
+                "tmpfs",
+                |d| d.fs_type = Some("tmpfs".into()),
+                Status::Warn,
+                "on tmpfs (/data): spill there is held in memory",
+            ),
+            (
+                "rotational",
+                |d| d.rotational = Some(true),
+                Status::Warn,
+                "rotational disk (nvme0n1)",
+            ),
+            (
+                "rotational unknown",
+                |d| d.rotational = None,
+                Status::Ok,
+                "usable",
+            ),
+            (
+                "big leftovers",
+                |d| {
+                    d.leftover_count = Some(3);
+                    d.leftover_bytes = Some(11 * GIB);
+                },
+                Status::Warn,
+                "holds 3 leftover(s) of killed executors (gluten-* dirs, cache.* files untouched for over 86400s) taking 11.0 GiB, above leftover_warn_bytes 10.0 GiB",
+            ),
+            (
+                "small leftovers are only facts",
+                |d| {
+                    d.leftover_count = Some(3);
+                    d.leftover_bytes = Some(GIB);
+                },
+                Status::Ok,
+                "usable",
+            ),
+            (
+                "timed out",
+                |d| d.timed_out = true,
+                Status::Unknown,
+                "did not answer within dir_timeout_seconds 2s",
+            ),
+            (
+                "still stuck",
+                |d| {
+                    d.timed_out = true;
+                    d.stuck_since = Some("2026-01-01T00:00:00Z".into());
+                },
+                Status::Unknown,
+                "still stuck since 2026-01-01T00:00:00Z",
+            ),
+        ];
+        for (name, edit, status, needle) in cases {
+            let mut d = healthy("/data/spark");
+            edit(&mut d);
+            let o = evaluate(
+                &Facts {
+                    dirs: vec![d],
+                    ..Facts::default()
+                },
+                &Settings::default(),
+            );
+            assert_eq!(o.status(), status, "{name}: {:?}", o.findings);
+            assert!(
+                o.summary().contains(needle),
+                "{name}: {:?} lacks {needle:?}",
+                o.summary()
+            );
+        }
+    }
+
+    #[test]
+    fn shared_devices_group_by_disk_then_device_and_warn() {
+        let mut a = healthy("/data1/spark");
+        let b = healthy("/data2/spark");
+        let mut c = healthy("/tmp");
+        c.disk = None;
+        c.device = Some("0:45".into());
+        let mut d = c.clone();
+        d.path = "/dev/shm".into();
+        a.device = Some("259:2".into()); // another partition of the same disk
+        let g = shared_devices(&[a.clone(), b.clone(), c.clone(), d.clone()]);
+        assert_eq!(
+            g,
+            vec![
+                SharedDevice {
+                    device: "0:45".into(),
+                    dirs: vec!["/tmp".into(), "/dev/shm".into()]
+                },
+                SharedDevice {
+                    device: "nvme0n1".into(),
+                    dirs: vec!["/data1/spark".into(), "/data2/spark".into()]
+                },
+            ]
+        );
+        let facts = Facts {
+            dirs: vec![a, b],
+            shared_devices: g[1..].to_vec(),
+            ..Facts::default()
+        };
+        let o = evaluate(&facts, &Settings::default());
+        assert_eq!(o.status(), Status::Warn);
+        assert!(
+            o.summary()
+                .contains("/data1/spark and /data2/spark are on the same device nvme0n1")
+        );
+    }
+
+    /// A crafted sysfs: NVMe namespace under its controller (partition p1 at 259:1), a SATA disk
+    /// with no `queue/rotational`, and the `/sys/dev/block` links a real kernel has.
+    fn crafted_sysfs(root: &Path) {
+        let ctrl = root.join("sys/devices/pci0000:00/0000:01:00.0/nvme/nvme0");
+        let ns = ctrl.join("nvme0n1");
+        std::fs::create_dir_all(ns.join("nvme0n1p1")).unwrap();
+        std::fs::create_dir_all(ns.join("queue")).unwrap();
+        std::fs::write(
+            ctrl.join("model"),
+            "CT2000P3SSD8                            \n",
+        )
+        .unwrap();
+        std::fs::write(ns.join("size"), "3907029168\n").unwrap();
+        std::fs::write(ns.join("queue/rotational"), "0\n").unwrap();
+        std::fs::write(ns.join("queue/logical_block_size"), "4096\n").unwrap();
+        std::fs::write(ns.join("nvme0n1p1/partition"), "1\n").unwrap();
+        std::fs::write(ns.join("nvme0n1p1/size"), "2048\n").unwrap();
+        let sd = root.join("sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0");
+        std::fs::create_dir_all(sd.join("block/sda")).unwrap();
+        std::fs::write(sd.join("model"), "ST4000DM004-2CV1\n").unwrap();
+        std::fs::write(sd.join("block/sda/size"), "7814037168\n").unwrap();
+        symlink("../../../0:0:0:0", sd.join("block/sda/device")).unwrap();
+        std::fs::create_dir_all(root.join("sys/dev/block")).unwrap();
+        symlink(
+            "../../devices/pci0000:00/0000:01:00.0/nvme/nvme0/nvme0n1/nvme0n1p1",
+            root.join("sys/dev/block/259:1"),
+        )
+        .unwrap();
+        symlink(
+            "../../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda",
+            root.join("sys/dev/block/8:0"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn block_device_partition_goes_to_the_whole_disk_and_sizes_are_512_byte_sectors() {
+        let dir = tempfile::tempdir().unwrap();
+        crafted_sysfs(dir.path());
+        let h = Host::new(dir.path());
+        let b = read_block(&h, 259, 1).unwrap().unwrap();
+        assert_eq!(
+            b,
+            BlockFacts {
+                disk: Some("nvme0n1".into()),
+                partition: Some(true),
+                rotational: Some(false),
+                nvme: Some(true),
+                model: Some("CT2000P3SSD8".into()),
+                // 3907029168 sectors x 512, not x the 4096 logical block size.
+                size_bytes: Some(3_907_029_168 * 512),
+            }
+        );
+        let sda = read_block(&h, 8, 0).unwrap().unwrap();
+        assert_eq!(sda.disk.as_deref(), Some("sda"));
+        assert_eq!(
+            sda.rotational, None,
+            "no queue/rotational: unknown, not guessed"
+        );
+        assert_eq!(sda.nvme, Some(false));
+        assert_eq!(sda.model.as_deref(), Some("ST4000DM004-2CV1"));
+        assert_eq!(
+            read_block(&h, 7, 3).unwrap(),
+            None,
+            "no /sys/dev/block entry"
+        );
+    }
+
+    #[test]
+    fn write_probe_leaves_nothing_behind_and_names_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let secs = write_probe(dir.path()).unwrap();
+        assert!(secs >= 0.0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let e = write_probe(&dir.path().join("missing")).unwrap_err();
+        assert!(
+            e.starts_with("creating a file: No such file or directory"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn leftovers_are_old_gluten_dirs_and_cache_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("gluten-1234/jni")).unwrap();
+        std::fs::write(d.join("gluten-1234/jni/libvelox.so"), vec![1u8; 8192]).unwrap();
+        std::fs::write(d.join("cache.abcd.0"), vec![1u8; 4096]).unwrap();
+        std::fs::write(d.join("gluten-file-not-dir"), b"x").unwrap();
+        std::fs::create_dir(d.join("cache.dir-not-file")).unwrap();
+        std::fs::create_dir(d.join("blockmgr-1")).unwrap();
+        let day = Duration::from_secs(86_400);
+        let fresh = scan_leftovers(d, day, SystemTime::now(), 1000);
+        assert_eq!(
+            (fresh.count, fresh.bytes),
+            (0, 0),
+            "young entries are a live executor's"
+        );
+        let later = SystemTime::now() + 2 * day;
+        let old = scan_leftovers(d, day, later, 1000);
+        assert_eq!(old.count, 2);
+        assert_eq!(old.names, ["cache.abcd.0", "gluten-1234"]);
+        assert!(old.bytes >= 8192 + 4096, "{}", old.bytes);
+        assert!(!old.capped);
+        let capped = scan_leftovers(d, day, later, 2);
+        assert!(capped.capped);
+    }
+
+    static HUNG_RELEASED: AtomicBool = AtomicBool::new(false);
+    static HUNG_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Hangs on `/hung` until released, like statvfs on a dead NFS mount; probes others for real.
+    fn hanging_probe(host: &Host, dir: &Path, s: &Settings) -> DirProbe {
+        if dir == Path::new("/hung") {
+            HUNG_CALLS.fetch_add(1, Ordering::SeqCst);
+            while !HUNG_RELEASED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        probe_dir(host, dir, s)
+    }
+
+    #[test]
+    fn a_hung_dir_is_unknown_alone_and_not_probed_again_while_stuck() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("ok")).unwrap();
+        std::fs::create_dir_all(root.path().join("hung")).unwrap();
+        let settings = Settings {
+            dirs: Some(vec!["/hung".into(), "/ok".into()]),
+            dir_timeout_seconds: 0.2,
+            min_free_bytes: 0,
+            warn_free_ratio: 0.0,
+            fail_free_ratio: 0.0,
+            min_free_inodes_ratio: 0.0,
+            ..Settings::default()
+        };
+        let mut check = Scratch::new(settings, None);
+        check.probe = hanging_probe;
+        let h = Host::new(root.path());
+        let by_path = |o: &Outcome, p: &str| {
+            o.facts["dirs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["path"] == p)
+                .unwrap()
+                .clone()
+        };
+        let t0 = Instant::now();
+        let o = check.run(&h).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert_eq!(o.status(), Status::Unknown, "{:?}", o.findings);
+        assert!(
+            o.summary()
+                .contains("/hung: stat/statvfs did not answer within dir_timeout_seconds 0.2s"),
+            "{}",
+            o.summary()
+        );
+        assert_eq!(by_path(&o, "/ok")["write_probe_ok"], true);
+        assert_eq!(by_path(&o, "/hung")["exists"], serde_json::Value::Null);
+
+        let o = check.run(&h).unwrap();
+        assert!(
+            o.summary()
+                .contains("/hung: stat/statvfs still stuck since"),
+            "{}",
+            o.summary()
+        );
+        assert_eq!(
+            HUNG_CALLS.load(Ordering::SeqCst),
+            1,
+            "not probed again while stuck"
+        );
+        assert_eq!(by_path(&o, "/ok")["write_probe_ok"], true);
+
+        HUNG_RELEASED.store(true, Ordering::SeqCst);
+        let freed = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            check
+                .stuck
+                .lock()
+                .unwrap()
+                .values()
+                .all(|s| s.done.load(Ordering::Acquire))
+        });
+        assert!(freed);
+        let o = check.run(&h).unwrap();
+        assert_eq!(o.status(), Status::Ok, "{:?}", o.findings);
+        assert_eq!(HUNG_CALLS.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn dirs_default_to_spark_local_dir_then_tmp() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/spark")).unwrap();
+        std::fs::write(
+            root.path().join("etc/spark/spark-defaults.conf"),
+            "spark.local.dir /d1,/d2\n",
+        )
+        .unwrap();
+        let h = Host::new(root.path());
+        let conf = Some(PathBuf::from("/etc/spark/spark-defaults.conf"));
+        let (d, src) = Scratch::new(Settings::default(), conf).dirs(&h).unwrap();
+        assert_eq!(d, [PathBuf::from("/d1"), PathBuf::from("/d2")]);
+        assert_eq!(src, "spark.local.dir in /etc/spark/spark-defaults.conf");
+        let (d, src) = Scratch::new(Settings::default(), Some("/nope.conf".into()))
+            .dirs(&h)
+            .unwrap();
+        assert_eq!((d, src.as_str()), (vec![PathBuf::from("/tmp")], "default"));
+        let s = Settings {
+            dirs: Some(vec!["/x".into()]),
+            ..Settings::default()
+        };
+        let (d, src) = Scratch::new(s, Some("/etc/spark/spark-defaults.conf".into()))
+            .dirs(&h)
+            .unwrap();
+        assert_eq!((d, src.as_str()), (vec![PathBuf::from("/x")], "config"));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_mountinfo_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_mountinfo(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn parse_mountinfo_never_panics_on_near_lines(
+            fields in proptest::collection::vec("[-0-9:/ a-z\\\\,=]{0,12}", 0..14)
+        ) {
+            let _ = parse_mountinfo(&fields.join(" "));
+        }
+
+        #[test]
+        fn spark_local_dir_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_spark_local_dir(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn unescape_round_trips_escaped_bytes(s in "[ -~\t]{0,40}") {
+            let escaped: String = s.chars().map(|c| match c {
+                ' ' => "\\040".to_string(),
+                '\t' => "\\011".to_string(),
+                '\\' => "\\134".to_string(),
+                c => c.to_string(),
+            }).collect();
+            prop_assert_eq!(unescape_octal(&escaped), s);
+        }
     }
 }
