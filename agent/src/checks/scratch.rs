@@ -147,8 +147,10 @@ pub struct DirFacts {
     pub mount_point: Option<String>,
     pub fs_type: Option<String>,
     pub mount_source: Option<String>,
-    /// Per-mount options, then the superblock's options not already listed.
+    /// Per-mount options (`ro`, `noexec`, ...).
     pub mount_options: Vec<String>,
+    /// The filesystem's (superblock) options; `ro` here makes every mount of it read-only.
+    pub super_options: Vec<String>,
     pub read_only: Option<bool>,
     pub noexec: Option<bool>,
     /// `major:minor` of the filesystem, from mountinfo.
@@ -413,7 +415,7 @@ fn ratio(part: u64, total: u64) -> Option<f64> {
 
 fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Outcome) {
     let p = &d.path;
-    let mut push = |st: Status, m: String| o.push(Finding::new(st, m));
+    let mut push = |st: Status, m: String| o.push(Finding::new(st, m).about(p.as_str()));
     if let Some(since) = &d.stuck_since {
         push(
             Status::Unknown,
@@ -434,9 +436,10 @@ fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Outcome) {
     if let Some(e) = &d.error {
         push(Status::Unknown, format!("{p} could not be inspected: {e}"));
     }
+    // Nothing else about a path that is not a directory is worth saying.
     match (d.exists, d.is_dir) {
-        (Some(false), _) => push(Status::Fail, format!("{p} does not exist")),
-        (Some(true), Some(false)) => push(Status::Fail, format!("{p} is not a directory")),
+        (Some(false), _) => return push(Status::Fail, format!("{p} does not exist")),
+        (Some(true), Some(false)) => return push(Status::Fail, format!("{p} is not a directory")),
         _ => {}
     }
     let mnt = d.mount_point.as_deref().unwrap_or("?");
@@ -444,7 +447,7 @@ fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Outcome) {
         push(
             Status::Fail,
             format!(
-                "{p} is on a read-only mount ({mnt} has option ro): spill and shuffle writes fail"
+                "{p} is on a read-only mount ({mnt}, option ro): spill and shuffle writes fail"
             ),
         );
     }
@@ -548,10 +551,13 @@ fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Outcome) {
     }
 }
 
-/// Groups dirs on the same whole disk (else the same filesystem device).
+/// Groups the existing dirs on the same whole disk (else the same filesystem device).
 pub fn shared_devices(dirs: &[DirFacts]) -> Vec<SharedDevice> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for d in dirs {
+    for d in dirs
+        .iter()
+        .filter(|d| d.is_dir != Some(false) && d.exists != Some(false))
+    {
         if let Some(key) = d.disk.clone().or_else(|| d.device.clone()) {
             let g = groups.entry(key).or_default();
             if !g.contains(&d.path) {
@@ -1019,13 +1025,8 @@ impl Check for Scratch {
                 d.mount_point = Some(m.mount_point.clone());
                 d.fs_type = Some(m.fs_type.clone());
                 d.mount_source = Some(m.source.clone());
-                let mut opts = m.mount_options.clone();
-                for o in &m.super_options {
-                    if !opts.contains(o) {
-                        opts.push(o.clone());
-                    }
-                }
-                d.mount_options = opts;
+                d.mount_options = m.mount_options.clone();
+                d.super_options = m.super_options.clone();
                 d.read_only = Some(m.read_only());
                 d.noexec = Some(m.noexec());
                 d.device = Some(format!("{}:{}", m.major, m.minor));
@@ -1340,7 +1341,7 @@ mod tests {
                 "ro",
                 |d| d.read_only = Some(true),
                 Status::Fail,
-                "read-only mount (/data has option ro)",
+                "read-only mount (/data, option ro)",
             ),
             (
                 "noexec",
