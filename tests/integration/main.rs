@@ -4,4 +4,5 @@ mod agent_cli;
 mod agent_http;
 mod hugepages;
 mod numa;
+mod scratch;
 mod tidy;
