@@ -1394,3 +1394,792 @@ impl Check for Memory {
         Ok(o)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// node-exporter-upstream's `/proc/meminfo` head (a 3.x-era file: no MemAvailable).
+    const MEMINFO_NO_AVAILABLE: &str = "MemTotal:        3742148 kB\nMemFree:          225472 kB\n\
+        Buffers:           22040 kB\nCached:           930888 kB\nActive(file):     213412 kB\n\
+        Inactive(file):   145676 kB\nSwapTotal:       4194300 kB\nSwapFree:        3155360 kB\n\
+        SReclaimable:      44772 kB\nHugePages_Total:       0\nHugepagesize:       2048 kB\n";
+
+    fn get(fields: &[(String, u64)], k: &str) -> Option<u64> {
+        lookup(fields, k)
+    }
+
+    #[test]
+    fn meminfo_values_are_bytes_and_counts_stay_counts() {
+        let f = parse_meminfo(MEMINFO_NO_AVAILABLE).unwrap();
+        assert_eq!(get(&f, "MemTotal"), Some(3742148 * 1024));
+        assert_eq!(get(&f, "HugePages_Total"), Some(0));
+        assert_eq!(get(&f, "Active(file)"), Some(213412 * 1024));
+    }
+
+    #[test]
+    fn meminfo_without_memavailable_is_estimated_and_labelled() {
+        let m = Meminfo::from_fields(&parse_meminfo(MEMINFO_NO_AVAILABLE).unwrap());
+        assert!(m.available_estimated);
+        assert_eq!(m.available, Some((225472 + 213412 + 145676 + 44772) * 1024));
+        let with = format!("{MEMINFO_NO_AVAILABLE}MemAvailable:    1000 kB\n");
+        let m = Meminfo::from_fields(&parse_meminfo(&with).unwrap());
+        assert_eq!(
+            (m.available, m.available_estimated),
+            (Some(1000 * 1024), false)
+        );
+        // Nothing to estimate from: unknown, not a guess.
+        let m = Meminfo::from_fields(&parse_meminfo("MemTotal: 10 kB\n").unwrap());
+        assert_eq!((m.available, m.available_estimated), (None, false));
+    }
+
+    #[test]
+    fn meminfo_huge_page_pools_prefer_hugetlb_over_the_default_size_count() {
+        let two_sizes =
+            "HugePages_Total:       4\nHugepagesize:       2048 kB\nHugetlb:  2105344 kB\n";
+        let m = Meminfo::from_fields(&parse_meminfo(two_sizes).unwrap());
+        assert_eq!(m.hugepages_pool, Some(2105344 * 1024));
+        assert_eq!(m.hugepages_pool_source, Some("Hugetlb"));
+        let old = "HugePages_Total:       4\nHugepagesize:       2048 kB\n";
+        let m = Meminfo::from_fields(&parse_meminfo(old).unwrap());
+        assert_eq!(m.hugepages_pool, Some(4 * 2048 * 1024));
+        assert_eq!(
+            m.hugepages_pool_source,
+            Some("HugePages_Total x Hugepagesize")
+        );
+    }
+
+    #[test]
+    fn meminfo_tolerates_no_trailing_newline_and_huge_vmalloc() {
+        let f = parse_meminfo("VmallocTotal:   34359738367 kB").unwrap();
+        assert_eq!(get(&f, "VmallocTotal"), Some(34359738367 * 1024));
+    }
+
+    #[test]
+    fn meminfo_errors_name_the_line() {
+        let e = parse_meminfo("MemTotal: 1 kB\nMemFree 2 kB\n").unwrap_err();
+        assert!(e.0.starts_with("line 2: no ':'"), "{e}");
+        let e = parse_meminfo("MemTotal: lots kB\n").unwrap_err();
+        assert_eq!(e.0, "line 1: MemTotal: value is not a number");
+        let e = parse_meminfo("MemTotal: 1 MB\n").unwrap_err();
+        assert!(e.0.contains("unexpected \"MB\""), "{e}");
+        let e = parse_meminfo("MemTotal: 18446744073709551615 kB\n").unwrap_err();
+        assert!(e.0.contains("overflows"), "{e}");
+    }
+
+    #[test]
+    fn vmstat_oom_kill_and_its_absence_before_4_13() {
+        let text = "nr_free_pages 45123\npgfault 123456789\noom_kill 3\nthp_fault_alloc 0\n";
+        assert_eq!(parse_vmstat_oom_kill(text).unwrap(), Some(3));
+        assert_eq!(parse_vmstat_oom_kill("nr_free_pages 1\n").unwrap(), None);
+        let e = parse_vmstat_oom_kill("nr_free_pages 1\noom_kill x\n").unwrap_err();
+        assert!(e.0.starts_with("line 2: oom_kill"), "{e}");
+    }
+
+    #[test]
+    fn memory_events_v2() {
+        let ev = parse_flat_keyed("low 0\nhigh 12\nmax 40\noom 2\noom_kill 1\noom_group_kill 0\n")
+            .unwrap();
+        assert_eq!(lookup(&ev, "max"), Some(40));
+        assert_eq!(lookup(&ev, "oom_kill"), Some(1));
+        assert!(parse_flat_keyed("oom_kill\n").is_err());
+        assert!(parse_flat_keyed("oom_kill 1 2\n").is_err());
+    }
+
+    #[test]
+    fn v1_oom_control_has_a_kill_counter_since_4_13() {
+        let oc = parse_flat_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 7\n").unwrap();
+        assert_eq!(lookup(&oc, "oom_kill"), Some(7));
+    }
+
+    #[test]
+    fn cgroup_limits_max_and_v1_unlimited_are_none() {
+        assert_eq!(parse_cgroup_limit("max\n").unwrap(), None);
+        assert_eq!(parse_cgroup_limit("9223372036854771712\n").unwrap(), None);
+        // 64 KiB pages round PAGE_COUNTER_MAX differently.
+        assert_eq!(parse_cgroup_limit("9223372036854710272\n").unwrap(), None);
+        assert_eq!(parse_cgroup_limit("8589934592\n").unwrap(), Some(8 * GIB));
+        assert!(parse_cgroup_limit("-1\n").is_err());
+        assert_eq!(parse_cgroup_value("123456\n").unwrap(), 123456);
+        assert!(parse_cgroup_value("").is_err());
+    }
+
+    #[test]
+    fn proc_cgroup_v2_nested() {
+        let c = parse_proc_cgroup(
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-abc.scope\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.unified.as_deref(),
+            Some(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-abc.scope"
+            )
+        );
+        assert_eq!(c.v1_memory, None);
+    }
+
+    #[test]
+    fn proc_cgroup_v1_and_hybrid() {
+        let v1 = "12:hugetlb:/\n11:memory:/user.slice/user-1000.slice\n10:cpu,cpuacct:/user.slice\n1:name=systemd:/user.slice/user-1000.slice/session-2.scope\n";
+        let c = parse_proc_cgroup(v1).unwrap();
+        assert_eq!(c.v1_memory.as_deref(), Some("/user.slice/user-1000.slice"));
+        assert_eq!(c.unified, None);
+        let hybrid = format!("{v1}0::/user.slice/user-1000.slice/session-2.scope\n");
+        let c = parse_proc_cgroup(&hybrid).unwrap();
+        assert!(c.v1_memory.is_some() && c.unified.is_some());
+        // Controllers listed together, and a path with ':' in it.
+        let c = parse_proc_cgroup("4:memory,hugetlb:/a:b\n").unwrap();
+        assert_eq!(c.v1_memory.as_deref(), Some("/a:b"));
+    }
+
+    #[test]
+    fn proc_cgroup_errors_name_the_line() {
+        let e = parse_proc_cgroup("0::/\nnonsense\n").unwrap_err();
+        assert!(e.0.starts_with("line 2:"), "{e}");
+        assert!(parse_proc_cgroup("x:memory:/\n").is_err());
+    }
+
+    #[test]
+    fn mountinfo_finds_cgroup2_and_v1_memory() {
+        // From node-exporter-upstream-variants/bindmount and a v1 host.
+        let text = "29 1 259:0 / /host rw,seclabel,relatime,data=ordered shared:1 - ext4 /dev/nvme1n0 rw\n\
+            33 24 0:28 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw\n\
+            36 33 0:26 / /sys/fs/cgroup/cpuset rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,cpuset\n\
+            40 31 0:35 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:20 - cgroup cgroup rw,memory\n";
+        let m = parse_cgroup_mounts(text).unwrap();
+        assert_eq!(
+            m,
+            vec![
+                CgroupMount {
+                    version: 2,
+                    root: "/".into(),
+                    mount_point: "/sys/fs/cgroup".into()
+                },
+                CgroupMount {
+                    version: 1,
+                    root: "/".into(),
+                    mount_point: "/sys/fs/cgroup/memory".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn mountinfo_without_optional_fields_and_with_octal_escapes() {
+        // No `shared:N` optional field; a mount point with a space (\040) in it.
+        let text =
+            "50 1 0:40 /kubepods.slice /sys/fs/cgroup\\040x rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let m = parse_cgroup_mounts(text).unwrap();
+        assert_eq!(m[0].root, "/kubepods.slice");
+        assert_eq!(m[0].mount_point, "/sys/fs/cgroup x");
+        // procfs-upstream's double space after the root.
+        let m = parse_cgroup_mounts("1 1 0:5 /  /root rw,nosuid shared:8 - rootfs rootfs rw\n")
+            .unwrap();
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn mountinfo_errors_name_the_line() {
+        let e = parse_cgroup_mounts("29 1 259:0 / / rw - ext4 /dev/x rw\n33 24 0:28 / /sys\n")
+            .unwrap_err();
+        assert!(e.0.starts_with("line 2:"), "{e}");
+    }
+
+    #[test]
+    fn cgroup_dir_strips_the_mount_root() {
+        let ns = CgroupMount {
+            version: 2,
+            root: "/kubepods.slice".into(),
+            mount_point: "/sys/fs/cgroup".into(),
+        };
+        assert_eq!(
+            cgroup_dir(&ns, "/kubepods.slice/pod1.slice"),
+            PathBuf::from("/sys/fs/cgroup/pod1.slice")
+        );
+        // `/kubepods.slicex` is not under `/kubepods.slice`.
+        assert_eq!(
+            cgroup_dir(&ns, "/kubepods.slicex"),
+            PathBuf::from("/sys/fs/cgroup/kubepods.slicex")
+        );
+        let host = default_mount(2);
+        assert_eq!(cgroup_dir(&host, "/"), PathBuf::from("/sys/fs/cgroup"));
+    }
+
+    #[test]
+    fn psi_some_and_full() {
+        let p = parse_psi(
+            "some avg10=0.10 avg60=2.00 avg300=3.85 total=15\nfull avg10=0.20 avg60=3.00 avg300=4.95 total=25\n",
+        )
+        .unwrap();
+        assert_eq!(p.some.unwrap().avg60, 2.0);
+        assert_eq!(p.full.unwrap().total_us, 25);
+    }
+
+    #[test]
+    fn psi_cpu_before_5_13_has_only_some() {
+        let p = parse_psi("some avg10=0.10 avg60=2.00 avg300=3.85 total=15\n").unwrap();
+        assert!(p.some.is_some() && p.full.is_none());
+    }
+
+    #[test]
+    fn psi_irq_has_only_full_and_no_trailing_newline() {
+        let p = parse_psi("full avg10=0.00 avg60=0.00 avg300=0.00 total=8494").unwrap();
+        assert!(p.some.is_none());
+        assert_eq!(p.full.unwrap().total_us, 8494);
+    }
+
+    #[test]
+    fn psi_errors_name_the_line() {
+        let e = parse_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=x\n")
+            .unwrap_err();
+        assert!(e.0.starts_with("line 2: avg10"), "{e}");
+        assert!(parse_psi("some avg10=0.00\n").is_err());
+        assert!(parse_psi("some avg10=101.00 avg60=0 avg300=0 total=0\n").is_err());
+    }
+
+    #[test]
+    fn spark_sizes_parse_as_spark_does() {
+        use ByteUnit::*;
+        for (s, unit, bytes) in [
+            ("200g", MiB, 200 * GIB),
+            ("512m", MiB, 512 * MIB),
+            ("1t", MiB, 1024 * GIB),
+            ("1P", MiB, 1024 * 1024 * GIB),
+            (" 8GB ", MiB, 8 * GIB),
+            ("4096", MiB, 4096 * MIB),
+            ("4096", Byte, 4096),
+            ("2k", Byte, 2048),
+            ("10kb", Byte, 10240),
+            ("100b", MiB, 100),
+        ] {
+            assert_eq!(parse_spark_size(s, unit).unwrap(), bytes, "{s}");
+        }
+        for bad in ["", "g", "1.5g", "8x", "-1g", "8 g", "99999999999p"] {
+            assert!(parse_spark_size(bad, MiB).is_err(), "{bad:?}");
+        }
+        let e = parse_spark_size("1.5g", MiB).unwrap_err();
+        assert!(
+            e.0.contains("\"1.5g\"") && e.0.contains("fractional"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn spark_conf_errors_name_the_key_and_the_value() {
+        let mut c = SparkConf::default();
+        c.set(EXECUTOR_MEMORY, "8x");
+        let e = c.size(EXECUTOR_MEMORY, ByteUnit::MiB).unwrap_err();
+        assert!(
+            e.0.contains("`spark.executor.memory`") && e.0.contains("\"8x\""),
+            "{e}"
+        );
+        c.set(OFFHEAP_ENABLED, "yes");
+        assert!(c.bool(OFFHEAP_ENABLED).unwrap_err().0.contains("\"yes\""));
+    }
+
+    #[test]
+    fn spark_defaults_file_forms() {
+        let text = "# comment\n! also a comment\n\nspark.executor.memory   8g\n\
+            spark.memory.offHeap.enabled=true\n  spark.memory.offHeap.size = 20g  \n\
+            spark.executor.memoryOverhead: 2g\n\tspark.local.dir\t/a,\\\n   /b\n\
+            spark.executor.memory 16g\nspark.flag\n";
+        let c = parse_spark_defaults(text);
+        assert_eq!(
+            c.get(EXECUTOR_MEMORY),
+            Some("16g"),
+            "the last definition wins"
+        );
+        assert_eq!(c.get(OFFHEAP_ENABLED), Some("true"));
+        assert_eq!(c.get(OFFHEAP_SIZE), Some("20g"));
+        assert_eq!(c.get(EXECUTOR_MEMORY_OVERHEAD), Some("2g"));
+        assert_eq!(c.get("spark.local.dir"), Some("/a,/b"));
+        assert_eq!(c.get("spark.flag"), Some(""));
+        assert_eq!(c.iter().count(), 6);
+    }
+
+    fn conf(pairs: &[(&str, &str)]) -> SparkConf {
+        let mut c = SparkConf::default();
+        for (k, v) in pairs {
+            c.set(k, *v);
+        }
+        c
+    }
+
+    #[test]
+    fn plan_follows_spark_and_gluten_rules() {
+        // (conf, executors, expected overhead MiB, source, per executor MiB)
+        let cases: &[(&[(&str, &str)], u32, u64, &str, u64)] = &[
+            // Spark defaults alone: 1g heap + 384m minimum overhead.
+            (&[], 1, 384, "default", 1024 + 384),
+            // 10% of 8g = 819m.
+            (&[(EXECUTOR_MEMORY, "8g")], 2, 819, "default", 8192 + 819),
+            // Off-heap enabled: Gluten's 0.3 x 20g = 6144m beats Spark's 819m.
+            (
+                &[
+                    (EXECUTOR_MEMORY, "8g"),
+                    (OFFHEAP_ENABLED, "true"),
+                    (OFFHEAP_SIZE, "20g"),
+                ],
+                1,
+                6144,
+                "default",
+                8192 + 6144 + 20480,
+            ),
+            // Off-heap size without enabled does not count.
+            (
+                &[(EXECUTOR_MEMORY, "8g"), (OFFHEAP_SIZE, "20g")],
+                1,
+                819,
+                "default",
+                8192 + 819,
+            ),
+            // Set overhead wins, bare numbers in MiB; off-heap bare number is bytes.
+            (
+                &[
+                    (EXECUTOR_MEMORY, "4096"),
+                    (EXECUTOR_MEMORY_OVERHEAD, "1024"),
+                    (OFFHEAP_ENABLED, "TRUE"),
+                    (OFFHEAP_SIZE, "2147483648"),
+                    (PYSPARK_MEMORY, "512"),
+                ],
+                3,
+                1024,
+                "set",
+                4096 + 1024 + 2048 + 512,
+            ),
+            // The factor and Spark 4's minimum.
+            (
+                &[
+                    (EXECUTOR_MEMORY, "10g"),
+                    (EXECUTOR_MEMORY_OVERHEAD_FACTOR, "0.4"),
+                ],
+                1,
+                4096,
+                "default",
+                10240 + 4096,
+            ),
+            (
+                &[(EXECUTOR_MIN_MEMORY_OVERHEAD, "1g")],
+                1,
+                1024,
+                "default",
+                2048,
+            ),
+        ];
+        for (pairs, n, overhead, source, per) in cases {
+            let p = SparkPlan::from_conf(&conf(pairs), *n).unwrap();
+            assert_eq!(p.memory_overhead_bytes, overhead * MIB, "{pairs:?}");
+            assert_eq!(p.memory_overhead_source, *source, "{pairs:?}");
+            assert_eq!(p.per_executor_bytes, per * MIB, "{pairs:?}");
+            assert_eq!(p.planned_bytes, per * MIB * u64::from(*n), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn plan_errors_name_the_key() {
+        let e = SparkPlan::from_conf(
+            &conf(&[(OFFHEAP_SIZE, "1.5g"), (OFFHEAP_ENABLED, "true")]),
+            1,
+        )
+        .unwrap_err();
+        assert!(e.0.contains(OFFHEAP_SIZE), "{e}");
+        let e =
+            SparkPlan::from_conf(&conf(&[(EXECUTOR_MEMORY_OVERHEAD_FACTOR, "0")]), 1).unwrap_err();
+        assert!(e.0.contains(EXECUTOR_MEMORY_OVERHEAD_FACTOR), "{e}");
+        assert!(SparkPlan::from_conf(&conf(&[(EXECUTOR_MEMORY, "16000p")]), 1000).is_err());
+    }
+
+    fn plan(per_gib: u64, n: u32, overhead_gib: u64, recommended_gib: u64) -> SparkPlan {
+        SparkPlan {
+            executor_memory_bytes: per_gib * GIB,
+            memory_overhead_bytes: overhead_gib * GIB,
+            memory_overhead_source: "set",
+            offheap_bytes: 0,
+            pyspark_memory_bytes: 0,
+            gluten_recommended_overhead_bytes: recommended_gib * GIB,
+            per_executor_bytes: per_gib * GIB,
+            executors_per_node: n,
+            planned_bytes: per_gib * GIB * u64::from(n),
+        }
+    }
+
+    fn host(total_gib: u64, pools_gib: u64) -> Meminfo {
+        Meminfo {
+            total: Some(total_gib * GIB),
+            hugepages_pool: Some(pools_gib * GIB),
+            ..Meminfo::default()
+        }
+    }
+
+    fn cgroup(limit_gib: Option<u64>, ws_gib: u64) -> CgroupFacts {
+        CgroupFacts {
+            version: 2,
+            path: "/spark.slice".into(),
+            source: "config",
+            dir: "/sys/fs/cgroup/spark.slice".into(),
+            exists: true,
+            limit_bytes: limit_gib.map(|l| l * GIB),
+            working_set_bytes: Some(ws_gib * GIB),
+            usage_ratio: limit_gib.map(|l| ws_gib as f64 / l as f64),
+            ..CgroupFacts::default()
+        }
+    }
+
+    fn psi(avg60: f64) -> Psi {
+        Psi {
+            some: Some(PsiLine {
+                avg10: 0.0,
+                avg60,
+                avg300: 0.0,
+                total_us: 0,
+            }),
+            full: None,
+        }
+    }
+
+    #[test]
+    fn evaluate_table() {
+        let s = Settings::default();
+        // (name, observation, expected status, a phrase of the worst finding or the ok summary)
+        let cases: Vec<(&str, Observation, Status, &str)> = vec![
+            (
+                "no plan: host facts only",
+                Observation {
+                    meminfo: host(64, 0),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "no Spark plan configured; MemTotal 64.0 GiB",
+            ),
+            (
+                "fits with room",
+                Observation {
+                    meminfo: host(128, 0),
+                    plan: Some(plan(40, 3, 4, 1)),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "planned 3 x 40.0 GiB = 120.0 GiB fits usable 128.0 GiB (MemTotal minus huge page pools) with 8.0 GiB to spare",
+            ),
+            (
+                "huge page pools are not usable",
+                Observation {
+                    meminfo: host(128, 10),
+                    plan: Some(plan(40, 3, 4, 1)),
+                    ..Default::default()
+                },
+                Status::Fail,
+                "planned 3 x 40.0 GiB = 120.0 GiB exceeds usable 118.0 GiB (MemTotal minus huge page pools) by 2.0 GiB",
+            ),
+            (
+                "the cgroup limit is tighter",
+                Observation {
+                    meminfo: host(256, 0),
+                    cgroup: Some(cgroup(Some(120), 1)),
+                    plan: Some(plan(45, 3, 4, 1)),
+                    ..Default::default()
+                },
+                Status::Fail,
+                "exceeds usable 120.0 GiB (cgroup limit) by 15.0 GiB",
+            ),
+            (
+                "below the reserve",
+                Observation {
+                    meminfo: host(130, 0),
+                    plan: Some(plan(43, 3, 4, 1)),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "leaves 1.0 GiB of usable 130.0 GiB (MemTotal minus huge page pools), below `reserve_bytes` 2.0 GiB",
+            ),
+            (
+                "exactly full is below the reserve, not a fail",
+                Observation {
+                    meminfo: host(120, 0),
+                    plan: Some(plan(40, 3, 4, 1)),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "leaves 0 MiB",
+            ),
+            (
+                "overhead below Gluten's recommendation",
+                Observation {
+                    meminfo: host(128, 0),
+                    plan: Some(plan(10, 1, 1, 6)),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "`spark.executor.memoryOverhead` 1.0 GiB is below Gluten's recommended 6.0 GiB",
+            ),
+            (
+                "cgroup working set at 90%",
+                Observation {
+                    meminfo: host(64, 0),
+                    cgroup: Some(cgroup(Some(10), 9)),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "working set 9.0 GiB is 90% of its limit 10.0 GiB, at or above `cgroup_usage_warn_ratio` 85%",
+            ),
+            (
+                "cgroup working set at 96%",
+                Observation {
+                    meminfo: host(64, 0),
+                    cgroup: Some(CgroupFacts {
+                        working_set_bytes: Some(96 * GIB),
+                        usage_ratio: Some(0.96),
+                        ..cgroup(Some(100), 0)
+                    }),
+                    ..Default::default()
+                },
+                Status::Fail,
+                "is 96% of its limit 100.0 GiB, at or above `cgroup_usage_fail_ratio` 95%",
+            ),
+            (
+                "unlimited cgroup: no ratio",
+                Observation {
+                    meminfo: host(64, 0),
+                    cgroup: Some(cgroup(None, 60)),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "MemTotal 64.0 GiB",
+            ),
+            (
+                "host memory pressure",
+                Observation {
+                    meminfo: host(64, 0),
+                    psi: Some(psi(12.5)),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "some avg60 12.50% at or above `psi_some_avg60_warn` 10%",
+            ),
+            (
+                "pressure below the threshold",
+                Observation {
+                    meminfo: host(64, 0),
+                    psi: Some(psi(9.99)),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "MemTotal",
+            ),
+            (
+                "cgroup memory pressure",
+                Observation {
+                    meminfo: host(64, 0),
+                    cgroup: Some(CgroupFacts {
+                        psi: Some(psi(30.0)),
+                        ..cgroup(None, 1)
+                    }),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "cgroup /spark.slice memory pressure: some avg60 30.00%",
+            ),
+            (
+                "host OOM kills since start",
+                Observation {
+                    meminfo: host(64, 0),
+                    oom_kill: Some(5),
+                    oom_kill_at_start: Some(3),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "2 OOM kill(s) on the host since the agent started (/proc/vmstat oom_kill 3 -> 5)",
+            ),
+            (
+                "OOM kills before start do not count",
+                Observation {
+                    meminfo: host(64, 0),
+                    oom_kill: Some(5),
+                    oom_kill_at_start: Some(5),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "MemTotal",
+            ),
+            (
+                "cgroup OOM kills since start",
+                Observation {
+                    meminfo: host(64, 0),
+                    cgroup: Some(CgroupFacts {
+                        oom_kill: Some(1),
+                        oom_kill_at_start: Some(0),
+                        ..cgroup(None, 1)
+                    }),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "1 OOM kill(s) in cgroup /spark.slice",
+            ),
+            (
+                "configured cgroup missing",
+                Observation {
+                    meminfo: host(64, 0),
+                    cgroup: Some(CgroupFacts {
+                        exists: false,
+                        ..cgroup(None, 0)
+                    }),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "configured `cgroup` /spark.slice not found at /sys/fs/cgroup/spark.slice",
+            ),
+            (
+                "plan but no MemTotal",
+                Observation {
+                    plan: Some(plan(1, 1, 1, 1)),
+                    ..Default::default()
+                },
+                Status::Warn,
+                "usable memory is unknown",
+            ),
+        ];
+        for (name, obs, status, phrase) in cases {
+            let ev = evaluate(&obs, &s);
+            let got = Status::worst(ev.findings.iter().map(|f| f.status));
+            let text = if got == Status::Ok {
+                ev.ok_summary.clone()
+            } else {
+                ev.findings
+                    .iter()
+                    .filter(|f| f.status == got)
+                    .map(|f| f.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            assert_eq!(got, status, "{name}: {text}");
+            assert!(text.contains(phrase), "{name}: {text:?} lacks {phrase:?}");
+        }
+    }
+
+    #[test]
+    fn evaluate_reports_usable_and_headroom() {
+        let obs = Observation {
+            meminfo: host(256, 0),
+            cgroup: Some(cgroup(Some(120), 1)),
+            plan: Some(plan(45, 3, 4, 1)),
+            ..Default::default()
+        };
+        let ev = evaluate(&obs, &Settings::default());
+        assert_eq!(ev.usable_bytes, Some(120 * GIB));
+        assert_eq!(ev.usable_source, Some("cgroup limit"));
+        assert_eq!(ev.headroom_bytes, Some(-15 * i128::from(GIB)));
+    }
+
+    #[test]
+    fn oom_baselines_are_kept_and_reset_when_the_counter_drops() {
+        let m = Memory::new(Settings::default());
+        assert_eq!(m.baselines(Some(3), Some(("/a", 1))), (Some(3), Some(1)));
+        assert_eq!(m.baselines(Some(5), Some(("/a", 2))), (Some(3), Some(1)));
+        // Another cgroup, or a counter that went down: a new baseline.
+        assert_eq!(m.baselines(Some(1), Some(("/b", 4))), (Some(1), Some(4)));
+        assert_eq!(m.baselines(None, None), (None, None));
+    }
+
+    #[test]
+    fn settings_validate_names_the_key() {
+        let ok = Settings::default();
+        assert!(ok.validate().is_ok());
+        let bad = |s: Settings, key: &str| {
+            let e = s.validate().unwrap_err();
+            assert!(e.starts_with(&format!("`{key}")), "{e}");
+        };
+        bad(
+            Settings {
+                executors_per_node: 0,
+                ..ok.clone()
+            },
+            "executors_per_node",
+        );
+        bad(
+            Settings {
+                cgroup: Some("kubepods".into()),
+                ..ok.clone()
+            },
+            "cgroup",
+        );
+        bad(
+            Settings {
+                psi_some_avg60_warn: 0.0,
+                ..ok.clone()
+            },
+            "psi_some_avg60_warn",
+        );
+        bad(
+            Settings {
+                cgroup_usage_warn_ratio: 0.96,
+                ..ok.clone()
+            },
+            "cgroup_usage_warn_ratio",
+        );
+        bad(
+            Settings {
+                cgroup_usage_fail_ratio: 1.5,
+                ..ok.clone()
+            },
+            "cgroup_usage_fail_ratio",
+        );
+        let spark = |k: &str, v: toml::Value| Settings {
+            spark: BTreeMap::from([(k.to_string(), v)]),
+            ..ok.clone()
+        };
+        bad(
+            spark("spark.executor.memry", "8g".into()),
+            "spark.\"spark.executor.memry\"",
+        );
+        bad(spark(EXECUTOR_MEMORY, "8x".into()), "spark");
+        assert!(spark(OFFHEAP_ENABLED, true.into()).validate().is_ok());
+        assert!(spark(EXECUTOR_MEMORY, 8192.into()).validate().is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC*", bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            for text in [s.clone(), String::from_utf8_lossy(&bytes).into_owned()] {
+                let _ = parse_meminfo(&text).map(|f| Meminfo::from_fields(&f));
+                let _ = parse_flat_keyed(&text);
+                let _ = parse_vmstat_oom_kill(&text);
+                let _ = parse_cgroup_limit(&text);
+                let _ = parse_cgroup_value(&text);
+                let _ = parse_proc_cgroup(&text);
+                let _ = parse_cgroup_mounts(&text);
+                let _ = parse_psi(&text);
+                let conf = parse_spark_defaults(&text);
+                let _ = SparkPlan::from_conf(&conf, 64);
+                let _ = parse_spark_size(&text, ByteUnit::MiB);
+            }
+        }
+
+        #[test]
+        fn kernel_shaped_lines_never_panic(
+            key in "[A-Za-z_()]{1,12}", n in any::<u64>(), unit in prop::sample::select(vec!["", " kB", " MB", " kB x"]),
+            path in "/[ -~]{0,40}", avg in any::<f64>(),
+        ) {
+            let _ = parse_meminfo(&format!("{key}: {n}{unit}\n"));
+            let _ = parse_proc_cgroup(&format!("0::{path}\n3:memory:{path}"));
+            let _ = parse_cgroup_mounts(&format!("1 2 0:3 {path} {path} rw - cgroup2 cgroup2 rw\n"));
+            let _ = parse_psi(&format!("some avg10={avg} avg60={avg} avg300=0 total={n}"));
+        }
+
+        #[test]
+        fn spark_sizes_round_trip(n in prop_oneof![0u64..1_000_000, any::<u64>()], unit in 0usize..6, upper in any::<bool>(), long in any::<bool>()) {
+            let (suffix, bytes) = [("b", 1), ("k", KIB), ("m", MIB), ("g", GIB), ("t", GIB * KIB), ("p", GIB * MIB)][unit];
+            let mut s = format!("{n}{suffix}");
+            if long && suffix != "b" {
+                s.push('b');
+            }
+            if upper {
+                s = s.to_uppercase();
+            }
+            // Exact, or refused when it does not fit in 64 bits: never wrapped.
+            prop_assert_eq!(parse_spark_size(&s, ByteUnit::Byte).ok(), n.checked_mul(bytes));
+            prop_assert_eq!(parse_spark_size(&n.to_string(), ByteUnit::MiB).ok(), n.checked_mul(MIB));
+        }
+    }
+}
