@@ -1710,7 +1710,8 @@ mod tests {
     #[test]
     fn plan_follows_spark_and_gluten_rules() {
         // (conf, executors, expected overhead MiB, source, per executor MiB)
-        let cases: &[(&[(&str, &str)], u32, u64, &str, u64)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], u32, u64, &'a str, u64);
+        let cases: &[Case] = &[
             // Spark defaults alone: 1g heap + 384m minimum overhead.
             (&[], 1, 384, "default", 1024 + 384),
             // 10% of 8g = 819m.
