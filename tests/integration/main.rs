@@ -3,6 +3,7 @@
 mod agent_cli;
 mod agent_http;
 mod hugepages;
+mod memory;
 mod numa;
 mod scratch;
 mod tidy;
