@@ -914,7 +914,7 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
 
     // CPU flags.
     let who = if checked.is_empty() {
-        "Gluten's default build".to_string()
+        "required_cpu_flags".to_string()
     } else {
         list(&checked.iter().map(|l| l.library.clone()).collect::<Vec<_>>())
     };
