@@ -438,6 +438,7 @@ pub fn pyvelox_dir() -> PathBuf {
 pub fn place(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     if std::fs::hard_link(src, dst).is_err() {
-        std::fs::copy(src, dst).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+        std::fs::copy(src, dst)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
     }
 }

@@ -27,7 +27,10 @@ fn node_exporter_tree_has_no_library_and_all_default_cpu_flags() {
         "",
     );
     assert_eq!(r.status, Status::Warn, "{}", r.summary);
-    assert!(r.summary.contains("no Velox library at /opt/gluten/lib/libvelox.so"));
+    assert!(
+        r.summary
+            .contains("no Velox library at /opt/gluten/lib/libvelox.so")
+    );
     assert_eq!(r.facts["missing_cpu_flags"], serde_json::json!([]));
 }
 
@@ -49,10 +52,7 @@ fn procfs_tree_with_a_flag_its_cpu_lacks_fails_naming_it() {
 
 /// Compiles `src` into a shared object `out` with extra gcc arguments.
 fn cc(dir: &Path, out: &Path, src: &str, args: &[&str]) {
-    let c = dir.join(format!(
-        "{}.c",
-        out.file_name().unwrap().to_string_lossy()
-    ));
+    let c = dir.join(format!("{}.c", out.file_name().unwrap().to_string_lossy()));
     std::fs::write(&c, src).unwrap();
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     let o = Command::new("gcc")
@@ -62,7 +62,11 @@ fn cc(dir: &Path, out: &Path, src: &str, args: &[&str]) {
         .args(args)
         .output()
         .expect("running gcc");
-    assert!(o.status.success(), "gcc: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A host tree: a fake `libc.so.6` defining GLIBC_2.17 and GLIBC_2.35 in the default dir,
@@ -90,7 +94,10 @@ fn tree() -> Tree {
         &build,
         &libc,
         "int old_fn(void){return 1;} int mid_fn(void){return 2;}",
-        &["-Wl,-soname,libc.so.6", &format!("-Wl,--version-script={}", vs.display())],
+        &[
+            "-Wl,-soname,libc.so.6",
+            &format!("-Wl,--version-script={}", vs.display()),
+        ],
     );
     let dep = root.join("opt/gluten/deps/libdep.so");
     cc(
@@ -115,7 +122,9 @@ fn tree() -> Tree {
     std::fs::create_dir_all(root.join("proc")).unwrap();
     std::fs::write(
         root.join("proc/cpuinfo"),
-        format!("processor\t: 0\nflags\t\t: {X86_FLAGS}\n\nprocessor\t: 1\nflags\t\t: {X86_FLAGS}\n"),
+        format!(
+            "processor\t: 0\nflags\t\t: {X86_FLAGS}\n\nprocessor\t: 1\nflags\t\t: {X86_FLAGS}\n"
+        ),
     )
     .unwrap();
     Tree {
@@ -133,8 +142,14 @@ fn a_complete_tree_is_ok_and_reports_what_it_resolved() {
     let r = run_check(&t.root, "velox_library", ONE);
     assert_eq!(r.status, Status::Ok, "{}", r.summary);
     let lib = &r.facts["libraries"][0];
-    assert_eq!(lib["resolved"]["libdep.so"], "/opt/gluten/lib/../deps/libdep.so");
-    assert_eq!(lib["resolved"]["libc.so.6"], "/lib/x86_64-linux-gnu/libc.so.6");
+    assert_eq!(
+        lib["resolved"]["libdep.so"],
+        "/opt/gluten/lib/../deps/libdep.so"
+    );
+    assert_eq!(
+        lib["resolved"]["libc.so.6"],
+        "/lib/x86_64-linux-gnu/libc.so.6"
+    );
     assert_eq!(lib["max_glibc_required"], "GLIBC_2.35");
     assert_eq!(lib["exec_stack"], false);
     assert_eq!(lib["machine"], "x86_64");
@@ -166,7 +181,10 @@ fn a_version_the_host_libc_lacks_fails_naming_both() {
         &t.build,
         &t.root.join("lib/x86_64-linux-gnu/libc.so.6"),
         "int old_fn(void){return 1;} int mid_fn(void){return 2;}",
-        &["-Wl,-soname,libc.so.6", &format!("-Wl,--version-script={}", vs.display())],
+        &[
+            "-Wl,-soname,libc.so.6",
+            &format!("-Wl,--version-script={}", vs.display()),
+        ],
     );
     let r = run_check(&t.root, "velox_library", ONE);
     assert_eq!(r.status, Status::Fail);
@@ -185,27 +203,47 @@ fn broken_copies_fail_with_a_sentence_naming_the_file() {
     let velox = t.root.join("opt/gluten/lib/libvelox.so");
     let good = std::fs::read(&velox).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", good[..good.len() / 2].to_vec(), "truncated ELF: section headers at offset"),
-        ("non-ELF", b"#!/bin/sh\necho not a library\n".to_vec(), "not an ELF file"),
-        ("aarch64", {
-            let mut b = good.clone();
-            b[18..20].copy_from_slice(&183u16.to_le_bytes());
-            b
-        }, "is built for aarch64, host is x86_64"),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "truncated ELF: section headers at offset",
+        ),
+        (
+            "non-ELF",
+            b"#!/bin/sh\necho not a library\n".to_vec(),
+            "not an ELF file",
+        ),
+        (
+            "aarch64",
+            {
+                let mut b = good.clone();
+                b[18..20].copy_from_slice(&183u16.to_le_bytes());
+                b
+            },
+            "is built for aarch64, host is x86_64",
+        ),
     ];
     for (what, bytes, expect) in cases {
         std::fs::write(&velox, &bytes).unwrap();
         let r = run_check(&t.root, "velox_library", ONE);
         assert_eq!(r.status, Status::Fail, "{what}: {}", r.summary);
         assert!(r.summary.contains(expect), "{what}: {}", r.summary);
-        assert!(r.summary.contains("/opt/gluten/lib/libvelox.so"), "{what}: {}", r.summary);
+        assert!(
+            r.summary.contains("/opt/gluten/lib/libvelox.so"),
+            "{what}: {}",
+            r.summary
+        );
     }
 }
 
 #[test]
 fn missing_cpu_flags_fail_naming_each() {
     let t = tree();
-    std::fs::write(t.root.join("proc/cpuinfo"), "processor\t: 0\nflags\t\t: fpu sse4_2 popcnt avx\n").unwrap();
+    std::fs::write(
+        t.root.join("proc/cpuinfo"),
+        "processor\t: 0\nflags\t\t: fpu sse4_2 popcnt avx\n",
+    )
+    .unwrap();
     let r = run_check(&t.root, "velox_library", ONE);
     assert_eq!(r.status, Status::Fail);
     assert!(
@@ -223,9 +261,18 @@ fn missing_cpu_flags_fail_naming_each() {
 #[test]
 fn a_configured_library_that_is_absent_fails() {
     let t = tree();
-    let r = run_check(&t.root, "velox_library", "paths = [\"/opt/gluten/lib/libvelox.so\", \"/opt/gluten/lib/libgluten.so\"]");
+    let r = run_check(
+        &t.root,
+        "velox_library",
+        "paths = [\"/opt/gluten/lib/libvelox.so\", \"/opt/gluten/lib/libgluten.so\"]",
+    );
     assert_eq!(r.status, Status::Fail);
-    assert!(r.summary.contains("/opt/gluten/lib/libgluten.so: no such file"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("/opt/gluten/lib/libgluten.so: no such file"),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
@@ -252,17 +299,30 @@ fn a_jar_is_read_in_memory_with_its_build_info() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = run_check(&t.root, "velox_library", "paths = []\njars = [\"/opt/spark/jars/gluten.jar\"]");
+    let r = run_check(
+        &t.root,
+        "velox_library",
+        "paths = []\njars = [\"/opt/spark/jars/gluten.jar\"]",
+    );
     assert_eq!(r.status, Status::Ok, "{}", r.summary);
     assert_eq!(r.facts["jars"][0]["build_info"]["gluten_version"], "1.6.0");
-    assert_eq!(r.facts["jars"][0]["native_arches"], serde_json::json!(["amd64"]));
+    assert_eq!(
+        r.facts["jars"][0]["native_arches"],
+        serde_json::json!(["amd64"])
+    );
     let libs = r.facts["libraries"].as_array().unwrap();
     assert_eq!(libs.len(), 2);
     let v = libs.iter().find(|l| l["library"] == "libvelox.so").unwrap();
-    assert_eq!(v["resolved"]["libdep.so"], "/opt/spark/jars/gluten.jar!linux/amd64/libdep.so");
+    assert_eq!(
+        v["resolved"]["libdep.so"],
+        "/opt/spark/jars/gluten.jar!linux/amd64/libdep.so"
+    );
 
     // The same jar seen from an aarch64 host has no libraries for it.
-    let mut c = config(&t.root, "[velox_library]\npaths = []\njars = [\"/opt/spark/jars/gluten.jar\"]\nrequired_cpu_flags = []\n");
+    let mut c = config(
+        &t.root,
+        "[velox_library]\npaths = []\njars = [\"/opt/spark/jars/gluten.jar\"]\nrequired_cpu_flags = []\n",
+    );
     c.hugepages.enabled = false;
     c.numa.enabled = false;
     c.scratch.enabled = false;
@@ -271,7 +331,9 @@ fn a_jar_is_read_in_memory_with_its_build_info() {
     let r = &s.report.checks[0];
     assert_eq!(r.status, Status::Fail);
     assert!(
-        r.summary.contains("has native libraries for amd64 only, host is aarch64 (needs linux/aarch64/)"),
+        r.summary.contains(
+            "has native libraries for amd64 only, host is aarch64 (needs linux/aarch64/)"
+        ),
         "{}",
         r.summary
     );
@@ -283,20 +345,37 @@ fn pyvelox_tree() -> (tempfile::TempDir, PathBuf) {
     let src = pyvelox_dir();
     let dir = tempfile::tempdir_in(repo_root().join("target")).unwrap();
     let root = dir.path().to_path_buf();
-    place(&src.join("pyvelox/libvelox.so"), &root.join("opt/pyvelox/pyvelox/libvelox.so"));
+    place(
+        &src.join("pyvelox/libvelox.so"),
+        &root.join("opt/pyvelox/pyvelox/libvelox.so"),
+    );
     for e in std::fs::read_dir(src.join("pyvelox.libs")).unwrap() {
         let e = e.unwrap();
-        place(&e.path(), &root.join("opt/pyvelox/pyvelox.libs").join(e.file_name()));
+        place(
+            &e.path(),
+            &root.join("opt/pyvelox/pyvelox.libs").join(e.file_name()),
+        );
     }
     for lib in [
-        "libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1",
-        "libpthread.so.0", "libdl.so.2", "librt.so.1", "ld-linux-x86-64.so.2",
+        "libc.so.6",
+        "libm.so.6",
+        "libstdc++.so.6",
+        "libgcc_s.so.1",
+        "libz.so.1",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "ld-linux-x86-64.so.2",
     ] {
         let real = std::fs::canonicalize(Path::new("/lib/x86_64-linux-gnu").join(lib)).unwrap();
         place(&real, &root.join("lib/x86_64-linux-gnu").join(lib));
     }
     std::fs::create_dir_all(root.join("proc")).unwrap();
-    std::fs::write(root.join("proc/cpuinfo"), format!("processor\t: 0\nflags\t\t: {X86_FLAGS}\n")).unwrap();
+    std::fs::write(
+        root.join("proc/cpuinfo"),
+        format!("processor\t: 0\nflags\t\t: {X86_FLAGS}\n"),
+    )
+    .unwrap();
     (dir, root)
 }
 
@@ -320,20 +399,41 @@ fn pyvelox_libvelox_resolves_every_bundled_dependency() {
     let warm = t1.elapsed() / warm_runs;
     eprintln!("pyvelox libvelox.so: cold {cold:?}, warm {warm:?} per run");
     let lib = &o.facts["libraries"][0];
-    assert_eq!(lib["missing_dependencies"], serde_json::json!([]), "{}", o.summary());
+    assert_eq!(
+        lib["missing_dependencies"],
+        serde_json::json!([]),
+        "{}",
+        o.summary()
+    );
     assert_eq!(lib["rpath"], serde_json::json!(["$ORIGIN/../pyvelox.libs"]));
     let resolved = lib["resolved"].as_object().unwrap();
     let bundled = resolved
         .values()
-        .filter(|p| p.as_str().unwrap().starts_with("/opt/pyvelox/pyvelox/../pyvelox.libs/"))
+        .filter(|p| {
+            p.as_str()
+                .unwrap()
+                .starts_with("/opt/pyvelox/pyvelox/../pyvelox.libs/")
+        })
         .count();
-    let shipped = std::fs::read_dir(root.join("opt/pyvelox/pyvelox.libs")).unwrap().count();
+    let shipped = std::fs::read_dir(root.join("opt/pyvelox/pyvelox.libs"))
+        .unwrap()
+        .count();
     assert_eq!(bundled, shipped, "{resolved:?}");
-    assert_eq!(lib["size_bytes"], std::fs::metadata(root.join("opt/pyvelox/pyvelox/libvelox.so")).unwrap().len());
+    assert_eq!(
+        lib["size_bytes"],
+        std::fs::metadata(root.join("opt/pyvelox/pyvelox/libvelox.so"))
+            .unwrap()
+            .len()
+    );
 
     // A bundled dependency removed: named, with the library that needs it.
-    std::fs::remove_file(root.join("opt/pyvelox/pyvelox.libs/libsodium-2d1e6a3a.so.23.3.0")).unwrap();
+    std::fs::remove_file(root.join("opt/pyvelox/pyvelox.libs/libsodium-2d1e6a3a.so.23.3.0"))
+        .unwrap();
     let o = VeloxLibrary::new(settings).run(&host).unwrap();
     assert_eq!(o.status(), Status::Fail);
-    assert!(o.summary().contains("libsodium-2d1e6a3a.so.23.3.0"), "{}", o.summary());
+    assert!(
+        o.summary().contains("libsodium-2d1e6a3a.so.23.3.0"),
+        "{}",
+        o.summary()
+    );
 }

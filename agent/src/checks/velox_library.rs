@@ -20,7 +20,10 @@ use std::sync::{Arc, Mutex};
 
 /// Where Gluten's native libraries live when installed outside the jar (`spark.gluten.sql
 /// .columnar.libpath` style deployments).
-pub const DEFAULT_PATHS: [&str; 2] = ["/opt/gluten/lib/libvelox.so", "/opt/gluten/lib/libgluten.so"];
+pub const DEFAULT_PATHS: [&str; 2] = [
+    "/opt/gluten/lib/libvelox.so",
+    "/opt/gluten/lib/libgluten.so",
+];
 
 /// Flags of Velox's default x86 build (`CPU_TARGET=avx`: `-mavx2 -mfma -mavx -mf16c -mlzcnt
 /// -mbmi2`, LZCNT shows as `abm`) plus the SSE4.2 baseline (node-requirements §2, checks 2.1-2.2).
@@ -33,8 +36,8 @@ pub const AARCH64_CPU_FLAGS: [&str; 6] = ["asimd", "crc32", "aes", "pmull", "sha
 
 /// ISA flags worth comparing across a fleet besides the required ones (§2, check 2.4).
 const EXTRA_ISA_FLAGS: [&str; 12] = [
-    "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "bmi1", "lzcnt", "sse4_1",
-    "ssse3", "sve", "sve2", "atomics",
+    "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "bmi1", "lzcnt", "sse4_1", "ssse3",
+    "sve", "sve2", "atomics",
 ];
 
 /// glibc from which `dlopen` refuses a library whose `PT_GNU_STACK` asks for an executable stack
@@ -105,14 +108,21 @@ impl CheckSettings for Settings {
 impl Settings {
     fn is_default_paths(&self) -> bool {
         self.paths.len() == DEFAULT_PATHS.len()
-            && self.paths.iter().zip(DEFAULT_PATHS).all(|(a, b)| a == Path::new(b))
+            && self
+                .paths
+                .iter()
+                .zip(DEFAULT_PATHS)
+                .all(|(a, b)| a == Path::new(b))
     }
 
     /// The CPU flags required on a host of architecture `arch`.
     pub fn cpu_flags_for(&self, arch: &str) -> Vec<String> {
         match &self.required_cpu_flags {
             Some(f) => f.clone(),
-            None => default_cpu_flags(arch).iter().map(|s| s.to_string()).collect(),
+            None => default_cpu_flags(arch)
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -248,7 +258,8 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
             data.len()
         )));
     }
-    let bad = |what: &str, e: object::read::Error| ParseError::new(format!("invalid ELF: {what}: {e}"));
+    let bad =
+        |what: &str, e: object::read::Error| ParseError::new(format!("invalid ELF: {what}: {e}"));
     let header = H::parse(data).map_err(|e| bad("header", e))?;
     let endian = header.endian().map_err(|e| bad("header", e))?;
     let phoff: u64 = header.e_phoff(endian).into();
@@ -388,7 +399,11 @@ pub fn parse_version(v: &str) -> Option<(&str, Vec<u32>)> {
 pub fn max_version<'a>(names: impl IntoIterator<Item = &'a str>, family: &str) -> Option<String> {
     names
         .into_iter()
-        .filter_map(|n| parse_version(n).filter(|(f, _)| *f == family).map(|(_, v)| (v, n)))
+        .filter_map(|n| {
+            parse_version(n)
+                .filter(|(f, _)| *f == family)
+                .map(|(_, v)| (v, n))
+        })
         .max()
         .map(|(_, n)| n.to_string())
 }
@@ -459,7 +474,9 @@ pub fn parse_ld_so_cache(b: &[u8]) -> Result<LdCache, ParseError> {
         })?;
     // A new-format section may follow, aligned to 8 bytes; glibc uses it when present.
     let new_off = (libs_end + 7) & !7;
-    if b.get(new_off..).is_some_and(|r| r.starts_with(CACHE_MAGIC_NEW)) {
+    if b.get(new_off..)
+        .is_some_and(|r| r.starts_with(CACHE_MAGIC_NEW))
+    {
         return parse_cache_new(&b[new_off..]).map(|entries| LdCache {
             format: "ld.so-1.7.0",
             entries,
@@ -493,8 +510,8 @@ fn parse_cache_new(b: &[u8]) -> Result<Vec<CacheEntry>, ParseError> {
     // u32 osversion; u64 hwcap }.
     const HEADER: usize = 48;
     let big = b.get(28) == Some(&3);
-    let n = u32_at(b, 20, big).ok_or_else(|| ParseError::new("truncated new-format header"))?
-        as usize;
+    let n =
+        u32_at(b, 20, big).ok_or_else(|| ParseError::new("truncated new-format header"))? as usize;
     n.checked_mul(24)
         .and_then(|x| x.checked_add(HEADER))
         .filter(|&e| e <= b.len())
@@ -741,7 +758,13 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
             Status::Warn,
             format!(
                 "no Velox library at {}; set [velox_library] paths or jars",
-                list(&settings.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>())
+                list(
+                    &settings
+                        .paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                )
             ),
         ));
     }
@@ -751,7 +774,10 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
                 o.push(
                     Finding::new(
                         Status::Fail,
-                        format!("{}: no such file (the executor would fail with UnsatisfiedLinkError)", l.path),
+                        format!(
+                            "{}: no such file (the executor would fail with UnsatisfiedLinkError)",
+                            l.path
+                        ),
                     )
                     .about(&l.path),
                 );
@@ -759,7 +785,11 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
             continue;
         }
         if let Some(e) = &l.error {
-            let status = if l.broken { Status::Fail } else { Status::Unknown };
+            let status = if l.broken {
+                Status::Fail
+            } else {
+                Status::Unknown
+            };
             o.push(Finding::new(status, e.clone()).about(&l.path));
             continue;
         }
@@ -858,7 +888,10 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
             o.push(
                 Finding::new(
                     status,
-                    format!("{} asks for an executable stack (PT_GNU_STACK RWE): {tail}", l.library),
+                    format!(
+                        "{} asks for an executable stack (PT_GNU_STACK RWE): {tail}",
+                        l.library
+                    ),
                 )
                 .about(&l.path),
             );
@@ -905,7 +938,10 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
                     "dlopen probe of {}: {}{}",
                     p.path,
                     p.result,
-                    p.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+                    p.detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
                 ),
             )
             .about(&p.path),
@@ -916,7 +952,12 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
     let who = if checked.is_empty() {
         "required_cpu_flags".to_string()
     } else {
-        list(&checked.iter().map(|l| l.library.clone()).collect::<Vec<_>>())
+        list(
+            &checked
+                .iter()
+                .map(|l| l.library.clone())
+                .collect::<Vec<_>>(),
+        )
     };
     match &f.missing_cpu_flags {
         None if !f.required_cpu_flags.is_empty() => o.push(Finding::new(
@@ -942,9 +983,18 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
     if !checked.is_empty() {
         parts.push(format!(
             "{}: {deps} dependencies resolved",
-            list(&checked.iter().map(|l| l.library.clone()).collect::<Vec<_>>())
+            list(
+                &checked
+                    .iter()
+                    .map(|l| l.library.clone())
+                    .collect::<Vec<_>>()
+            )
         ));
-        if let Some(g) = checked.iter().filter_map(|l| l.max_glibc_required.clone()).max_by_key(|v| version_number(&Some(v.clone()))) {
+        if let Some(g) = checked
+            .iter()
+            .filter_map(|l| l.max_glibc_required.clone())
+            .max_by_key(|v| version_number(&Some(v.clone())))
+        {
             parts.push(format!(
                 "needs {g} (host defines up to {})",
                 f.host_glibc_version.as_deref().unwrap_or("unknown")
@@ -999,7 +1049,11 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
         .filter(|l| l.library == "libvelox.so")
         .chain(checked.iter().filter(|l| l.library != "libvelox.so"))
         .filter_map(|l| l.build_id.clone())
-        .take(if checked.iter().any(|l| l.library == "libvelox.so") { 1 } else { usize::MAX })
+        .take(if checked.iter().any(|l| l.library == "libvelox.so") {
+            1
+        } else {
+            usize::MAX
+        })
         .collect();
     if !build_ids.is_empty() {
         o.inventory
@@ -1008,12 +1062,17 @@ pub fn evaluate(f: &Facts, settings: &Settings, host_arch: &str) -> Outcome {
     if let Some(flags) = &f.isa_cpu_flags {
         o.inventory.push(("cpu.flags".into(), flags.join(" ")));
     }
-    if let Some(v) = f.jars.iter().find_map(|j| j.build_info.get("gluten_version")) {
+    if let Some(v) = f
+        .jars
+        .iter()
+        .find_map(|j| j.build_info.get("gluten_version"))
+    {
         o.inventory
             .push(("velox_library.gluten_version".into(), v.clone()));
     }
     if let Some(v) = &f.host_glibc_version {
-        o.inventory.push(("velox_library.host_glibc".into(), v.clone()));
+        o.inventory
+            .push(("velox_library.host_glibc".into(), v.clone()));
     }
     o
 }
@@ -1220,7 +1279,12 @@ impl<'h> Search<'h> {
     }
 }
 
-fn read_conf(host: &Host, path: &str, depth: usize, out: &mut Vec<String>) -> Result<(), CheckError> {
+fn read_conf(
+    host: &Host,
+    path: &str,
+    depth: usize,
+    out: &mut Vec<String>,
+) -> Result<(), CheckError> {
     if depth > 8 {
         return Ok(());
     }
@@ -1235,7 +1299,9 @@ fn read_conf(host: &Host, path: &str, depth: usize, out: &mut Vec<String>) -> Re
                 let pat = dir.join(pat);
                 let (pdir, fname) = (
                     pat.parent().unwrap_or(Path::new("/")),
-                    pat.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                    pat.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                 );
                 for name in host.list_dir(pdir)? {
                     if wildcard_match(&fname, &name) {
@@ -1277,7 +1343,12 @@ impl VeloxLibrary {
     ) {
         // (summary, its display name, inherited RPATH dirs, its origin dir)
         let mut queue: VecDeque<(Arc<ElfSummary>, String, Vec<String>, String)> = VecDeque::new();
-        queue.push_back((root.clone(), facts.library.clone(), Vec::new(), origin.to_string()));
+        queue.push_back((
+            root.clone(),
+            facts.library.clone(),
+            Vec::new(),
+            origin.to_string(),
+        ));
         let mut seen: BTreeMap<String, Option<Arc<ElfSummary>>> = BTreeMap::new();
         let mut objects: Vec<(String, Arc<ElfSummary>)> = Vec::new();
         while let Some((s, who, inherited, origin)) = queue.pop_front() {
@@ -1354,7 +1425,10 @@ impl VeloxLibrary {
                     version: version.clone(),
                     file: file.clone(),
                     provider: facts.resolved.get(file).cloned().unwrap_or_default(),
-                    provider_max: max_version(provider.version_defs.iter().map(String::as_str), family),
+                    provider_max: max_version(
+                        provider.version_defs.iter().map(String::as_str),
+                        family,
+                    ),
                     needed_by: who.clone(),
                 });
             }
@@ -1420,11 +1494,14 @@ impl VeloxLibrary {
         };
         let result = (|| -> Result<(), String> {
             let file = std::fs::File::open(&local).map_err(|e| format!("reading {shown}: {e}"))?;
-            let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("{shown}: not a jar: {e}"))?;
+            let mut zip =
+                zip::ZipArchive::new(file).map_err(|e| format!("{shown}: not a jar: {e}"))?;
             let want = format!("linux/{}/", jar_arch(host.arch()));
             let mut wanted = Vec::new();
             for i in 0..zip.len() {
-                let Ok(name) = zip.by_index_raw(i).and_then(|e| e.name().map(|n| n.to_string()))
+                let Ok(name) = zip
+                    .by_index_raw(i)
+                    .and_then(|e| e.name().map(|n| n.to_string()))
                 else {
                     continue;
                 };
@@ -1454,14 +1531,19 @@ impl VeloxLibrary {
             jf.native_arches.sort();
             let mut parsed = Vec::new();
             for i in wanted {
-                let mut entry = zip.by_index(i).map_err(|e| format!("{shown}: entry {i}: {e}"))?;
+                let mut entry = zip
+                    .by_index(i)
+                    .map_err(|e| format!("{shown}: entry {i}: {e}"))?;
                 let name = entry
                     .name()
                     .map_err(|e| format!("{shown}: entry {i}: {e}"))?
                     .to_string();
                 let shown_entry = format!("{shown}!{name}");
                 if entry.size() > MAX_JAR_ENTRY_BYTES {
-                    return Err(format!("{shown_entry}: {} bytes is too large", entry.size()));
+                    return Err(format!(
+                        "{shown_entry}: {} bytes is too large",
+                        entry.size()
+                    ));
                 }
                 let mut buf = Vec::with_capacity(entry.size() as usize);
                 entry
@@ -1472,7 +1554,11 @@ impl VeloxLibrary {
             }
             let siblings: Siblings = parsed
                 .iter()
-                .filter_map(|(n, _, s)| s.as_ref().ok().map(|s| (file_name(n), (n.clone(), Arc::new(s.clone())))))
+                .filter_map(|(n, _, s)| {
+                    s.as_ref()
+                        .ok()
+                        .map(|s| (file_name(n), (n.clone(), Arc::new(s.clone()))))
+                })
                 .collect();
             for (n, size, s) in parsed {
                 match s {
@@ -1490,7 +1576,8 @@ impl VeloxLibrary {
                         libs.push((lf, s, siblings.clone()));
                     }
                     Err(e) => {
-                        let mut lf = self.library_facts(&n, Err(LoadError::Broken(format!("{n}: {e}"))));
+                        let mut lf =
+                            self.library_facts(&n, Err(LoadError::Broken(format!("{n}: {e}"))));
                         lf.broken = true;
                         libs.push((lf, Arc::new(ElfSummary::default()), Siblings::new()));
                     }
@@ -1543,7 +1630,10 @@ impl Check for VeloxLibrary {
                         && source.raw_os_error() != Some(libc::ENOTDIR) =>
                 {
                     (
-                        Err(LoadError::Unreadable(format!("reading {}: {source}", path.display()))),
+                        Err(LoadError::Unreadable(format!(
+                            "reading {}: {source}",
+                            path.display()
+                        ))),
                         String::new(),
                     )
                 }
@@ -1554,7 +1644,14 @@ impl Check for VeloxLibrary {
             if let Some(s) = summary
                 && host_elf_kind(host.arch()).is_none_or(|k| k == (s.class_bits, s.machine))
             {
-                self.closure(&search, &s, &origin, &Siblings::new(), &mut lf, &mut providers);
+                self.closure(
+                    &search,
+                    &s,
+                    &origin,
+                    &Siblings::new(),
+                    &mut lf,
+                    &mut providers,
+                );
             }
             facts.libraries.push(lf);
         }
@@ -1563,7 +1660,14 @@ impl Check for VeloxLibrary {
                 if lf.error.is_none()
                     && host_elf_kind(host.arch()).is_none_or(|k| k == (s.class_bits, s.machine))
                 {
-                    self.closure(&search, &s, "/nonexistent-jni-workspace", &siblings, &mut lf, &mut providers);
+                    self.closure(
+                        &search,
+                        &s,
+                        "/nonexistent-jni-workspace",
+                        &siblings,
+                        &mut lf,
+                        &mut providers,
+                    );
                 }
                 facts.libraries.push(lf);
             }
@@ -1581,10 +1685,10 @@ impl Check for VeloxLibrary {
         facts.host_libc = libc.as_ref().map(|(p, _)| p.clone());
         facts.host_glibc_version = host_version(libc.as_ref(), "GLIBC_")
             .map(|v| v.trim_start_matches("GLIBC_").to_string());
-        let needs_cxx = facts
-            .libraries
-            .iter()
-            .any(|l| l.resolved.contains_key("libstdc++.so.6") || l.needed.iter().any(|n| n == "libstdc++.so.6"));
+        let needs_cxx = facts.libraries.iter().any(|l| {
+            l.resolved.contains_key("libstdc++.so.6")
+                || l.needed.iter().any(|n| n == "libstdc++.so.6")
+        });
         if needs_cxx {
             let cxx = resolve_host("libstdc++.so.6");
             facts.host_libstdcxx = cxx.as_ref().map(|(p, _)| p.clone());
@@ -1728,5 +1832,580 @@ fn probe(path: &str) -> ProbeResult {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Builds a tiny shared object with gcc (no libc needed) into `dir`.
+    fn cc(dir: &Path, name: &str, src: &str, args: &[&str]) -> Vec<u8> {
+        let c = dir.join(format!("{name}.c"));
+        std::fs::write(&c, src).unwrap();
+        let out = dir.join(name);
+        let o = std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-nostdlib", "-Wl,--build-id=sha1", "-o"])
+            .arg(&out)
+            .arg(&c)
+            .args(args)
+            .output()
+            .expect("running gcc");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out).unwrap()
+    }
+
+    fn sample() -> Vec<u8> {
+        let d = tempfile::tempdir().unwrap();
+        let map = d.path().join("v.map");
+        std::fs::write(
+            &map,
+            "GLIBC_2.17 { global: a; local: *; };\nGLIBC_2.35 { global: b; } GLIBC_2.17;\n",
+        )
+        .unwrap();
+        let base = cc(
+            d.path(),
+            "libc.so.6",
+            "int a(void){return 1;} int b(void){return 2;}",
+            &[
+                "-Wl,-soname,libc.so.6",
+                &format!("-Wl,--version-script={}", map.display()),
+            ],
+        );
+        assert!(!base.is_empty());
+        let libc = d.path().join("libc.so.6");
+        cc(
+            d.path(),
+            "libx.so",
+            "extern int b(void); int x(void){return b();}",
+            &[
+                "-Wl,-soname,libx.so",
+                "-Wl,--enable-new-dtags,-rpath,$ORIGIN/deps:/opt/y",
+                "-Wl,-z,execstack",
+                libc.to_str().unwrap(),
+            ],
+        )
+    }
+
+    #[test]
+    fn elf_summary_reads_what_the_linker_wrote() {
+        let s = elf_summary(&sample()).unwrap();
+        assert_eq!((s.class_bits, s.machine), (64, elf::EM_X86_64.0));
+        assert_eq!(s.soname.as_deref(), Some("libx.so"));
+        assert_eq!(s.needed, ["libc.so.6"]);
+        assert_eq!(s.runpath, ["$ORIGIN/deps", "/opt/y"]);
+        assert!(s.rpath.is_empty());
+        assert_eq!(s.exec_stack, Some(true));
+        assert_eq!(s.build_id.as_ref().map(String::len), Some(40));
+        assert_eq!(
+            s.version_needs,
+            [("libc.so.6".to_string(), "GLIBC_2.35".to_string())]
+        );
+    }
+
+    #[test]
+    fn elf_summary_reads_version_definitions() {
+        let d = tempfile::tempdir().unwrap();
+        let map = d.path().join("v.map");
+        std::fs::write(&map, "GLIBCXX_3.4 { global: a; local: *; };\nGLIBCXX_3.4.30 { global: b; } GLIBCXX_3.4;\nCXXABI_1.3.13 { global: c; };\n").unwrap();
+        let b = cc(
+            d.path(),
+            "libstdc++.so.6",
+            "int a(void){return 1;} int b(void){return 2;} int c(void){return 3;}",
+            &[
+                "-Wl,-soname,libstdc++.so.6",
+                &format!("-Wl,--version-script={}", map.display()),
+            ],
+        );
+        let s = elf_summary(&b).unwrap();
+        assert_eq!(
+            s.version_defs,
+            ["GLIBCXX_3.4", "GLIBCXX_3.4.30", "CXXABI_1.3.13"]
+        );
+        assert_eq!(
+            max_version(s.version_defs.iter().map(String::as_str), "GLIBCXX_").as_deref(),
+            Some("GLIBCXX_3.4.30")
+        );
+    }
+
+    #[test]
+    fn elf_summary_errors_name_the_problem() {
+        let good = sample();
+        let e = elf_summary(&good[..good.len() - 100])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("truncated ELF: section headers at offset"),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(&format!("beyond file size {}", good.len() - 100)),
+            "{e}"
+        );
+        let e = elf_summary(&good[..40]).unwrap_err().to_string();
+        assert_eq!(e, "truncated ELF: header needs 64 bytes, file size 40");
+        let e = elf_summary(b"PK\x03\x04rest").unwrap_err().to_string();
+        assert_eq!(e, "not an ELF file (starts with [50 4b 03 04], 8 bytes)");
+        let e = elf_summary(b"").unwrap_err().to_string();
+        assert_eq!(e, "not an ELF file (starts with [], 0 bytes)");
+        let mut patched = good.clone();
+        patched[18..20].copy_from_slice(&183u16.to_le_bytes());
+        assert_eq!(elf_summary(&patched).unwrap().machine, 183);
+        assert_eq!(elf_kind(&patched), Some((64, 183)));
+        assert_eq!(machine_name(183), "aarch64");
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert_eq!(parse_version("GLIBC_2.17"), Some(("GLIBC_", vec![2, 17])));
+        assert_eq!(parse_version("GLIBC_PRIVATE"), None);
+        let v = [
+            "GLIBC_2.9",
+            "GLIBC_2.17",
+            "GLIBC_PRIVATE",
+            "GLIBCXX_3.4.30",
+            "GLIBC_2.2.5",
+        ];
+        assert_eq!(max_version(v, "GLIBC_").as_deref(), Some("GLIBC_2.17"));
+        assert_eq!(max_version(v, "CXXABI_"), None);
+    }
+
+    /// Writes a new-format cache (`glibc-ld.so.cache1.1`) holding `entries`.
+    fn new_cache(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut strings = Vec::new();
+        let base = 48 + 24 * entries.len();
+        let mut offs = Vec::new();
+        for (k, v) in entries {
+            let ko = base + strings.len();
+            strings.extend_from_slice(k.as_bytes());
+            strings.push(0);
+            let vo = base + strings.len();
+            strings.extend_from_slice(v.as_bytes());
+            strings.push(0);
+            offs.push((ko as u32, vo as u32));
+        }
+        let mut b = CACHE_MAGIC_NEW.to_vec();
+        b.extend((entries.len() as u32).to_le_bytes());
+        b.extend((strings.len() as u32).to_le_bytes());
+        b.extend([2, 0, 0, 0]);
+        b.extend([0u8; 16]);
+        for (k, v) in offs {
+            b.extend(0x0303i32.to_le_bytes());
+            b.extend(k.to_le_bytes());
+            b.extend(v.to_le_bytes());
+            b.extend([0u8; 12]);
+        }
+        b.extend(strings);
+        b
+    }
+
+    #[test]
+    fn ld_so_cache_new_format() {
+        let b = new_cache(&[
+            ("libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1"),
+            ("libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"),
+        ]);
+        let c = parse_ld_so_cache(&b).unwrap();
+        assert_eq!(c.format, "glibc-ld.so.cache1.1");
+        assert_eq!(
+            c.entries[1],
+            CacheEntry {
+                name: "libc.so.6".into(),
+                path: "/lib/x86_64-linux-gnu/libc.so.6".into(),
+                flags: 0x0303
+            }
+        );
+    }
+
+    #[test]
+    fn ld_so_cache_old_format_alone_and_with_a_new_section() {
+        // Old format: strings relative to the end of the entries.
+        let mut b = CACHE_MAGIC_OLD.to_vec();
+        b.push(0);
+        b.extend(1u32.to_le_bytes());
+        b.extend(0x0303i32.to_le_bytes());
+        b.extend(0u32.to_le_bytes());
+        b.extend(10u32.to_le_bytes());
+        b.extend(b"libm.so.6\0/lib/libm.so.6\0");
+        let c = parse_ld_so_cache(&b).unwrap();
+        assert_eq!(c.format, "ld.so-1.7.0");
+        assert_eq!(
+            (c.entries[0].name.as_str(), c.entries[0].path.as_str()),
+            ("libm.so.6", "/lib/libm.so.6")
+        );
+        // Compat layout (glibc < 2.32 default): old header and entries, then an 8-aligned new
+        // section whose offsets are relative to itself; glibc reads the new one.
+        let mut b = CACHE_MAGIC_OLD.to_vec();
+        b.push(0);
+        b.extend(1u32.to_le_bytes());
+        b.extend([0u8; 12]);
+        while !b.len().is_multiple_of(8) {
+            b.push(0);
+        }
+        b.extend(new_cache(&[("libnew.so.1", "/usr/lib/libnew.so.1")]));
+        let c = parse_ld_so_cache(&b).unwrap();
+        assert_eq!(c.format, "ld.so-1.7.0");
+        assert_eq!(c.entries[0].name, "libnew.so.1");
+    }
+
+    #[test]
+    fn ld_so_cache_refuses_garbage_with_a_reason() {
+        assert!(
+            parse_ld_so_cache(b"hello")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown format")
+        );
+        let mut b = new_cache(&[("a", "b")]);
+        b.truncate(60);
+        assert!(
+            parse_ld_so_cache(&b)
+                .unwrap_err()
+                .to_string()
+                .contains("do not fit")
+        );
+    }
+
+    #[test]
+    fn ld_so_conf_debian_with_include_and_comments() {
+        let text = "# libc default configuration\ninclude /etc/ld.so.conf.d/*.conf\n\n/usr/local/lib # local\n/opt/a:/opt/b, /opt/c\nhwcap 0 nosegneg\n/usr/X11R6/lib=libc5\n";
+        assert_eq!(
+            parse_ld_so_conf(text),
+            vec![
+                ConfLine::Include("/etc/ld.so.conf.d/*.conf".into()),
+                ConfLine::Dir("/usr/local/lib".into()),
+                ConfLine::Dir("/opt/a".into()),
+                ConfLine::Dir("/opt/b".into()),
+                ConfLine::Dir("/opt/c".into()),
+                ConfLine::Dir("/usr/X11R6/lib".into()),
+            ]
+        );
+        assert!(wildcard_match("*.conf", "x86_64-linux-gnu.conf"));
+        assert!(!wildcard_match("*.conf", "README"));
+        assert!(wildcard_match("lib?.conf", "libc.conf"));
+    }
+
+    #[test]
+    fn ld_so_conf_includes_are_followed_under_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("etc/ld.so.conf.d")).unwrap();
+        std::fs::write(r.join("etc/ld.so.conf"), "include ld.so.conf.d/*.conf\n").unwrap();
+        std::fs::write(r.join("etc/ld.so.conf.d/a.conf"), "/opt/a\n").unwrap();
+        std::fs::write(
+            r.join("etc/ld.so.conf.d/b.conf"),
+            "/opt/b\ninclude /etc/ld.so.conf\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("etc/ld.so.conf.d/skip.txt"), "/opt/no\n").unwrap();
+        let mut dirs = Vec::new();
+        read_conf(&Host::new(r), "/etc/ld.so.conf", 0, &mut dirs).unwrap();
+        assert_eq!(&dirs[..2], ["/opt/a", "/opt/b"]);
+        assert!(!dirs.contains(&"/opt/no".to_string()));
+    }
+
+    #[test]
+    fn cpuinfo_x86_flags() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/upstream/procfs-upstream/proc/cpuinfo"
+        ))
+        .unwrap();
+        let f = parse_cpuinfo_flags(&text).unwrap();
+        assert!(f.contains("avx2") && f.contains("bmi2") && !f.contains("avx512f"));
+    }
+
+    #[test]
+    fn cpuinfo_aarch64_features() {
+        // Graviton2 (Neoverse N1), as the kernel prints it.
+        let text = "processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n\n";
+        let f = parse_cpuinfo_flags(text).unwrap();
+        assert!(AARCH64_CPU_FLAGS.iter().all(|x| f.contains(*x)));
+    }
+
+    #[test]
+    fn cpuinfo_flag_missing_on_one_cpu_is_missing() {
+        let text = "processor\t: 0\nflags\t\t: avx avx2\n\nprocessor\t: 1\nflags\t\t: avx\n";
+        assert_eq!(
+            parse_cpuinfo_flags(text)
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["avx"]
+        );
+    }
+
+    #[test]
+    fn cpuinfo_without_flags_is_unknown() {
+        // s390x and some emulators print no flags line.
+        assert_eq!(
+            parse_cpuinfo_flags("vendor_id       : IBM/S390\n# processors    : 2\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn build_info_properties() {
+        let p = parse_properties(
+            "#Generated\ngluten_version=1.6.0\nbackend_type = velox\n! c\ngcc_version: GCC: (GNU) 11.2.1\n",
+        );
+        assert_eq!(p["gluten_version"], "1.6.0");
+        assert_eq!(p["backend_type"], "velox");
+        assert_eq!(p["gcc_version"], "GCC: (GNU) 11.2.1");
+    }
+
+    #[test]
+    fn settings_validate_names_the_key() {
+        let s = Settings {
+            paths: vec!["lib/x.so".into()],
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().starts_with("`paths` (lib/x.so)"));
+        let s = Settings {
+            required_cpu_flags: Some(vec!["avx 2".into()]),
+            ..Settings::default()
+        };
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .starts_with("`required_cpu_flags`")
+        );
+        assert!(Settings::default().validate().is_ok());
+        assert_eq!(
+            Settings::default().cpu_flags_for("aarch64"),
+            AARCH64_CPU_FLAGS
+        );
+    }
+
+    fn lib(name: &str) -> LibraryFacts {
+        LibraryFacts {
+            library: name.into(),
+            path: format!("/opt/gluten/lib/{name}"),
+            found: true,
+            elf_class_bits: Some(64),
+            machine_code: Some(elf::EM_X86_64.0),
+            exec_stack: Some(false),
+            ..LibraryFacts::default()
+        }
+    }
+
+    #[test]
+    fn evaluate_table() {
+        let base = Facts {
+            libraries: vec![lib("libvelox.so")],
+            required_cpu_flags: vec!["avx2".into()],
+            missing_cpu_flags: Some(vec![]),
+            host_glibc_version: Some("2.41".into()),
+            ..Facts::default()
+        };
+        type Case = (&'static str, fn(&mut Facts), Status, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                "all good",
+                |_| {},
+                Status::Ok,
+                "libvelox.so: 0 dependencies resolved; CPU has all 1 required flags",
+            ),
+            (
+                "missing file",
+                |f| f.libraries[0].found = false,
+                Status::Fail,
+                "/opt/gluten/lib/libvelox.so: no such file",
+            ),
+            (
+                "nothing installed",
+                |f| {
+                    f.libraries[0].found = false;
+                    f.nothing_installed = true
+                },
+                Status::Warn,
+                "no Velox library at /opt/gluten/lib/libvelox.so",
+            ),
+            (
+                "broken",
+                |f| {
+                    f.libraries[0].error = Some("x: not an ELF file".into());
+                    f.libraries[0].broken = true
+                },
+                Status::Fail,
+                "x: not an ELF file",
+            ),
+            (
+                "unreadable",
+                |f| f.libraries[0].error = Some("reading x: permission denied".into()),
+                Status::Unknown,
+                "permission denied",
+            ),
+            (
+                "wrong machine",
+                |f| f.libraries[0].machine_code = Some(183),
+                Status::Fail,
+                "is built for aarch64, host is x86_64",
+            ),
+            (
+                "32-bit",
+                |f| f.libraries[0].elf_class_bits = Some(32),
+                Status::Fail,
+                "is 32-bit ELF, host loads 64-bit",
+            ),
+            (
+                "missing dep",
+                |f| {
+                    f.libraries[0].missing_dependencies.push(MissingDependency {
+                        name: "libsodium.so.23".into(),
+                        needed_by: "libvelox.so".into(),
+                    })
+                },
+                Status::Fail,
+                "libvelox.so: libsodium.so.23 not found",
+            ),
+            (
+                "missing version",
+                |f| {
+                    f.libraries[0].missing_versions.push(MissingVersion {
+                        version: "GLIBC_2.99".into(),
+                        file: "libc.so.6".into(),
+                        provider: "/lib/libc.so.6".into(),
+                        provider_max: Some("GLIBC_2.41".into()),
+                        needed_by: "libvelox.so".into(),
+                    })
+                },
+                Status::Fail,
+                "libvelox.so needs GLIBC_2.99 from libc.so.6, but /lib/libc.so.6 defines up to GLIBC_2.41",
+            ),
+            (
+                "execstack, glibc 2.41",
+                |f| f.libraries[0].exec_stack = Some(true),
+                Status::Fail,
+                "host glibc 2.41 >= 2.41 refuses",
+            ),
+            (
+                "execstack, glibc 2.35",
+                |f| {
+                    f.libraries[0].exec_stack = Some(true);
+                    f.host_glibc_version = Some("2.35".into())
+                },
+                Status::Warn,
+                "glibc >= 2.41 refuses",
+            ),
+            (
+                "cpu flags missing",
+                |f| f.missing_cpu_flags = Some(vec!["avx2".into(), "bmi2".into()]),
+                Status::Fail,
+                "libvelox.so needs avx2, bmi2: not in /proc/cpuinfo flags",
+            ),
+            (
+                "cpuinfo unknown",
+                |f| f.missing_cpu_flags = None,
+                Status::Unknown,
+                "cannot tell whether the CPU has avx2",
+            ),
+            (
+                "jar for another arch",
+                |f| {
+                    f.jars.push(JarFacts {
+                        path: "/g.jar".into(),
+                        found: true,
+                        native_arches: vec!["aarch64".into()],
+                        ..JarFacts::default()
+                    })
+                },
+                Status::Fail,
+                "/g.jar has native libraries for aarch64 only, host is x86_64",
+            ),
+            (
+                "probe crashed",
+                |f| {
+                    f.load_probe.push(ProbeResult {
+                        path: "/x.so".into(),
+                        result: "crashed".into(),
+                        detail: Some("child killed by SIGILL".into()),
+                    })
+                },
+                Status::Fail,
+                "dlopen probe of /x.so: crashed: child killed by SIGILL",
+            ),
+        ];
+        for (name, change, status, text) in cases {
+            let mut f = base.clone();
+            change(&mut f);
+            let o = evaluate(&f, &Settings::default(), "x86_64");
+            assert_eq!(o.status(), status, "{name}: {}", o.summary());
+            assert!(o.summary().contains(text), "{name}: {}", o.summary());
+        }
+    }
+
+    #[test]
+    fn evaluate_exports_gauges_and_inventory() {
+        let mut l = lib("libvelox.so");
+        l.build_id = Some("abcd".into());
+        l.size_bytes = Some(10);
+        let f = Facts {
+            libraries: vec![l, lib("libgluten.so")],
+            isa_cpu_flags: Some(vec!["avx".into(), "avx2".into()]),
+            jars: vec![JarFacts {
+                build_info: [("gluten_version".to_string(), "1.6.0".to_string())].into(),
+                found: true,
+                native_arches: vec!["amd64".into()],
+                ..JarFacts::default()
+            }],
+            missing_cpu_flags: Some(vec![]),
+            ..Facts::default()
+        };
+        let o = evaluate(&f, &Settings::default(), "x86_64");
+        let inv: BTreeMap<_, _> = o.inventory.iter().cloned().collect();
+        assert_eq!(inv["velox_library.build_id"], "abcd");
+        assert_eq!(inv["cpu.flags"], "avx avx2");
+        assert_eq!(inv["velox_library.gluten_version"], "1.6.0");
+        let info: Vec<_> = o
+            .metrics
+            .iter()
+            .filter(|s| s.name == "gluten_node_velox_library_info")
+            .collect();
+        assert_eq!(info.len(), 2);
+        assert_eq!(
+            info[0].labels,
+            vec![
+                ("library", "libvelox.so".to_string()),
+                ("build_id", "abcd".to_string())
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn elf_summary_never_panics(b in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = elf_summary(&b);
+        }
+
+        #[test]
+        fn elf_summary_of_a_mangled_real_header_never_panics(
+            cut in 0usize..4096, at in 0usize..4096, byte in any::<u8>()
+        ) {
+            let mut b = SAMPLE.with(|s| s.clone());
+            let n = b.len();
+            b[at % n] = byte;
+            b.truncate(cut.min(n));
+            let _ = elf_summary(&b);
+        }
+
+        #[test]
+        fn ld_so_cache_never_panics(b in proptest::collection::vec(any::<u8>(), 0..512), new in any::<bool>()) {
+            let mut data = if new { CACHE_MAGIC_NEW.to_vec() } else { CACHE_MAGIC_OLD.to_vec() };
+            data.extend(b);
+            let _ = parse_ld_so_cache(&data);
+        }
+
+        #[test]
+        fn cpuinfo_and_conf_never_panic(s in "\\PC{0,400}") {
+            let _ = parse_cpuinfo_flags(&s);
+            let _ = parse_ld_so_conf(&s);
+            let _ = parse_properties(&s);
+        }
+    }
+
+    thread_local! {
+        static SAMPLE: Vec<u8> = sample();
     }
 }
