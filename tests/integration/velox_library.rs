@@ -437,3 +437,115 @@ fn pyvelox_libvelox_resolves_every_bundled_dependency() {
         o.summary()
     );
 }
+
+#[test]
+fn load_probe_dlopens_in_a_child_and_survives_a_crashing_constructor() {
+    // dlopen cannot be rooted, so the probe runs against `/` with libraries built here.
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("libgood.so");
+    let bad = dir.path().join("libbad.so");
+    cc(dir.path(), &good, "int g(void){return 1;}", &[]);
+    cc(
+        dir.path(),
+        &bad,
+        "__attribute__((constructor)) static void boom(void){ __builtin_trap(); }",
+        &[],
+    );
+    let settings = Settings {
+        paths: vec![good.clone(), bad.clone()],
+        required_cpu_flags: Some(vec![]),
+        load_probe: true,
+        ..Settings::default()
+    };
+    let o = VeloxLibrary::new(settings).run(&Host::new("/")).unwrap();
+    let probes = o.facts["load_probe"].as_array().unwrap();
+    assert_eq!(probes[0]["result"], "loaded", "{probes:?}");
+    assert_eq!(probes[1]["result"], "crashed", "{probes:?}");
+    assert!(
+        o.summary()
+            .contains(&format!("dlopen probe of {}: crashed", bad.display())),
+        "{}",
+        o.summary()
+    );
+
+    // Under another root the probe is skipped with a reason.
+    let t = tree();
+    let r = run_check(
+        &t.root,
+        "velox_library",
+        &format!("{ONE}\nload_probe = true"),
+    );
+    assert_eq!(r.facts["load_probe"][0]["result"], "skipped");
+    assert_eq!(r.status, Status::Unknown, "{}", r.summary);
+}
+
+/// A `glibc-ld.so.cache1.1` file mapping each soname to a path.
+fn ld_so_cache(entries: &[(&str, &str)]) -> Vec<u8> {
+    let base = 48 + 24 * entries.len();
+    let (mut strings, mut offs) = (Vec::new(), Vec::new());
+    for (k, v) in entries {
+        let ko = (base + strings.len()) as u32;
+        strings.extend_from_slice(k.as_bytes());
+        strings.push(0);
+        let vo = (base + strings.len()) as u32;
+        strings.extend_from_slice(v.as_bytes());
+        strings.push(0);
+        offs.push((ko, vo));
+    }
+    let mut b = b"glibc-ld.so.cache1.1".to_vec();
+    b.extend((entries.len() as u32).to_le_bytes());
+    b.extend((strings.len() as u32).to_le_bytes());
+    b.extend([2u8, 0, 0, 0]);
+    b.extend([0u8; 16]);
+    for (k, v) in offs {
+        b.extend(0x0303i32.to_le_bytes());
+        b.extend(k.to_le_bytes());
+        b.extend(v.to_le_bytes());
+        b.extend([0u8; 12]);
+    }
+    b.extend(strings);
+    b
+}
+
+#[test]
+fn the_ld_so_cache_finds_what_rpath_does_not() {
+    let t = tree();
+    let moved = t.root.join("usr/local/lib/libdep.so");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(t.root.join("opt/gluten/deps/libdep.so"), &moved).unwrap();
+    std::fs::create_dir_all(t.root.join("etc")).unwrap();
+    std::fs::write(
+        t.root.join("etc/ld.so.cache"),
+        ld_so_cache(&[("libdep.so", "/usr/local/lib/libdep.so")]),
+    )
+    .unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert_eq!(
+        r.facts["libraries"][0]["resolved"]["libdep.so"],
+        "/usr/local/lib/libdep.so"
+    );
+    assert_eq!(r.facts["ld_so_cache_format"], "glibc-ld.so.cache1.1");
+
+    // Without a cache, ld.so.conf (and its includes) names the directory instead.
+    std::fs::remove_file(t.root.join("etc/ld.so.cache")).unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Fail, "{}", r.summary);
+    std::fs::create_dir_all(t.root.join("etc/ld.so.conf.d")).unwrap();
+    std::fs::write(
+        t.root.join("etc/ld.so.conf"),
+        "include /etc/ld.so.conf.d/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.root.join("etc/ld.so.conf.d/local.conf"),
+        "/usr/local/lib\n",
+    )
+    .unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert_eq!(
+        r.facts["ld_so_conf_dirs"],
+        serde_json::json!(["/usr/local/lib"])
+    );
+}
