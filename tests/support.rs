@@ -398,3 +398,47 @@ pub fn require_root() {
         "this test mounts filesystems and must run as root (CI does)"
     );
 }
+
+/// pyvelox's wheel unpacked (`pyvelox/libvelox.so` and its 28 dependencies in `pyvelox.libs/`):
+/// a real 270 MB Velox build. Downloaded once into `target/pyvelox-cache` with `pip download`
+/// and unpacked with `python3 -m zipfile`; needs network to PyPI the first time.
+pub fn pyvelox_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = repo_root().join("target/pyvelox-cache");
+        if dir.join("pyvelox/libvelox.so").exists() {
+            return dir;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "pyvelox", "-d"])
+            .arg(&dir)
+            .status()
+            .expect("running python3 -m pip download pyvelox");
+        assert!(status.success(), "pip download pyvelox failed");
+        let wheel = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .expect("a pyvelox wheel after pip download");
+        let status = Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&dir)
+            .status()
+            .expect("running python3 -m zipfile");
+        assert!(status.success(), "unzipping {} failed", wheel.display());
+        assert!(dir.join("pyvelox/libvelox.so").exists());
+        dir
+    })
+    .clone()
+}
+
+/// Copies (or hard-links, when on the same filesystem) `src` to `dst`, creating parents.
+pub fn place(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    if std::fs::hard_link(src, dst).is_err() {
+        std::fs::copy(src, dst)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    }
+}

@@ -7,3 +7,4 @@ mod memory;
 mod numa;
 mod scratch;
 mod tidy;
+mod velox_library;

@@ -1,0 +1,551 @@
+//! `velox_library` on the upstream trees (no library: the "nothing installed" warning, CPU flags
+//! from their cpuinfo), on trees built here with gcc (a missing dependency, a version need the
+//! host lacks, a wrong machine, a truncated file, a non-ELF file, a jar), and on pyvelox's real
+//! 270 MB `libvelox.so` with its bundled dependencies.
+
+use agent::check::Check;
+use agent::checks::velox_library::{Settings, VeloxLibrary};
+use agent::host::Host;
+use gluten_node_tests::*;
+use proto::Status;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const X86_FLAGS: &str = "fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx avx2 fma f16c bmi1 bmi2 abm";
+
+fn golden(root: &Path, name: &str, settings: &str) -> proto::CheckResult {
+    let r = run_check(root, "velox_library", settings);
+    assert_golden(name, &normalize(serde_json::to_value(&r).unwrap(), root));
+    r
+}
+
+#[test]
+fn node_exporter_tree_has_no_library_and_all_default_cpu_flags() {
+    let r = golden(
+        &upstream("node-exporter-upstream"),
+        "velox_library-node-exporter-upstream",
+        "",
+    );
+    assert_eq!(r.status, Status::Warn, "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("no Velox library at /opt/gluten/lib/libvelox.so")
+    );
+    assert_eq!(r.facts["missing_cpu_flags"], serde_json::json!([]));
+}
+
+#[test]
+fn procfs_tree_with_a_flag_its_cpu_lacks_fails_naming_it() {
+    let r = golden(
+        &upstream("procfs-upstream"),
+        "velox_library-procfs-upstream-avx512",
+        "paths = []\nrequired_cpu_flags = [\"avx2\", \"avx512f\"]",
+    );
+    assert_eq!(r.status, Status::Fail);
+    assert!(
+        r.summary
+            .contains("needs avx512f: not in /proc/cpuinfo flags"),
+        "{}",
+        r.summary
+    );
+}
+
+/// Compiles `src` into a shared object `out` with extra gcc arguments.
+fn cc(dir: &Path, out: &Path, src: &str, args: &[&str]) {
+    let c = dir.join(format!("{}.c", out.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&c, src).unwrap();
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let o = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-nostdlib", "-Wl,--build-id=sha1", "-o"])
+        .arg(out)
+        .arg(&c)
+        .args(args)
+        .output()
+        .expect("running gcc");
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A host tree: a fake `libc.so.6` defining GLIBC_2.17 and GLIBC_2.35 in the default dir,
+/// `/opt/gluten/lib/libvelox.so` needing `libdep.so` (found through RPATH `$ORIGIN/../deps`)
+/// and libc, and a cpuinfo with the default x86 flags.
+struct Tree {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    build: PathBuf,
+}
+
+fn tree() -> Tree {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let build = dir.path().join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    let vs = build.join("libc.map");
+    std::fs::write(
+        &vs,
+        "GLIBC_2.17 { global: old_fn; local: *; };\nGLIBC_2.35 { global: mid_fn; } GLIBC_2.17;\n",
+    )
+    .unwrap();
+    let libc = root.join("lib/x86_64-linux-gnu/libc.so.6");
+    cc(
+        &build,
+        &libc,
+        "int old_fn(void){return 1;} int mid_fn(void){return 2;}",
+        &[
+            "-Wl,-soname,libc.so.6",
+            &format!("-Wl,--version-script={}", vs.display()),
+        ],
+    );
+    let dep = root.join("opt/gluten/deps/libdep.so");
+    cc(
+        &build,
+        &dep,
+        "extern int old_fn(void); int dep_fn(void){return old_fn();}",
+        &["-Wl,-soname,libdep.so", libc.to_str().unwrap()],
+    );
+    let velox = root.join("opt/gluten/lib/libvelox.so");
+    cc(
+        &build,
+        &velox,
+        "extern int dep_fn(void); extern int mid_fn(void); int v(void){return dep_fn()+mid_fn();}",
+        &[
+            "-Wl,-soname,libvelox.so",
+            "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../deps",
+            "-Wl,-z,noexecstack",
+            dep.to_str().unwrap(),
+            libc.to_str().unwrap(),
+        ],
+    );
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::write(
+        root.join("proc/cpuinfo"),
+        format!(
+            "processor\t: 0\nflags\t\t: {X86_FLAGS}\n\nprocessor\t: 1\nflags\t\t: {X86_FLAGS}\n"
+        ),
+    )
+    .unwrap();
+    Tree {
+        _dir: dir,
+        root,
+        build,
+    }
+}
+
+const ONE: &str = "paths = [\"/opt/gluten/lib/libvelox.so\"]";
+
+#[test]
+fn a_complete_tree_is_ok_and_reports_what_it_resolved() {
+    let t = tree();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    let lib = &r.facts["libraries"][0];
+    assert_eq!(
+        lib["resolved"]["libdep.so"],
+        "/opt/gluten/lib/../deps/libdep.so"
+    );
+    assert_eq!(
+        lib["resolved"]["libc.so.6"],
+        "/lib/x86_64-linux-gnu/libc.so.6"
+    );
+    assert_eq!(lib["max_glibc_required"], "GLIBC_2.35");
+    assert_eq!(lib["exec_stack"], false);
+    assert_eq!(lib["machine"], "x86_64");
+    assert_eq!(lib["build_id"].as_str().unwrap().len(), 40);
+    assert_eq!(r.facts["host_glibc_version"], "2.35");
+    assert_eq!(r.facts["ld_so_cache_format"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_removed_dependency_is_named_with_who_needs_it() {
+    let t = tree();
+    std::fs::remove_file(t.root.join("opt/gluten/deps/libdep.so")).unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Fail);
+    assert!(
+        r.summary.starts_with("libvelox.so: libdep.so not found"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn a_version_the_host_libc_lacks_fails_naming_both() {
+    let t = tree();
+    // Rebuild libc with GLIBC_2.17 only: libvelox.so's GLIBC_2.35 need is now unmet.
+    let vs = t.build.join("old.map");
+    std::fs::write(&vs, "GLIBC_2.17 { global: old_fn; mid_fn; local: *; };\n").unwrap();
+    cc(
+        &t.build,
+        &t.root.join("lib/x86_64-linux-gnu/libc.so.6"),
+        "int old_fn(void){return 1;} int mid_fn(void){return 2;}",
+        &[
+            "-Wl,-soname,libc.so.6",
+            &format!("-Wl,--version-script={}", vs.display()),
+        ],
+    );
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Fail);
+    assert!(
+        r.summary.contains(
+            "libvelox.so needs GLIBC_2.35 from libc.so.6, but /lib/x86_64-linux-gnu/libc.so.6 defines up to GLIBC_2.17"
+        ),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn broken_copies_fail_with_a_sentence_naming_the_file() {
+    let t = tree();
+    let velox = t.root.join("opt/gluten/lib/libvelox.so");
+    let good = std::fs::read(&velox).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "truncated ELF: section headers at offset",
+        ),
+        (
+            "non-ELF",
+            b"#!/bin/sh\necho not a library\n".to_vec(),
+            "not an ELF file",
+        ),
+        (
+            "aarch64",
+            {
+                let mut b = good.clone();
+                b[18..20].copy_from_slice(&183u16.to_le_bytes());
+                b
+            },
+            "is built for aarch64, host is x86_64",
+        ),
+    ];
+    for (what, bytes, expect) in cases {
+        std::fs::write(&velox, &bytes).unwrap();
+        let r = run_check(&t.root, "velox_library", ONE);
+        assert_eq!(r.status, Status::Fail, "{what}: {}", r.summary);
+        assert!(r.summary.contains(expect), "{what}: {}", r.summary);
+        assert!(
+            r.summary.contains("/opt/gluten/lib/libvelox.so"),
+            "{what}: {}",
+            r.summary
+        );
+    }
+}
+
+#[test]
+fn missing_cpu_flags_fail_naming_each() {
+    let t = tree();
+    std::fs::write(
+        t.root.join("proc/cpuinfo"),
+        "processor\t: 0\nflags\t\t: fpu sse4_2 popcnt avx\n",
+    )
+    .unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Fail);
+    assert!(
+        r.summary
+            .contains("libvelox.so needs avx2, fma, f16c, bmi2, abm: not in /proc/cpuinfo flags"),
+        "{}",
+        r.summary
+    );
+    std::fs::remove_file(t.root.join("proc/cpuinfo")).unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Unknown, "{}", r.summary);
+    assert_eq!(r.facts["missing_cpu_flags"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_configured_library_that_is_absent_fails() {
+    let t = tree();
+    let r = run_check(
+        &t.root,
+        "velox_library",
+        "paths = [\"/opt/gluten/lib/libvelox.so\", \"/opt/gluten/lib/libgluten.so\"]",
+    );
+    assert_eq!(r.status, Status::Fail);
+    assert!(
+        r.summary
+            .contains("/opt/gluten/lib/libgluten.so: no such file"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn a_jar_is_read_in_memory_with_its_build_info() {
+    let t = tree();
+    let jar = t.root.join("opt/spark/jars/gluten.jar");
+    std::fs::create_dir_all(jar.parent().unwrap()).unwrap();
+    let stage = t.build.join("jar");
+    let velox = std::fs::read(t.root.join("opt/gluten/lib/libvelox.so")).unwrap();
+    let dep = std::fs::read(t.root.join("opt/gluten/deps/libdep.so")).unwrap();
+    std::fs::create_dir_all(stage.join("linux/amd64")).unwrap();
+    std::fs::write(stage.join("linux/amd64/libvelox.so"), velox).unwrap();
+    std::fs::write(stage.join("linux/amd64/libdep.so"), dep).unwrap();
+    std::fs::write(
+        stage.join("gluten-build-info.properties"),
+        "gluten_version=1.6.0\nbackend_type=velox\n",
+    )
+    .unwrap();
+    let o = Command::new("python3")
+        .current_dir(&stage)
+        .args(["-m", "zipfile", "-c"])
+        .arg(&jar)
+        .args(["linux", "gluten-build-info.properties"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = run_check(
+        &t.root,
+        "velox_library",
+        "paths = []\njars = [\"/opt/spark/jars/gluten.jar\"]",
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert_eq!(r.facts["jars"][0]["build_info"]["gluten_version"], "1.6.0");
+    assert_eq!(
+        r.facts["jars"][0]["native_arches"],
+        serde_json::json!(["amd64"])
+    );
+    let libs = r.facts["libraries"].as_array().unwrap();
+    assert_eq!(libs.len(), 2);
+    let v = libs.iter().find(|l| l["library"] == "libvelox.so").unwrap();
+    assert_eq!(
+        v["resolved"]["libdep.so"],
+        "/opt/spark/jars/gluten.jar!linux/amd64/libdep.so"
+    );
+
+    // The same jar seen from an aarch64 host has no libraries for it.
+    let mut c = config(
+        &t.root,
+        "[velox_library]\npaths = []\njars = [\"/opt/spark/jars/gluten.jar\"]\nrequired_cpu_flags = []\n",
+    );
+    c.hugepages.enabled = false;
+    c.numa.enabled = false;
+    c.scratch.enabled = false;
+    c.memory.enabled = false;
+    let s = round(&c, "aarch64");
+    let r = &s.report.checks[0];
+    assert_eq!(r.status, Status::Fail);
+    assert!(
+        r.summary.contains(
+            "has native libraries for amd64 only, host is aarch64 (needs linux/aarch64/)"
+        ),
+        "{}",
+        r.summary
+    );
+}
+
+/// pyvelox's tree under `/opt/pyvelox`, with the host libraries it needs from the system copied
+/// in (assertions are about what is placed, not about this machine).
+fn pyvelox_tree() -> (tempfile::TempDir, PathBuf) {
+    let src = pyvelox_dir();
+    let dir = tempfile::tempdir_in(repo_root().join("target")).unwrap();
+    let root = dir.path().to_path_buf();
+    place(
+        &src.join("pyvelox/libvelox.so"),
+        &root.join("opt/pyvelox/pyvelox/libvelox.so"),
+    );
+    for e in std::fs::read_dir(src.join("pyvelox.libs")).unwrap() {
+        let e = e.unwrap();
+        place(
+            &e.path(),
+            &root.join("opt/pyvelox/pyvelox.libs").join(e.file_name()),
+        );
+    }
+    for lib in [
+        "libc.so.6",
+        "libm.so.6",
+        "libstdc++.so.6",
+        "libgcc_s.so.1",
+        "libz.so.1",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "ld-linux-x86-64.so.2",
+    ] {
+        let real = std::fs::canonicalize(Path::new("/lib/x86_64-linux-gnu").join(lib)).unwrap();
+        place(&real, &root.join("lib/x86_64-linux-gnu").join(lib));
+    }
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::write(
+        root.join("proc/cpuinfo"),
+        format!("processor\t: 0\nflags\t\t: {X86_FLAGS}\n"),
+    )
+    .unwrap();
+    (dir, root)
+}
+
+#[test]
+fn pyvelox_libvelox_resolves_every_bundled_dependency() {
+    let (_dir, root) = pyvelox_tree();
+    let settings = Settings {
+        paths: vec![PathBuf::from("/opt/pyvelox/pyvelox/libvelox.so")],
+        ..Settings::default()
+    };
+    let check = VeloxLibrary::new(settings.clone());
+    let host = Host::new(&root).with_arch("x86_64");
+    let t0 = std::time::Instant::now();
+    let o = check.run(&host).unwrap();
+    let cold = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    let warm_runs = 20;
+    for _ in 0..warm_runs {
+        check.run(&host).unwrap();
+    }
+    let warm = t1.elapsed() / warm_runs;
+    eprintln!("pyvelox libvelox.so: cold {cold:?}, warm {warm:?} per run");
+    let lib = &o.facts["libraries"][0];
+    assert_eq!(
+        lib["missing_dependencies"],
+        serde_json::json!([]),
+        "{}",
+        o.summary()
+    );
+    assert_eq!(lib["rpath"], serde_json::json!(["$ORIGIN/../pyvelox.libs"]));
+    let resolved = lib["resolved"].as_object().unwrap();
+    let bundled = resolved
+        .values()
+        .filter(|p| {
+            p.as_str()
+                .unwrap()
+                .starts_with("/opt/pyvelox/pyvelox/../pyvelox.libs/")
+        })
+        .count();
+    let shipped = std::fs::read_dir(root.join("opt/pyvelox/pyvelox.libs"))
+        .unwrap()
+        .count();
+    assert_eq!(bundled, shipped, "{resolved:?}");
+    assert_eq!(
+        lib["size_bytes"],
+        std::fs::metadata(root.join("opt/pyvelox/pyvelox/libvelox.so"))
+            .unwrap()
+            .len()
+    );
+
+    // A bundled dependency removed: named, with the library that needs it.
+    std::fs::remove_file(root.join("opt/pyvelox/pyvelox.libs/libsodium-2d1e6a3a.so.23.3.0"))
+        .unwrap();
+    let o = VeloxLibrary::new(settings).run(&host).unwrap();
+    assert_eq!(o.status(), Status::Fail);
+    assert!(
+        o.summary().contains("libsodium-2d1e6a3a.so.23.3.0"),
+        "{}",
+        o.summary()
+    );
+}
+
+#[test]
+fn load_probe_dlopens_in_a_child_and_survives_a_crashing_constructor() {
+    // dlopen cannot be rooted, so the probe runs against `/` with libraries built here.
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("libgood.so");
+    let bad = dir.path().join("libbad.so");
+    cc(dir.path(), &good, "int g(void){return 1;}", &[]);
+    cc(
+        dir.path(),
+        &bad,
+        "__attribute__((constructor)) static void boom(void){ __builtin_trap(); }",
+        &[],
+    );
+    let settings = Settings {
+        paths: vec![good.clone(), bad.clone()],
+        required_cpu_flags: Some(vec![]),
+        load_probe: true,
+        ..Settings::default()
+    };
+    let o = VeloxLibrary::new(settings).run(&Host::new("/")).unwrap();
+    let probes = o.facts["load_probe"].as_array().unwrap();
+    assert_eq!(probes[0]["result"], "loaded", "{probes:?}");
+    assert_eq!(probes[1]["result"], "crashed", "{probes:?}");
+    assert!(
+        o.summary()
+            .contains(&format!("dlopen probe of {}: crashed", bad.display())),
+        "{}",
+        o.summary()
+    );
+
+    // Under another root the probe is skipped with a reason.
+    let t = tree();
+    let r = run_check(
+        &t.root,
+        "velox_library",
+        &format!("{ONE}\nload_probe = true"),
+    );
+    assert_eq!(r.facts["load_probe"][0]["result"], "skipped");
+    assert_eq!(r.status, Status::Unknown, "{}", r.summary);
+}
+
+/// A `glibc-ld.so.cache1.1` file mapping each soname to a path.
+fn ld_so_cache(entries: &[(&str, &str)]) -> Vec<u8> {
+    let base = 48 + 24 * entries.len();
+    let (mut strings, mut offs) = (Vec::new(), Vec::new());
+    for (k, v) in entries {
+        let ko = (base + strings.len()) as u32;
+        strings.extend_from_slice(k.as_bytes());
+        strings.push(0);
+        let vo = (base + strings.len()) as u32;
+        strings.extend_from_slice(v.as_bytes());
+        strings.push(0);
+        offs.push((ko, vo));
+    }
+    let mut b = b"glibc-ld.so.cache1.1".to_vec();
+    b.extend((entries.len() as u32).to_le_bytes());
+    b.extend((strings.len() as u32).to_le_bytes());
+    b.extend([2u8, 0, 0, 0]);
+    b.extend([0u8; 16]);
+    for (k, v) in offs {
+        b.extend(0x0303i32.to_le_bytes());
+        b.extend(k.to_le_bytes());
+        b.extend(v.to_le_bytes());
+        b.extend([0u8; 12]);
+    }
+    b.extend(strings);
+    b
+}
+
+#[test]
+fn the_ld_so_cache_finds_what_rpath_does_not() {
+    let t = tree();
+    let moved = t.root.join("usr/local/lib/libdep.so");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(t.root.join("opt/gluten/deps/libdep.so"), &moved).unwrap();
+    std::fs::create_dir_all(t.root.join("etc")).unwrap();
+    std::fs::write(
+        t.root.join("etc/ld.so.cache"),
+        ld_so_cache(&[("libdep.so", "/usr/local/lib/libdep.so")]),
+    )
+    .unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert_eq!(
+        r.facts["libraries"][0]["resolved"]["libdep.so"],
+        "/usr/local/lib/libdep.so"
+    );
+    assert_eq!(r.facts["ld_so_cache_format"], "glibc-ld.so.cache1.1");
+
+    // Without a cache, ld.so.conf (and its includes) names the directory instead.
+    std::fs::remove_file(t.root.join("etc/ld.so.cache")).unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Fail, "{}", r.summary);
+    std::fs::create_dir_all(t.root.join("etc/ld.so.conf.d")).unwrap();
+    std::fs::write(
+        t.root.join("etc/ld.so.conf"),
+        "include /etc/ld.so.conf.d/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.root.join("etc/ld.so.conf.d/local.conf"),
+        "/usr/local/lib\n",
+    )
+    .unwrap();
+    let r = run_check(&t.root, "velox_library", ONE);
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert_eq!(
+        r.facts["ld_so_conf_dirs"],
+        serde_json::json!(["/usr/local/lib"])
+    );
+}
