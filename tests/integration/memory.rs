@@ -82,10 +82,11 @@ fn nested_cgroup_v2_finds_the_ancestor_limit_and_fails_the_overcommitted_plan() 
     );
     assert_eq!(r.facts["usable_bytes"], 100u64 << 30);
     assert_eq!(r.facts["planned_bytes"], 102u64 << 30);
-    assert_eq!(r.facts["headroom_bytes"], -(2i64 << 30));
+    // usable - planned - reserve (2 GiB by default)
+    assert_eq!(r.facts["headroom_bytes"], -(4i64 << 30));
     assert_eq!(
         r.summary,
-        "planned 2 x 51.0 GiB = 102.0 GiB exceeds usable 100.0 GiB (cgroup limit) by 2.0 GiB"
+        "planned 2 x 51.0 GiB = 102.0 GiB plus `reserve_bytes` 2.0 GiB exceeds usable 100.0 GiB (cgroup limit) by 4.0 GiB"
     );
 }
 

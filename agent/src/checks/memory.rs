@@ -888,7 +888,9 @@ pub fn evaluate(o: &Observation, s: &Settings) -> Evaluation {
             ),
         ),
         (Some(p), Some(u)) => {
-            let headroom = i128::from(u) - i128::from(p.planned_bytes);
+            // The definition: headroom = usable - planned - reserve.
+            let reserve = i128::from(s.reserve_bytes);
+            let headroom = i128::from(u) - i128::from(p.planned_bytes) - reserve;
             ev.headroom_bytes = Some(headroom);
             let src = usable_source.unwrap_or("");
             let planned = format!(
@@ -901,24 +903,26 @@ pub fn evaluate(o: &Observation, s: &Settings) -> Evaluation {
                 f(
                     Status::Fail,
                     format!(
-                        "{planned} exceeds usable {} ({src}) by {}",
+                        "{planned} plus `reserve_bytes` {} exceeds usable {} ({src}) by {}",
+                        human(s.reserve_bytes),
                         human(u),
                         human(headroom.unsigned_abs() as u64)
                     ),
                 );
-            } else if headroom < i128::from(s.reserve_bytes) {
+            } else if headroom < reserve {
                 f(
                     Status::Warn,
                     format!(
-                        "{planned} leaves {} of usable {} ({src}), below `reserve_bytes` {}",
+                        "{planned} plus `reserve_bytes` {} leaves headroom {} of usable {} ({src}), below `reserve_bytes`",
+                        human(s.reserve_bytes),
                         human(headroom as u64),
                         human(u),
-                        human(s.reserve_bytes)
                     ),
                 );
             }
             summary.push(format!(
-                "{planned} fits usable {} ({src}) with {} to spare",
+                "{planned} plus reserve {} fits usable {} ({src}) with headroom {}",
+                human(s.reserve_bytes),
                 human(u),
                 human_signed(headroom)
             ));
@@ -1862,7 +1866,7 @@ mod tests {
                     ..Default::default()
                 },
                 Status::Ok,
-                "planned 3 x 40.0 GiB = 120.0 GiB fits usable 128.0 GiB (MemTotal minus huge page pools) with 8.0 GiB to spare",
+                "planned 3 x 40.0 GiB = 120.0 GiB plus reserve 2.0 GiB fits usable 128.0 GiB (MemTotal minus huge page pools) with headroom 6.0 GiB",
             ),
             (
                 "huge page pools are not usable",
@@ -1872,7 +1876,7 @@ mod tests {
                     ..Default::default()
                 },
                 Status::Fail,
-                "planned 3 x 40.0 GiB = 120.0 GiB exceeds usable 118.0 GiB (MemTotal minus huge page pools) by 2.0 GiB",
+                "planned 3 x 40.0 GiB = 120.0 GiB plus `reserve_bytes` 2.0 GiB exceeds usable 118.0 GiB (MemTotal minus huge page pools) by 4.0 GiB",
             ),
             (
                 "the cgroup limit is tighter",
@@ -1883,27 +1887,27 @@ mod tests {
                     ..Default::default()
                 },
                 Status::Fail,
-                "exceeds usable 120.0 GiB (cgroup limit) by 15.0 GiB",
+                "exceeds usable 120.0 GiB (cgroup limit) by 17.0 GiB",
             ),
             (
-                "below the reserve",
+                "headroom below the reserve",
                 Observation {
-                    meminfo: host(130, 0),
+                    meminfo: host(132, 0),
                     plan: Some(plan(43, 3, 4, 1)),
                     ..Default::default()
                 },
                 Status::Warn,
-                "leaves 1.0 GiB of usable 130.0 GiB (MemTotal minus huge page pools), below `reserve_bytes` 2.0 GiB",
+                "leaves headroom 1.0 GiB of usable 132.0 GiB (MemTotal minus huge page pools), below `reserve_bytes`",
             ),
             (
-                "exactly full is below the reserve, not a fail",
+                "headroom exactly 0 is below the reserve, not a fail",
                 Observation {
-                    meminfo: host(120, 0),
+                    meminfo: host(122, 0),
                     plan: Some(plan(40, 3, 4, 1)),
                     ..Default::default()
                 },
                 Status::Warn,
-                "leaves 0 MiB",
+                "leaves headroom 0 MiB",
             ),
             (
                 "overhead below Gluten's recommendation",
@@ -2070,7 +2074,7 @@ mod tests {
         let ev = evaluate(&obs, &Settings::default());
         assert_eq!(ev.usable_bytes, Some(120 * GIB));
         assert_eq!(ev.usable_source, Some("cgroup limit"));
-        assert_eq!(ev.headroom_bytes, Some(-15 * i128::from(GIB)));
+        assert_eq!(ev.headroom_bytes, Some(-17 * i128::from(GIB)));
     }
 
     #[test]
