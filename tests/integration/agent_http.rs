@@ -211,7 +211,15 @@ fn a_hung_read_times_out_without_blocking_probes_or_scrapes_and_is_not_restarted
     let meminfo = root.path().join("proc/meminfo");
     std::fs::remove_file(&meminfo).unwrap();
     nix::unistd::mkfifo(&meminfo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let p = agent(root.path(), &["--set", "memory.timeout_seconds=0.3"]);
+    let p = agent(
+        root.path(),
+        &[
+            "--set",
+            "memory.timeout_seconds=0.3",
+            "--set",
+            "hugepages.timeout_seconds=0.3",
+        ],
+    );
     wait_ready(&p);
 
     // Probes and scrapes answer within milliseconds while the memory check hangs in open(2).
@@ -270,15 +278,22 @@ fn a_hung_read_times_out_without_blocking_probes_or_scrapes_and_is_not_restarted
             .starts_with("still running since"),
         "{m}"
     );
-    // The other checks still report.
+    // Checks that do not read /proc/meminfo still report (hugepages reads it too, and is stuck
+    // the same way).
     let h = get(p.addr, "/health").unwrap().json();
-    assert!(
+    let status_of = |name: &str| {
         h["checks"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["name"] == "hugepages" && c["status"] != "unknown")
-    );
+            .find(|c| c["name"] == name)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of("hugepages"), "unknown", "{h}");
+    for name in ["velox_library", "numa", "scratch"] {
+        assert_ne!(status_of(name), "unknown", "{name}: {h}");
+    }
 }
 
 #[test]
