@@ -1,4 +1,5 @@
 //! Integration tests of gluten-node-agent, one module per area. Run with `cargo test --workspace`.
 
 mod agent_cli;
+mod docker;
 mod systemd;
