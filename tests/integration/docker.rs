@@ -315,3 +315,131 @@ fn compose_brings_up_an_aggregator_and_an_agent() {
         logs()
     );
 }
+
+/// Metrics the dashboard and the alert rules use that README's metrics table does not list yet:
+/// the aggregator's fleet gauges (issue 4) and the checks' fact gauges (issue 3). Each must be
+/// served by the code that lands with those issues; this list keeps the assumption visible.
+const ASSUMED_ELSEWHERE: &[&str] = &[
+    "gluten_fleet_nodes",
+    "gluten_fleet_stale_nodes",
+    "gluten_fleet_nodes_failing_check",
+    "gluten_fleet_drift_groups",
+    "gluten_node_scratch_avail_bytes",
+    "gluten_node_scratch_size_bytes",
+    "gluten_node_memory_headroom_bytes",
+];
+
+/// Metric names in README's metrics table (`_suffix` shorthands expanded on the row's first
+/// name), plus `up`.
+fn documented_metrics() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Metrics")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut names = vec!["up".to_string()];
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cell = row.split('|').nth(1).unwrap();
+        let mut first: Option<String> = None;
+        for name in cell.split('`').skip(1).step_by(2) {
+            match &first {
+                Some(f) if name.starts_with('_') => {
+                    // `gluten_node_check_runs_total`, `_timeouts_total`: replace the last word
+                    // before the unit suffix.
+                    let stem = f.rsplitn(3, '_').nth(2).unwrap_or(f);
+                    names.push(format!("{stem}{name}"));
+                }
+                _ => {
+                    names.push(name.to_string());
+                    first = Some(name.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Every `gluten_*` / `process_*` identifier (and `up`) in a PromQL text.
+fn metric_names_in(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < bytes.len()
+                && ((bytes[i] as char).is_ascii_alphanumeric() || bytes[i] == b'_')
+            {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            let next = expr[i..].trim_start().chars().next();
+            let is_label = matches!(next, Some('=') | Some('!')) || matches!(next, Some('~'));
+            if !is_label
+                && (word.starts_with("gluten_") || word.starts_with("process_") || word == "up")
+            {
+                out.push(word.to_string());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn assert_known(what: &str, expr: &str, known: &[String]) {
+    let names = metric_names_in(expr);
+    for n in names {
+        assert!(
+            known.contains(&n) || ASSUMED_ELSEWHERE.contains(&n.as_str()),
+            "{what}: `{n}` is neither in README's metrics table nor in ASSUMED_ELSEWHERE: {expr}"
+        );
+    }
+}
+
+#[test]
+fn dashboard_is_valid_json_and_queries_only_known_metrics() {
+    let known = documented_metrics();
+    assert!(known.contains(&"gluten_node_check_timeouts_total".to_string()));
+    let path = repo_root().join("docker/grafana/fleet-dashboard.json");
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .expect("fleet-dashboard.json is not valid JSON");
+    let panels = dash["panels"].as_array().expect("panels");
+    let mut exprs = 0;
+    for p in panels {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().expect("every target has an expr");
+            assert!(!metric_names_in(expr).is_empty(), "{expr}");
+            assert_known(p["title"].as_str().unwrap_or("?"), expr, &known);
+            exprs += 1;
+        }
+    }
+    assert!(exprs >= 10, "{exprs} queries");
+}
+
+#[test]
+fn alert_rules_use_only_known_metrics_and_match_the_prometheusrule() {
+    let known = documented_metrics();
+    let rules = std::fs::read_to_string(repo_root().join("docker/prometheus/rules.yml")).unwrap();
+    for line in rules.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        assert_known("rules.yml", line, &known);
+    }
+    // The PrometheusRule carries the same expressions (validate.sh compares the parsed YAML).
+    let crd = std::fs::read_to_string(
+        repo_root().join("docker/kubernetes/monitoring/prometheusrule.yaml"),
+    )
+    .unwrap();
+    for line in rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- alert:"))
+    {
+        assert!(
+            crd.contains(line.trim()),
+            "{line} missing in the PrometheusRule"
+        );
+    }
+}
