@@ -9,5 +9,6 @@ pub mod engine;
 pub mod host;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod push;
 pub mod time;

@@ -271,11 +271,20 @@ fn run(config: Config) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::watch::channel(None);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
+        // Three intervals, plus the longest deadline a round may wait on.
+        let live_threshold = interval * 3 + longest;
+        // systemd Type=notify: READY=1 after the first round, WATCHDOG=1 on the /livez rule.
+        let notifier = agent::notify::Notifier::from_env().map(Arc::new);
+        let _notify_task = notifier.clone().map(|n| {
+            let watchdog = agent::notify::watchdog_interval();
+            tokio::spawn(agent::notify::supervise(
+                n, rx.clone(), heartbeat.clone(), live_threshold, watchdog, stop_rx.clone(),
+            ))
+        });
         let state = Arc::new(AppState::new(
             rx,
             heartbeat.clone(),
-            // Three intervals, plus the longest deadline a round may wait on.
-            interval * 3 + longest,
+            live_threshold,
             MetricsCache::new(config.interval_seconds, None),
             names,
         ));
@@ -296,6 +305,9 @@ fn run(config: Config) -> anyhow::Result<()> {
 
         shutdown_signal().await;
         tracing::info!("shutting down");
+        if let Some(n) = &notifier {
+            n.send("STOPPING=1");
+        }
         let _ = stop_tx.send(true);
         // Give in-flight requests a moment, but never more than a second in all.
         let _ = tokio::time::timeout(Duration::from_millis(900), async {

@@ -2,9 +2,11 @@
 
 mod agent_cli;
 mod agent_http;
+mod docker;
 mod hugepages;
 mod memory;
 mod numa;
 mod scratch;
+mod systemd;
 mod tidy;
 mod velox_library;
