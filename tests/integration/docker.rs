@@ -3,8 +3,9 @@
 //! container pushes to an aggregator container by name on a private network and recovers when the
 //! aggregator is killed and started again; the compose file brings both up.
 //!
-//! Opt-in: these need a release build and minutes, so they run only with `GLUTEN_TEST_DOCKER=1`
-//! (CI sets it). When opted in, nothing is skipped: no Docker engine is a failure.
+//! They need the Docker engine and a release musl build (minutes), so they are `#[ignore]`d in a
+//! plain `cargo test` and run explicitly by `.ci/run` (`cargo test ... docker -- --ignored`).
+//! When run, nothing is skipped: no Docker engine is a failure.
 
 use gluten_node_tests::*;
 use std::net::SocketAddr;
@@ -14,13 +15,8 @@ use std::time::Duration;
 
 const TOKEN: &str = "docker-test-token";
 
-/// `None` (test passes without doing anything) unless GLUTEN_TEST_DOCKER=1; then the image tag,
-/// built once per test process by docker/build.sh.
-fn image() -> Option<&'static str> {
-    if std::env::var("GLUTEN_TEST_DOCKER").as_deref() != Ok("1") {
-        eprintln!("docker tests are opt-in: set GLUTEN_TEST_DOCKER=1");
-        return None;
-    }
+/// The image tag, built once per test process by docker/build.sh.
+fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
@@ -31,7 +27,7 @@ fn image() -> Option<&'static str> {
             .unwrap();
         assert!(out.status.success(), "docker/build.sh ci: {}", text(&out));
     });
-    Some("gluten-node-agent:ci")
+    "gluten-node-agent:ci"
 }
 
 fn docker(args: &[&str]) -> Output {
@@ -87,8 +83,9 @@ const HARDENED: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
 fn image_is_small_static_non_root_with_every_mode() {
-    let Some(image) = image() else { return };
+    let image = image();
     let size: u64 = ok(&["image", "inspect", "-f", "{{.Size}}", image])
         .parse()
         .unwrap();
@@ -104,8 +101,9 @@ fn image_is_small_static_non_root_with_every_mode() {
 }
 
 #[test]
+#[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
 fn check_runs_on_a_fixture_tree_mounted_read_only() {
-    let Some(image) = image() else { return };
+    let image = image();
     let fixture = upstream("node-exporter-upstream");
     let mount = format!("{}:/host:ro", fixture.display());
     let mut args = vec!["run", "--rm"];
@@ -142,8 +140,9 @@ fn aggregator_lists(addr: SocketAddr, node: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
 fn agent_pushes_to_aggregator_by_name_and_recovers_after_it_restarts() {
-    let Some(image) = image() else { return };
+    let image = image();
     let id = std::process::id();
     let net = format!("gna-test-{id}");
     let aggregator = format!("gna-aggregator-{id}");
@@ -240,8 +239,9 @@ fn agent_pushes_to_aggregator_by_name_and_recovers_after_it_restarts() {
 }
 
 #[test]
+#[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
 fn compose_brings_up_an_aggregator_and_an_agent() {
-    let Some(_) = image() else { return };
+    image();
     let project = format!("gnacompose{}", std::process::id());
     // A copy of a fixture tree as the "host", with the default scratch dir in it.
     let host = tempfile::tempdir().unwrap();
@@ -441,5 +441,25 @@ fn alert_rules_use_only_known_metrics_and_match_the_prometheusrule() {
             crd.contains(line.trim()),
             "{line} missing in the PrometheusRule"
         );
+    }
+}
+
+#[test]
+fn prometheus_rules_pass_promtool_check_and_their_unit_tests() {
+    assert!(
+        have("promtool"),
+        "promtool is needed (Debian package `prometheus`; .ci/deps installs it)"
+    );
+    let dir = repo_root().join("docker/prometheus");
+    for args in [
+        vec!["check", "rules", "rules.yml"],
+        vec!["test", "rules", "rules_test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "promtool {args:?}: {}", text(&out));
     }
 }
