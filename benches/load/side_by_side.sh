@@ -70,7 +70,7 @@ a_rss=$(rss_kib "$agent_pid"); n_rss=$(rss_kib "$ne_pid")
 a_bytes=$(curl -s "http://127.0.0.1:$AGENT_PORT/metrics" | wc -c)
 n_bytes=$(curl -s "http://127.0.0.1:$NE_PORT/metrics" | wc -c)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 
 {
   echo "Side by side on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -c$CONNS -d$DURATION on 127.0.0.1"
@@ -82,11 +82,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; els
   echo "| gluten-node-agent \`/health\` | $h_rps | ${h_p50} ms | ${h_p99} ms | | $h_n |"
   echo "| node_exporter \`/metrics\` | $n_rps | ${n_p50} ms | ${n_p99} ms | $n_bytes B | $n_n |"
   echo
-  echo "| ratio (agent / node_exporter) | value |"
+  echo "| ratio | value |"
   echo "|---|---:|"
-  echo "| \`/metrics\` requests/s | $(ratio "$a_rps" "$n_rps") |"
-  echo "| \`/metrics\` p99 latency | $(ratio "$a_p99" "$n_p99") |"
-  echo "| resident memory after the runs ($((a_n + h_n)) vs $n_n requests) | $(ratio "$a_rss" "$n_rss") ($a_rss KiB vs $n_rss KiB) |"
+  echo "| \`/metrics\` requests/s, agent / node_exporter | $(ratio "$a_rps" "$n_rps") |"
+  echo "| \`/metrics\` p99 latency, node_exporter / agent (how many times lower) | $(ratio "$n_p99" "$a_p99") |"
+  echo "| resident memory after the runs ($((a_n + h_n)) vs $n_n requests), agent / node_exporter | $(ratio "$a_rss" "$n_rss") ($a_rss KiB vs $n_rss KiB) |"
 } | tee "$OUT"
 
 if [ "$IDLE_SECONDS" -gt 0 ]; then
