@@ -617,3 +617,88 @@ fn two_replicas_on_postgresql_agree() {
     let c = Aggregator::start(loopback(), &args, dir.path());
     assert_eq!(c.nodes().nodes.len(), 3);
 }
+
+/// Runs headless chromium (Debian's `chromium`) with `args` on `url`; returns stdout.
+fn chromium(args: &[&str], url: &str) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", home.path().display()))
+        .args(["--window-size=1280,900", "--virtual-time-budget=5000"])
+        .args(args)
+        .arg(url)
+        .env("HOME", home.path())
+        .output()
+        .expect("running chromium");
+    assert!(
+        out.status.success(),
+        "chromium {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_web_page_renders_the_fleet_in_a_real_browser() {
+    assert!(
+        have("chromium"),
+        "chromium is needed (Debian package `chromium`)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let agg = Aggregator::start(
+        loopback(),
+        &["--data-dir", data.to_str().unwrap()],
+        dir.path(),
+    );
+    for (name, numa, build) in [
+        ("gpu-worker-01", Status::Ok, "3f2a9c0e"),
+        ("gpu-worker-02", Status::Fail, "3f2a9c0e"),
+        ("gpu-worker-03", Status::Warn, "77aa01bd"),
+    ] {
+        let r = report(name, &[("numa", numa), ("memory", Status::Ok)], build);
+        assert_eq!(agg.post(&body(&r), None).status, 204);
+    }
+    let page = get(agg.addr, "/").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(
+        !page.body.contains("http://") && !page.body.contains("https://"),
+        "no external assets"
+    );
+
+    let url = format!("http://{}/", agg.addr);
+    let dom = chromium(&["--dump-dom"], &url);
+    for needle in [
+        "gpu-worker-01",
+        "gpu-worker-02",
+        "gpu-worker-03",
+        "pill fail",
+        "pill warn",
+        "pill ok",
+    ] {
+        assert!(
+            dom.contains(needle),
+            "rendered DOM lacks {needle:?}:\n{dom}"
+        );
+    }
+    assert!(
+        dom.contains("velox_library.build_id") && dom.contains("77aa01bd"),
+        "drift shown"
+    );
+
+    // The screenshot is kept for CI artifacts: target/fleet-page.png.
+    let png = repo_root().join("target/fleet-page.png");
+    let _ = std::fs::remove_file(&png);
+    chromium(&[&format!("--screenshot={}", png.display())], &url);
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "{} bytes",
+        bytes.len()
+    );
+}
