@@ -318,7 +318,9 @@ fn bad_reports_get_their_codes_and_change_nothing() {
     bad_name["node"]["name"] = "../etc/passwd".into();
     let mut oversized = failing.clone();
     oversized.checks[0].summary = "x".repeat(5000);
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    // (what, body, token, expected code, what the error says)
+    type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             b"{\"schema_version\": 1,".to_vec(),

@@ -276,9 +276,12 @@ fn capped(mut names: Vec<&str>) -> (Vec<String>, u64) {
     (names.into_iter().map(str::to_string).collect(), omitted)
 }
 
+/// A counter family: name, help, and (label set, value) samples.
+pub type Counter<'a> = (&'a str, &'a str, Vec<(String, u64)>);
+
 /// The aggregator's `/metrics` gauges for a fleet view, plus its own counters, in the
 /// Prometheus text format.
-pub fn render_metrics(view: &FleetView, counters: &[(&str, &str, Vec<(String, u64)>)]) -> String {
+pub fn render_metrics(view: &FleetView, counters: &[Counter<'_>]) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
