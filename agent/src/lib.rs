@@ -2,6 +2,7 @@
 //! aggregator behind the one `gluten-node-agent` binary (see `main.rs`), exposed for the
 //! integration tests and the benchmarks.
 
+pub mod aggregator;
 pub mod check;
 pub mod checks;
 pub mod config;

@@ -2,6 +2,7 @@
 //! (`run`), one round (`check`) or the fleet aggregator (`aggregator`). The only place that
 //! decides exit codes: 0 fine, 1 a check fails (or the daemon could not start), 2 usage/config.
 
+use agent::aggregator::AggregatorConfig;
 use agent::check::Check;
 use agent::config::{Config, LogFormat, parse_override};
 use agent::engine::{self, Engine, Heartbeat, Policy};
@@ -34,7 +35,74 @@ enum Command {
     /// Run one round of checks, print it, exit 0 (no check fails), 1 (a check fails) or 2.
     Check(CheckArgs),
     /// Run the fleet aggregator.
-    Aggregator,
+    Aggregator(AggregatorArgs),
+}
+
+/// Flags of `aggregator`. Each sets the config key of the same name.
+#[derive(Args)]
+struct AggregatorArgs {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to serve HTTP on. Key `listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory of the embedded store. Key `data_dir`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL connection string, shared by replicas. Key `database_url`.
+    #[arg(long, value_name = "URL", env = "GLUTEN_AGGREGATOR_DATABASE_URL")]
+    database_url: Option<String>,
+    /// File holding the bearer token agents must send. Key `auth_token_file`.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// Seconds without a report before a node is stale. Key `stale_after_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    stale_after_seconds: Option<f64>,
+    /// Seconds without a report before a node is forgotten. Key `gc_after_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    gc_after_seconds: Option<f64>,
+    /// Largest accepted report. Key `max_report_bytes`.
+    #[arg(long, value_name = "BYTES")]
+    max_report_bytes: Option<u64>,
+    /// Log format. Key `log_format`.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Only validate the config, then exit 0 or 2.
+    #[arg(long)]
+    check_config: bool,
+}
+
+impl AggregatorArgs {
+    fn load(&self) -> Result<AggregatorConfig, String> {
+        use toml::Value as V;
+        let path = |p: &PathBuf| V::String(p.to_string_lossy().into_owned());
+        let o: Vec<(String, V)> = [
+            ("listen", self.listen.clone().map(V::String)),
+            ("data_dir", self.data_dir.as_ref().map(path)),
+            ("database_url", self.database_url.clone().map(V::String)),
+            ("auth_token_file", self.auth_token_file.as_ref().map(path)),
+            (
+                "stale_after_seconds",
+                self.stale_after_seconds.map(V::Float),
+            ),
+            ("gc_after_seconds", self.gc_after_seconds.map(V::Float)),
+            (
+                "max_report_bytes",
+                self.max_report_bytes
+                    .map(|b| V::Integer(i64::try_from(b).unwrap_or(i64::MAX))),
+            ),
+            (
+                "log_format",
+                self.log_format
+                    .map(|f| V::String(if f == LogFormat::Json { "json" } else { "text" }.into())),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect();
+        AggregatorConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
+    }
 }
 
 /// Flags shared by `run` and `check`. Each sets the config key of the same name.
@@ -177,10 +245,25 @@ fn main() -> ExitCode {
                 check(config, args.output)
             }
         },
-        Command::Aggregator => {
-            eprintln!("gluten-node-agent: the aggregator is not built yet");
-            ExitCode::from(2)
-        }
+        Command::Aggregator(args) => match args.load() {
+            Err(e) => config_error(&e),
+            Ok(_) if args.check_config => ExitCode::SUCCESS,
+            Ok(config) => {
+                init_logging(config.log_format);
+                let served = runtime().block_on(agent::aggregator::serve(config, async {
+                    shutdown_signal().await;
+                    tracing::info!("shutting down");
+                }));
+                match served {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!("{e:#}");
+                        eprintln!("gluten-node-agent: {:#}", anyhow::Error::from(e));
+                        ExitCode::from(1)
+                    }
+                }
+            }
+        },
     }
 }
 
@@ -268,6 +351,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         ));
         let heartbeat = Arc::new(Heartbeat::default());
         heartbeat.beat();
+        let push_stats = Arc::new(agent::push::PushStats::default());
         let (tx, rx) = tokio::sync::watch::channel(None);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -285,7 +369,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             rx,
             heartbeat.clone(),
             live_threshold,
-            MetricsCache::new(config.interval_seconds, None),
+            MetricsCache::new(config.interval_seconds, Some(push_stats.clone())),
             names,
         ));
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -293,6 +377,10 @@ fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {} (config key `listen`)", config.listen))?;
         tracing::info!(listen = %listener.local_addr()?, host_root = %config.host_root.display(), "serving");
 
+        if let Some(settings) = agent::push::PushSettings::from_config(&config) {
+            tracing::info!(endpoint = %settings.endpoint, node = %config.effective_node_name(), "pushing reports");
+            tokio::spawn(agent::push::run(settings, tx.subscribe(), push_stats, stop_rx.clone()));
+        }
         let engine_task = tokio::spawn(engine.run_loop(interval, tx, heartbeat, stop_rx.clone()));
         let mut server_stop = stop_rx.clone();
         let server = tokio::spawn(async move {

@@ -103,6 +103,27 @@ fn notify_reaches_an_abstract_socket() {
 }
 
 #[test]
+fn aggregator_notifies_ready_once_serving_and_stopping_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let data = dir.path().join("data");
+    let mut agg = Proc::start_with_env(
+        &["aggregator", "--data-dir", data.to_str().unwrap()],
+        "/livez",
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    );
+    let got = receive(&sock, Duration::from_secs(20), |m| m.contains("READY=1"));
+    assert!(got.iter().any(|(_, m)| m == "READY=1"), "{got:?}");
+    // Ready means serving.
+    assert_eq!(get(agg.addr, "/readyz").unwrap().status, 200);
+    agg.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5))
+        .expect("aggregator did not stop on SIGTERM");
+    let got = receive(&sock, Duration::from_secs(2), |m| m.contains("STOPPING=1"));
+    assert!(got.iter().any(|(_, m)| m == "STOPPING=1"), "{got:?}");
+}
+
+#[test]
 fn without_notify_socket_the_agent_runs_as_before() {
     let agent = Proc::start(
         &[
