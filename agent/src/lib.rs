@@ -9,5 +9,7 @@ pub mod engine;
 pub mod host;
 pub mod http;
 pub mod metrics;
+pub mod procfs_text;
 pub mod push;
+pub mod spark_conf;
 pub mod time;
