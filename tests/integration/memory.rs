@@ -187,3 +187,18 @@ fn oom_kills_after_the_first_round_warn() {
         second.summary()
     );
 }
+
+#[test]
+fn huge_page_pool_bytes_agree_with_the_hugepages_check() {
+    // memory reads /proc/meminfo `Hugetlb`; hugepages sums the sysfs pools (2 MiB x 1024 and
+    // 1 GiB x 4 here): the same memory, counted from two files.
+    let root = fixture("two-sockets-1g");
+    let memory = run_check(&root, "memory", "");
+    let pools = run_check(&root, "hugepages", "");
+    assert_eq!(memory.facts["hugepages_pool_source"], "Hugetlb");
+    assert_eq!(memory.facts["hugepages_pool_bytes"], 6u64 << 30);
+    assert_eq!(
+        memory.facts["hugepages_pool_bytes"],
+        pools.facts["pool_bytes"]
+    );
+}

@@ -147,7 +147,7 @@ pub struct MeminfoHugepages {
     pub hugepages_surp: Option<u64>,
     /// The default huge page size.
     pub hugepagesize_bytes: Option<u64>,
-    /// Memory in hugetlb pages of every size (Linux 5.0+).
+    /// Memory in hugetlb pages of every size (Linux 4.16+); the memory check's pool bytes.
     pub hugetlb_bytes: Option<u64>,
     /// Anonymous memory mapped with transparent huge pages.
     pub anon_huge_pages_bytes: Option<u64>,

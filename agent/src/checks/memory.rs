@@ -8,6 +8,7 @@
 //! only part that reads the host.
 
 use crate::check::{Check, CheckError, Outcome, ParseError};
+use crate::checks::hugepages;
 use crate::config::CheckSettings;
 use crate::host::Host;
 use crate::procfs_text::{field, parse_count, parse_flat_keyed, parse_meminfo, parse_mountinfo};
@@ -178,21 +179,30 @@ pub struct Meminfo {
     pub available_estimated: bool,
     pub swap_total: Option<u64>,
     pub swap_free: Option<u64>,
-    /// Bytes held in huge page pools, and where the number came from.
-    pub hugepages_pool: Option<u64>,
+    /// Bytes held in hugetlb pools, as the hugepages check's `pool_bytes` counts them (total
+    /// pages, surplus included, x page size, all page sizes), and the meminfo line(s) it came
+    /// from.
+    pub hugepages_pool_bytes: Option<u64>,
     pub hugepages_pool_source: Option<&'static str>,
 }
 
 impl Meminfo {
     pub fn from_fields(fields: &[(String, u64)]) -> Meminfo {
-        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        let get = |k: &str| field(fields, k);
         let (available, available_estimated) = match get("MemAvailable") {
             Some(a) => (Some(a), false),
             None => (estimate_available(&get), true),
         };
-        let (hugepages_pool, hugepages_pool_source) = match get("Hugetlb") {
+        // The pools come from this file rather than from `hugepages::read_pools` (sysfs): memory
+        // reads /proc/meminfo anyway, so it costs no extra reads (read_pools walks every pool dir
+        // globally and per NUMA node), and `Hugetlb` (Linux 4.16+) already sums every page size.
+        // It is the same number as `hugepages::pool_bytes` over the global sysfs pools (the
+        // kernel sums nr_hugepages x page size over its hstates for it). On older kernels the
+        // fallback, like read_pools' own meminfo fallback, sees only the default page size.
+        let hp = hugepages::meminfo_hugepages(fields);
+        let (hugepages_pool_bytes, hugepages_pool_source) = match hp.hugetlb_bytes {
             Some(b) => (Some(b), Some("Hugetlb")),
-            None => match (get("HugePages_Total"), get("Hugepagesize")) {
+            None => match (hp.hugepages_total, hp.hugepagesize_bytes) {
                 (Some(n), Some(size)) => (
                     Some(n.saturating_mul(size)),
                     Some("HugePages_Total x Hugepagesize"),
@@ -207,7 +217,7 @@ impl Meminfo {
             available_estimated: available_estimated && available.is_some(),
             swap_total: get("SwapTotal"),
             swap_free: get("SwapFree"),
-            hugepages_pool,
+            hugepages_pool_bytes,
             hugepages_pool_source,
         }
     }
@@ -570,7 +580,7 @@ pub fn evaluate(o: &Observation, s: &Settings) -> Evaluation {
     let host_usable = o
         .meminfo
         .total
-        .map(|t| t.saturating_sub(o.meminfo.hugepages_pool.unwrap_or(0)));
+        .map(|t| t.saturating_sub(o.meminfo.hugepages_pool_bytes.unwrap_or(0)));
     let cg_limit = o.cgroup.as_ref().and_then(|c| c.limit_bytes);
     let (usable, usable_source) = match (cg_limit, host_usable) {
         (Some(l), Some(h)) if l < h => (Some(l), Some("cgroup limit")),
@@ -1026,7 +1036,7 @@ impl Check for Memory {
             mem_available_estimated: m.available_estimated,
             swap_total_bytes: m.swap_total,
             swap_free_bytes: m.swap_free,
-            hugepages_pool_bytes: m.hugepages_pool,
+            hugepages_pool_bytes: m.hugepages_pool_bytes,
             hugepages_pool_source: m.hugepages_pool_source,
             cgroup_limit_bytes: obs.cgroup.as_ref().and_then(|c| c.limit_bytes),
             cgroup: obs.cgroup.clone(),
@@ -1150,11 +1160,11 @@ mod tests {
         let two_sizes =
             "HugePages_Total:       4\nHugepagesize:       2048 kB\nHugetlb:  2105344 kB\n";
         let m = Meminfo::from_fields(&parse_meminfo(two_sizes).unwrap());
-        assert_eq!(m.hugepages_pool, Some(2105344 * 1024));
+        assert_eq!(m.hugepages_pool_bytes, Some(2105344 * 1024));
         assert_eq!(m.hugepages_pool_source, Some("Hugetlb"));
         let old = "HugePages_Total:       4\nHugepagesize:       2048 kB\n";
         let m = Meminfo::from_fields(&parse_meminfo(old).unwrap());
-        assert_eq!(m.hugepages_pool, Some(4 * 2048 * 1024));
+        assert_eq!(m.hugepages_pool_bytes, Some(4 * 2048 * 1024));
         assert_eq!(
             m.hugepages_pool_source,
             Some("HugePages_Total x Hugepagesize")
@@ -1426,7 +1436,7 @@ mod tests {
     fn host(total_gib: u64, pools_gib: u64) -> Meminfo {
         Meminfo {
             total: Some(total_gib * GIB),
-            hugepages_pool: Some(pools_gib * GIB),
+            hugepages_pool_bytes: Some(pools_gib * GIB),
             ..Meminfo::default()
         }
     }
