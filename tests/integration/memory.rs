@@ -9,9 +9,7 @@ use proto::Status;
 use std::path::Path;
 
 fn golden(name: &str, root: &Path, settings: &str) -> proto::CheckResult {
-    let r = run_check(root, "memory", settings);
-    assert_golden(name, &normalize(serde_json::to_value(&r).unwrap(), root));
-    r
+    run_check_golden(root, "memory", settings, name)
 }
 
 #[test]

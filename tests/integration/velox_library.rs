@@ -14,9 +14,7 @@ use std::process::Command;
 const X86_FLAGS: &str = "fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx avx2 fma f16c bmi1 bmi2 abm";
 
 fn golden(root: &Path, name: &str, settings: &str) -> proto::CheckResult {
-    let r = run_check(root, "velox_library", settings);
-    assert_golden(name, &normalize(serde_json::to_value(&r).unwrap(), root));
-    r
+    run_check_golden(root, "velox_library", settings, name)
 }
 
 #[test]
