@@ -1,7 +1,7 @@
 //! Support for the integration tests: fixture paths, golden files, running checks on a tree, the
 //! real `gluten-node-agent` binary as a child process, and a tiny HTTP client.
 
-use agent::check::Check;
+use agent::check::{Check, Outcome};
 use agent::config::Config;
 use agent::engine::{Engine, Policy, Snapshot};
 use agent::host::Host;
@@ -128,6 +128,51 @@ pub fn assert_golden(name: &str, actual: &serde_json::Value) {
             path.display()
         );
     }
+}
+
+/// Runs the check `name` on `root` (see [`run_check`]) and compares its normalised report with
+/// the golden file `golden` (see [`assert_golden`]).
+pub fn run_check_golden(
+    root: &Path,
+    name: &str,
+    settings_toml: &str,
+    golden: &str,
+) -> proto::CheckResult {
+    let r = run_check(root, name, settings_toml);
+    assert_golden(golden, &normalize(serde_json::to_value(&r).unwrap(), root));
+    r
+}
+
+/// A golden value of a check's report through the engine (`result`) together with the gauges
+/// and inventory of a direct run (`outcome`), which the report does not carry, normalised.
+pub fn report_with_gauges(
+    root: &Path,
+    result: &proto::CheckResult,
+    outcome: &Outcome,
+) -> serde_json::Value {
+    let golden = serde_json::json!({
+        "result": serde_json::to_value(result).unwrap(),
+        "metrics": outcome.metrics.iter().map(|s| {
+            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            format!("{}{{{}}} {}", s.name, labels.join(","), s.value)
+        }).collect::<Vec<_>>(),
+        "inventory": outcome.inventory.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+    });
+    normalize(golden, root)
+}
+
+/// A copy of a fixture tree in a tempdir (`cp -a`: links, modes and special files kept), so a
+/// test can change or break one file of it.
+pub fn copy_tree(src: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
 }
 
 /// Path of the real `gluten-node-agent` binary, built once per test process (same profile).

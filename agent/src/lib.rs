@@ -11,5 +11,7 @@ pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod procfs_text;
 pub mod push;
+pub mod spark_conf;
 pub mod time;

@@ -5,19 +5,6 @@ use gluten_node_tests::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A copy of an upstream tree in a tempdir, so a test can break one file of it.
-fn copy_tree(src: &Path) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", src.display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    dir
-}
-
 fn agent(root: &Path, extra: &[&str]) -> Proc {
     let mut args = vec![
         "run",

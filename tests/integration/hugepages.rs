@@ -9,40 +9,14 @@ use proto::Status;
 use std::path::Path;
 
 /// The check's report through the engine, plus its gauges and inventory from a direct run.
-pub fn report(root: &Path, settings_toml: &str) -> (proto::CheckResult, serde_json::Value) {
+fn report(root: &Path, settings_toml: &str) -> (proto::CheckResult, serde_json::Value) {
     let result = run_check(root, "hugepages", settings_toml);
     let settings = config(root, &format!("[hugepages]\n{settings_toml}\n"))
         .hugepages
         .settings;
     let outcome = Hugepages::new(settings).run(&Host::new(root)).unwrap();
-    let golden = serde_json::json!({
-        "result": serde_json::to_value(&result).unwrap(),
-        "metrics": outcome.metrics.iter().map(|s| {
-            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-            format!("{}{{{}}} {}", s.name, labels.join(","), s.value)
-        }).collect::<Vec<_>>(),
-        "inventory": outcome.inventory.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-    });
-    (result, normalize(golden, root))
-}
-
-/// Copies a fixture tree into a temp dir so a test can change one file.
-pub fn copy_tree(from: &Path) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let target = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &target);
-            } else {
-                std::fs::copy(e.path(), &target).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    copy(from, dir.path());
-    dir
+    let golden = report_with_gauges(root, &result, &outcome);
+    (result, golden)
 }
 
 #[test]

@@ -9,9 +9,7 @@ use proto::Status;
 use std::path::Path;
 
 fn golden(name: &str, root: &Path, settings: &str) -> proto::CheckResult {
-    let r = run_check(root, "memory", settings);
-    assert_golden(name, &normalize(serde_json::to_value(&r).unwrap(), root));
-    r
+    run_check_golden(root, "memory", settings, name)
 }
 
 #[test]
@@ -185,5 +183,20 @@ fn oom_kills_after_the_first_round_warn() {
         second.summary().contains("oom_kill 4 -> 6"),
         "{}",
         second.summary()
+    );
+}
+
+#[test]
+fn huge_page_pool_bytes_agree_with_the_hugepages_check() {
+    // memory reads /proc/meminfo `Hugetlb`; hugepages sums the sysfs pools (2 MiB x 1024 and
+    // 1 GiB x 4 here): the same memory, counted from two files.
+    let root = fixture("two-sockets-1g");
+    let memory = run_check(&root, "memory", "");
+    let pools = run_check(&root, "hugepages", "");
+    assert_eq!(memory.facts["hugepages_pool_source"], "Hugetlb");
+    assert_eq!(memory.facts["hugepages_pool_bytes"], 6u64 << 30);
+    assert_eq!(
+        memory.facts["hugepages_pool_bytes"],
+        pools.facts["pool_bytes"]
     );
 }

@@ -1,7 +1,6 @@
 //! The `numa` check on the upstream trees and the crafted two-socket tree, against golden reports
 //! (`tests/fixtures/expected/numa-*.json`; `UPDATE_EXPECT=1` rewrites them).
 
-use crate::hugepages::copy_tree;
 use agent::check::Check;
 use agent::checks::numa::Numa;
 use agent::host::Host;
@@ -9,21 +8,15 @@ use gluten_node_tests::*;
 use proto::Status;
 use std::path::Path;
 
+/// The check's report through the engine, plus its gauges and inventory from a direct run.
 fn report(root: &Path, settings_toml: &str) -> (proto::CheckResult, serde_json::Value) {
     let result = run_check(root, "numa", settings_toml);
     let settings = config(root, &format!("[numa]\n{settings_toml}\n"))
         .numa
         .settings;
     let outcome = Numa::new(settings).run(&Host::new(root)).unwrap();
-    let golden = serde_json::json!({
-        "result": serde_json::to_value(&result).unwrap(),
-        "metrics": outcome.metrics.iter().map(|s| {
-            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-            format!("{}{{{}}} {}", s.name, labels.join(","), s.value)
-        }).collect::<Vec<_>>(),
-        "inventory": outcome.inventory.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-    });
-    (result, normalize(golden, root))
+    let golden = report_with_gauges(root, &result, &outcome);
+    (result, golden)
 }
 
 #[test]

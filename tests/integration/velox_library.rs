@@ -14,9 +14,7 @@ use std::process::Command;
 const X86_FLAGS: &str = "fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx avx2 fma f16c bmi1 bmi2 abm";
 
 fn golden(root: &Path, name: &str, settings: &str) -> proto::CheckResult {
-    let r = run_check(root, "velox_library", settings);
-    assert_golden(name, &normalize(serde_json::to_value(&r).unwrap(), root));
-    r
+    run_check_golden(root, "velox_library", settings, name)
 }
 
 #[test]
@@ -275,9 +273,9 @@ fn a_configured_library_that_is_absent_fails() {
     );
 }
 
-#[test]
-fn a_jar_is_read_in_memory_with_its_build_info() {
-    let t = tree();
+/// `/opt/spark/jars/gluten.jar` in the tree: the tree's libvelox.so and libdep.so under
+/// `linux/amd64/`, and a `gluten-build-info.properties`.
+fn gluten_jar(t: &Tree) -> PathBuf {
     let jar = t.root.join("opt/spark/jars/gluten.jar");
     std::fs::create_dir_all(jar.parent().unwrap()).unwrap();
     let stage = t.build.join("jar");
@@ -299,6 +297,13 @@ fn a_jar_is_read_in_memory_with_its_build_info() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    jar
+}
+
+#[test]
+fn a_jar_is_read_in_memory_with_its_build_info() {
+    let t = tree();
+    gluten_jar(&t);
     let r = run_check(
         &t.root,
         "velox_library",
@@ -548,4 +553,41 @@ fn the_ld_so_cache_finds_what_rpath_does_not() {
         r.facts["ld_so_conf_dirs"],
         serde_json::json!(["/usr/local/lib"])
     );
+}
+
+#[test]
+fn a_warm_round_does_not_decompress_the_jar_again() {
+    let t = tree();
+    let jar = gluten_jar(&t);
+    let settings = Settings {
+        paths: vec![],
+        jars: vec!["/opt/spark/jars/gluten.jar".into()],
+        ..Settings::default()
+    };
+    let check = VeloxLibrary::new(settings);
+    let host = Host::new(&t.root).with_arch("x86_64");
+    let cold = check.run(&host).unwrap();
+    assert_eq!(cold.status(), Status::Ok, "{}", cold.summary());
+    assert_eq!(
+        check.jar_entries_decompressed(),
+        2,
+        "libvelox.so and libdep.so"
+    );
+    let warm = check.run(&host).unwrap();
+    assert_eq!(
+        check.jar_entries_decompressed(),
+        2,
+        "the warm round read no entry"
+    );
+    assert_eq!(warm.facts, cold.facts);
+    assert_eq!(warm.findings, cold.findings);
+
+    // A new version of the jar (here: a new mtime) is read again.
+    let f = std::fs::File::options().write(true).open(&jar).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    let again = check.run(&host).unwrap();
+    assert_eq!(check.jar_entries_decompressed(), 4);
+    assert_eq!(again.facts, cold.facts);
 }

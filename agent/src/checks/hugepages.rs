@@ -8,13 +8,12 @@
 use crate::check::{Check, CheckError, Outcome, ParseError};
 use crate::config::CheckSettings;
 use crate::host::Host;
+use crate::procfs_text::{NODES_DIR, field, node_ids, parse_count, parse_meminfo};
 use proto::{Finding, Status};
 use serde::{Deserialize, Serialize};
 
 /// Where the kernel lists the global hugetlb pools, one `hugepages-<size>kB` dir per page size.
 const GLOBAL_POOLS_DIR: &str = "/sys/kernel/mm/hugepages";
-/// The NUMA nodes; each may hold `hugepages/hugepages-<size>kB` and a `meminfo`.
-pub(crate) const NODES_DIR: &str = "/sys/devices/system/node";
 const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
 
 /// A THP `enabled` mode as `thp_expected` names it.
@@ -148,7 +147,7 @@ pub struct MeminfoHugepages {
     pub hugepages_surp: Option<u64>,
     /// The default huge page size.
     pub hugepagesize_bytes: Option<u64>,
-    /// Memory in hugetlb pages of every size (Linux 5.0+).
+    /// Memory in hugetlb pages of every size (Linux 4.16+); the memory check's pool bytes.
     pub hugetlb_bytes: Option<u64>,
     /// Anonymous memory mapped with transparent huge pages.
     pub anon_huge_pages_bytes: Option<u64>,
@@ -225,69 +224,9 @@ pub fn parse_pool_dir_name(name: &str) -> Option<u64> {
     kib.checked_mul(1024).filter(|b| *b > 0)
 }
 
-/// Parses a file holding one unsigned number (`nr_hugepages`, `numa_balancing`), newline or not.
-pub fn parse_count(text: &str) -> Result<u64, ParseError> {
-    let t = text.trim();
-    t.parse()
-        .map_err(|_| ParseError::new(format!("expected an unsigned number, got {t:?}")))
-}
-
-/// Parses `/proc/meminfo` or a node's `meminfo` into `(key, value)` pairs: values with a `kB` unit
-/// become bytes, bare values (page counts) stay as they are. A node file's `Node <n> ` prefix is
-/// dropped, so `Node 0 HugePages_Total:     0` gives `("HugePages_Total", 0)`.
-pub fn parse_meminfo_fields(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (key, rest) = line
-            .split_once(':')
-            .ok_or_else(|| ParseError::at_line(i + 1, format!("no ':' in {line:?}")))?;
-        let key =
-            strip_node_prefix(key.trim()).map_err(|reason| ParseError::at_line(i + 1, reason))?;
-        if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(ParseError::at_line(i + 1, format!("bad key {key:?}")));
-        }
-        let mut words = rest.split_whitespace();
-        let value: u64 = words
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ParseError::at_line(i + 1, format!("{key}: value is not a number")))?;
-        let value = match (words.next(), words.next()) {
-            (Some("kB"), None) => value.checked_mul(1024).ok_or_else(|| {
-                ParseError::at_line(i + 1, format!("{key}: {value} kB overflows"))
-            })?,
-            (None, None) => value,
-            _ => {
-                return Err(ParseError::at_line(
-                    i + 1,
-                    format!("{key}: unexpected text after the value in {line:?}"),
-                ));
-            }
-        };
-        out.push((key.to_string(), value));
-    }
-    Ok(out)
-}
-
-/// `Node 3 MemFree` -> `MemFree`; a key without the prefix is returned as it is.
-fn strip_node_prefix(key: &str) -> Result<&str, String> {
-    let Some(rest) = key.strip_prefix("Node ") else {
-        return Ok(key);
-    };
-    let rest = rest.trim_start();
-    let (num, name) = rest
-        .split_once(char::is_whitespace)
-        .ok_or_else(|| format!("no key after {key:?}"))?;
-    num.parse::<u32>()
-        .map_err(|_| format!("bad node number {num:?} in {key:?}"))?;
-    Ok(name.trim())
-}
-
 /// The huge page lines of parsed meminfo fields.
 pub fn meminfo_hugepages(fields: &[(String, u64)]) -> MeminfoHugepages {
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let get = |k: &str| field(fields, k);
     MeminfoHugepages {
         hugepages_total: get("HugePages_Total"),
         hugepages_free: get("HugePages_Free"),
@@ -341,7 +280,7 @@ pub fn read_pools(host: &Host) -> Result<Vec<Pool>, CheckError> {
 
 fn read_meminfo(host: &Host) -> Result<Option<MeminfoHugepages>, CheckError> {
     Ok(host
-        .parse_optional("/proc/meminfo", parse_meminfo_fields)?
+        .parse_optional("/proc/meminfo", parse_meminfo)?
         .map(|f| meminfo_hugepages(&f)))
 }
 
@@ -374,17 +313,6 @@ fn read_pool_dir(
         });
     }
     Ok(())
-}
-
-/// The NUMA node ids present under `/sys/devices/system/node`, ascending.
-pub(crate) fn node_ids(host: &Host) -> Result<Vec<u32>, CheckError> {
-    let mut ids: Vec<u32> = host
-        .list_dir(NODES_DIR)?
-        .iter()
-        .filter_map(|n| n.strip_prefix("node")?.parse().ok())
-        .collect();
-    ids.sort_unstable();
-    Ok(ids)
 }
 
 fn read_pools_with(
@@ -420,10 +348,8 @@ fn read_pools_with(
             continue;
         }
         let Some(size) = default_size else { continue };
-        let Some(fields) = host.parse_optional(
-            format!("{NODES_DIR}/node{id}/meminfo"),
-            parse_meminfo_fields,
-        )?
+        let Some(fields) =
+            host.parse_optional(format!("{NODES_DIR}/node{id}/meminfo"), parse_meminfo)?
         else {
             continue;
         };
@@ -795,19 +721,11 @@ mod tests {
     }
 
     #[test]
-    fn counts_parse_with_or_without_a_trailing_newline() {
-        assert_eq!(parse_count("1024\n"), Ok(1024));
-        assert_eq!(parse_count("0"), Ok(0));
-        assert!(parse_count("-1\n").is_err());
-        assert!(parse_count("\n").is_err());
-    }
-
-    #[test]
     fn proc_meminfo_huge_page_lines_are_counts_or_bytes() {
         let text = "MemTotal:       16110080 kB\nAnonHugePages:     12288 kB\n\
 HugePages_Total:       4\nHugePages_Free:        3\nHugePages_Rsvd:        1\n\
 HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 kB\n";
-        let m = meminfo_hugepages(&parse_meminfo_fields(text).unwrap());
+        let m = meminfo_hugepages(&parse_meminfo(text).unwrap());
         assert_eq!(
             m,
             MeminfoHugepages {
@@ -824,29 +742,9 @@ HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 
 
     #[test]
     fn proc_meminfo_without_huge_page_lines_gives_unknowns() {
-        let m = meminfo_hugepages(
-            &parse_meminfo_fields("MemTotal:  1024 kB\nMemFree:  512 kB\n").unwrap(),
-        );
+        let m =
+            meminfo_hugepages(&parse_meminfo("MemTotal:  1024 kB\nMemFree:  512 kB\n").unwrap());
         assert_eq!(m, MeminfoHugepages::default());
-    }
-
-    #[test]
-    fn node_meminfo_lines_carry_a_node_prefix() {
-        let text = "Node 0 MemTotal:       134182340 kB\nNode 0 HugePages_Total:     0\n\
-Node 0 HugePages_Free:      0\nNode 0 HugePages_Surp:      0\n";
-        let f = parse_meminfo_fields(text).unwrap();
-        assert_eq!(f[0], ("MemTotal".to_string(), 134182340 * 1024));
-        assert_eq!(f[1], ("HugePages_Total".to_string(), 0));
-        assert!(parse_meminfo_fields("Node x MemTotal: 1 kB").is_err());
-    }
-
-    #[test]
-    fn malformed_meminfo_names_the_line() {
-        let e = parse_meminfo_fields("MemTotal: 1 kB\nHugePages_Total: lots\n").unwrap_err();
-        assert!(e.0.starts_with("line 2:"), "{e}");
-        assert!(parse_meminfo_fields("MemTotal 1 kB").is_err());
-        assert!(parse_meminfo_fields("MemTotal: 1 MB").is_err());
-        assert!(parse_meminfo_fields("MemTotal: 18446744073709551615 kB").is_err());
     }
 
     // --- pool arithmetic ---
@@ -1252,18 +1150,10 @@ Node 0 HugePages_Free:      0\nNode 0 HugePages_Surp:      0\n";
             for t in [s.as_str(), &lossy] {
                 let _ = parse_thp_setting(t);
                 let _ = parse_pool_dir_name(t);
-                let _ = parse_count(t);
-                if let Ok(f) = parse_meminfo_fields(t) {
+                if let Ok(f) = parse_meminfo(t) {
                     let _ = meminfo_hugepages(&f);
                 }
             }
-        }
-
-        #[test]
-        fn meminfo_like_text_never_panics(
-            lines in proptest::collection::vec("(Node [0-9]{1,3} )?[A-Za-z_()]{1,16}: +[0-9]{0,21}( kB)?", 0..20)
-        ) {
-            let _ = parse_meminfo_fields(&lines.join("\n"));
         }
     }
 }

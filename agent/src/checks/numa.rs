@@ -5,9 +5,11 @@
 //! kernel NUMA balancing on multi-node hosts instead (apache/gluten#10557).
 
 use crate::check::{Check, CheckError, Outcome, ParseError};
-use crate::checks::hugepages::{NODES_DIR, node_ids, parse_count, parse_meminfo_fields};
 use crate::config::CheckSettings;
 use crate::host::Host;
+use crate::procfs_text::{
+    CpuList, NODES_DIR, field, node_ids, parse_count, parse_cpulist, parse_meminfo,
+};
 use proto::{Finding, Status};
 use serde::{Deserialize, Serialize};
 
@@ -41,68 +43,6 @@ impl CheckSettings for Settings {
             ));
         }
         Ok(())
-    }
-}
-
-/// A set of CPU (or node) numbers in the kernel's list format (`0-3,8-11`), kept as sorted,
-/// merged inclusive ranges so that `0-4294967295` costs two numbers, not four billion.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CpuList {
-    ranges: Vec<(u32, u32)>,
-}
-
-impl CpuList {
-    pub fn from_ranges(mut ranges: Vec<(u32, u32)>) -> Self {
-        ranges.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
-        for (a, b) in ranges {
-            match merged.last_mut() {
-                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        CpuList { ranges: merged }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    /// How many numbers the list holds.
-    pub fn count(&self) -> u64 {
-        self.ranges.iter().map(|(a, b)| u64::from(b - a) + 1).sum()
-    }
-
-    pub fn contains(&self, n: u32) -> bool {
-        self.ranges.iter().any(|(a, b)| *a <= n && n <= *b)
-    }
-
-    pub fn intersects(&self, other: &CpuList) -> bool {
-        self.ranges
-            .iter()
-            .any(|(a, b)| other.ranges.iter().any(|(c, d)| a.max(c) <= b.min(d)))
-    }
-}
-
-impl std::fmt::Display for CpuList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (a, b)) in self.ranges.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            if a == b {
-                write!(f, "{a}")?;
-            } else {
-                write!(f, "{a}-{b}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for CpuList {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }
 
@@ -164,36 +104,6 @@ impl Numa {
 
 // ---------------------------------------------------------------------------------------------
 // Pure parsers.
-
-/// Parses a kernel cpulist (`0-3,8-11`, `5`, or empty for a CPU-less node), newline or not.
-pub fn parse_cpulist(text: &str) -> Result<CpuList, ParseError> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Ok(CpuList::default());
-    }
-    let num = |s: &str| {
-        s.trim()
-            .parse::<u32>()
-            .map_err(|_| ParseError::new(format!("bad number {s:?} in cpulist {t:?}")))
-    };
-    let mut ranges = Vec::new();
-    for item in t.split(',') {
-        let (a, b) = match item.split_once('-') {
-            Some((a, b)) => (num(a)?, num(b)?),
-            None => {
-                let n = num(item)?;
-                (n, n)
-            }
-        };
-        if a > b {
-            return Err(ParseError::new(format!(
-                "descending range {item:?} in cpulist {t:?}"
-            )));
-        }
-        ranges.push((a, b));
-    }
-    Ok(CpuList::from_ranges(ranges))
-}
 
 /// Parses a node's `distance` file: one row of the distance matrix, `10 21`.
 pub fn parse_distance(text: &str) -> Result<Vec<u32>, ParseError> {
@@ -261,12 +171,8 @@ pub fn free_skew_ratio(nodes: &[Node]) -> Option<f64> {
 fn read_node(host: &Host, id: u32) -> Result<Node, CheckError> {
     let dir = format!("{NODES_DIR}/node{id}");
     let cpus = host.parse_optional(format!("{dir}/cpulist"), parse_cpulist)?;
-    let meminfo = host.parse_optional(format!("{dir}/meminfo"), parse_meminfo_fields)?;
-    let get = |k: &str| {
-        meminfo
-            .as_ref()
-            .and_then(|f| f.iter().find(|(n, _)| n == k).map(|(_, v)| *v))
-    };
+    let meminfo = host.parse_optional(format!("{dir}/meminfo"), parse_meminfo)?;
+    let get = |k: &str| meminfo.as_deref().and_then(|f| field(f, k));
     Ok(Node {
         id,
         cpu_count: cpus.as_ref().map(CpuList::count),
@@ -529,40 +435,6 @@ mod tests {
     // --- parsers: one test per quirk ---
 
     #[test]
-    fn cpulist_with_two_ranges() {
-        let c = parse_cpulist("0-3,8-11\n").unwrap();
-        assert_eq!(c.count(), 8);
-        assert_eq!(c.to_string(), "0-3,8-11");
-        assert!(c.contains(9) && !c.contains(5));
-    }
-
-    #[test]
-    fn empty_cpulist_is_a_cpuless_node() {
-        assert!(parse_cpulist("\n").unwrap().is_empty());
-        assert!(parse_cpulist("").unwrap().is_empty());
-    }
-
-    #[test]
-    fn cpulist_with_a_single_cpu_and_no_newline() {
-        let c = parse_cpulist("5").unwrap();
-        assert_eq!((c.count(), c.to_string()), (1, "5".to_string()));
-    }
-
-    #[test]
-    fn cpulist_ranges_merge_and_huge_ranges_stay_cheap() {
-        assert_eq!(parse_cpulist("8-11,0-3,4-7").unwrap().to_string(), "0-11");
-        let all = parse_cpulist("0-4294967295").unwrap();
-        assert_eq!(all.count(), 1 << 32);
-    }
-
-    #[test]
-    fn malformed_cpulists_are_errors() {
-        for bad in ["3-1", "a", "1,,2", "1-", "-1", "0-3 8"] {
-            assert!(parse_cpulist(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn distance_rows() {
         assert_eq!(parse_distance("10 21\n").unwrap(), [10, 21]);
         assert_eq!(parse_distance("10").unwrap(), [10]);
@@ -588,14 +460,6 @@ Mems_allowed:\t00000000,00000001\nMems_allowed_list:\t0\nvoluntary_ctxt_switches
         assert_eq!(parse_status_cpuset("Name:\tx\n").unwrap(), (None, None));
         let e = parse_status_cpuset("Name:\tx\nCpus_allowed_list:\t3-1\n").unwrap_err();
         assert!(e.0.starts_with("line 2: Cpus_allowed_list"), "{e}");
-    }
-
-    #[test]
-    fn intersections() {
-        let a = parse_cpulist("0-15").unwrap();
-        assert!(a.intersects(&parse_cpulist("15-31").unwrap()));
-        assert!(!a.intersects(&parse_cpulist("16-31").unwrap()));
-        assert!(!a.intersects(&CpuList::default()));
     }
 
     // --- evaluate: a table ---
@@ -850,13 +714,6 @@ Mems_allowed:\t00000000,00000001\nMems_allowed_list:\t0\nvoluntary_ctxt_switches
                 let _ = parse_distance(t);
                 let _ = parse_numa_balancing(t);
                 let _ = parse_status_cpuset(t);
-            }
-        }
-
-        #[test]
-        fn cpulist_like_text_round_trips(s in "[0-9]{1,10}(-[0-9]{1,10})?(,[0-9]{1,10}(-[0-9]{1,10})?){0,6}") {
-            if let Ok(c) = parse_cpulist(&s) {
-                prop_assert_eq!(parse_cpulist(&c.to_string()).unwrap(), c);
             }
         }
     }

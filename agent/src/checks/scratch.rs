@@ -7,9 +7,11 @@
 //! short-lived thread per dir under `dir_timeout_seconds`, so one hung NFS mount blinds only
 //! its own dir, and a dir still stuck from an earlier round is not probed again.
 
-use crate::check::{Check, CheckError, Outcome, ParseError};
+use crate::check::{Check, CheckError, Outcome};
 use crate::config::CheckSettings;
 use crate::host::Host;
+use crate::procfs_text::{MountInfo, parse_mountinfo};
+use crate::spark_conf::parse_spark_defaults;
 use crate::time::{format_seconds, rfc3339};
 use proto::{Finding, Status};
 use serde::{Deserialize, Serialize};
@@ -192,107 +194,6 @@ pub struct SharedDevice {
 // Pure parsers
 // ---------------------------------------------------------------------------------------------
 
-/// One line of `/proc/<pid>/mountinfo` (proc(5)), with octal escapes decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    pub major: u32,
-    pub minor: u32,
-    /// The root of the mount within its filesystem (`/` unless a bind mount of a subdir).
-    pub root: String,
-    pub mount_point: String,
-    pub mount_options: Vec<String>,
-    pub fs_type: String,
-    pub source: String,
-    pub super_options: Vec<String>,
-}
-
-impl MountInfo {
-    pub fn read_only(&self) -> bool {
-        self.mount_options.iter().any(|o| o == "ro") || self.super_options.iter().any(|o| o == "ro")
-    }
-
-    pub fn noexec(&self) -> bool {
-        self.mount_options.iter().any(|o| o == "noexec")
-    }
-}
-
-/// Decodes the kernel's `\ooo` octal escapes (space `\040`, tab `\011`, newline `\012`,
-/// backslash `\134`); anything else is kept as written.
-pub fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let digits = &b[i + 1..i + 4];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = digits
-                    .iter()
-                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-                if let Ok(byte) = u8::try_from(v) {
-                    out.push(byte);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses `/proc/<pid>/mountinfo`. Fields are separated by runs of whitespace (some kernels
-/// and captures show a double space); the optional fields end at a lone `-`.
-pub fn parse_mountinfo(text: &str) -> Result<Vec<MountInfo>, ParseError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let bad = |why: &str| ParseError::at_line(i + 1, why);
-        if f.len() < 7 {
-            return Err(bad("fewer than 7 fields"));
-        }
-        let (major, minor) = f[2]
-            .split_once(':')
-            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-            .ok_or_else(|| bad(&format!("device {:?} is not major:minor", f[2])))?;
-        let sep = f[6..]
-            .iter()
-            .position(|x| *x == "-")
-            .map(|p| p + 6)
-            .ok_or_else(|| bad("no ' - ' separator before the filesystem type"))?;
-        let fs_type = f
-            .get(sep + 1)
-            .ok_or_else(|| bad("no filesystem type after ' - '"))?;
-        let split_opts = |s: Option<&&str>| -> Vec<String> {
-            s.map(|s| {
-                s.split(',')
-                    .filter(|o| !o.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-        };
-        out.push(MountInfo {
-            major,
-            minor,
-            root: unescape_octal(f[3]),
-            mount_point: unescape_octal(f[4]),
-            mount_options: split_opts(f.get(5)),
-            fs_type: unescape_octal(fs_type),
-            source: f
-                .get(sep + 2)
-                .map(|s| unescape_octal(s))
-                .unwrap_or_default(),
-            super_options: split_opts(f.get(sep + 3)),
-        });
-    }
-    Ok(out)
-}
-
 /// The mount `path` (an absolute, normalised host path) lies on: the longest mount point that is
 /// a whole-component prefix of it; among equal mount points the last listed (mounted on top).
 pub fn find_mount<'a>(mounts: &'a [MountInfo], path: &Path) -> Option<&'a MountInfo> {
@@ -306,39 +207,6 @@ pub fn find_mount<'a>(mounts: &'a [MountInfo], path: &Path) -> Option<&'a MountI
         }
     }
     best
-}
-
-/// `spark.local.dir` from a `spark-defaults.conf`: `key value` or `key=value` lines, `#`
-/// comments, the last occurrence wins; the value is a comma-separated list. `None` when unset.
-///
-/// Note for the lead: the memory check has its own full Spark config parser; this tiny one only
-/// looks up this key and can go once that one is shared.
-pub fn parse_spark_local_dir(text: &str) -> Option<Vec<PathBuf>> {
-    let mut found = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-            continue;
-        }
-        let cut = line
-            .find(|c: char| c == '=' || c == ':' || c.is_whitespace())
-            .unwrap_or(line.len());
-        let (key, rest) = line.split_at(cut);
-        if key != "spark.local.dir" {
-            continue;
-        }
-        let rest = rest.trim_start();
-        let value = rest.strip_prefix(['=', ':']).unwrap_or(rest).trim();
-        found = Some(
-            value
-                .split(',')
-                .map(str::trim)
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .collect::<Vec<_>>(),
-        );
-    }
-    found.filter(|d: &Vec<PathBuf>| !d.is_empty())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -855,7 +723,7 @@ impl Scratch {
         }
         if let Some(conf) = &self.spark_defaults
             && let Some(text) = host.read_optional(conf)?
-            && let Some(d) = parse_spark_local_dir(&text)
+            && let Some(d) = parse_spark_defaults(&text).local_dirs()
         {
             return Ok((d, format!("spark.local.dir in {}", conf.display())));
         }
@@ -1126,85 +994,8 @@ fn add_metrics(facts: &Facts, o: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use std::os::unix::fs::symlink;
     use std::sync::atomic::AtomicUsize;
-
-    // Real kernel text: procfs-upstream's proc/26231/mountinfo (first line has a double space).
-    const PROCFS_MOUNTINFO: &str = "1 1 0:5 /  /root rw,nosuid shared:8 - rootfs rootfs rw\n\
-        21 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro,data=ordered\n\
-        1128 67 253:0 /var/lib/containers/storage/overlay /var/lib/containers/storage/overlay rw,relatime - xfs /dev/mapper/rhel-root rw,seclabel,attr2,inode64,logbufs=8,logbsize=32k,noquota\n";
-
-    #[test]
-    fn mountinfo_double_space_is_one_separator() {
-        let m = parse_mountinfo(PROCFS_MOUNTINFO).unwrap();
-        assert_eq!(m.len(), 3);
-        assert_eq!(
-            (m[0].root.as_str(), m[0].mount_point.as_str()),
-            ("/", "/root")
-        );
-        assert_eq!(m[0].mount_options, ["rw", "nosuid"]);
-        assert_eq!(
-            (m[0].fs_type.as_str(), m[0].source.as_str()),
-            ("rootfs", "rootfs")
-        );
-        assert_eq!((m[1].major, m[1].minor), (8, 1));
-        assert_eq!(
-            m[1].super_options,
-            ["rw", "errors=remount-ro", "data=ordered"]
-        );
-    }
-
-    #[test]
-    fn mountinfo_without_optional_fields() {
-        // The overlay line has no `shared:N` before the `-`.
-        let m = parse_mountinfo(PROCFS_MOUNTINFO).unwrap();
-        assert_eq!(m[2].fs_type, "xfs");
-        assert_eq!(m[2].source, "/dev/mapper/rhel-root");
-        assert_eq!((m[2].major, m[2].minor), (253, 0));
-    }
-
-    #[test]
-    fn mountinfo_octal_escapes_are_decoded() {
-        // node-exporter-upstream proc/1/mountinfo: `\040` (space) and `\011` (tab).
-        let text = "3148 3003 260:0 / /var/lib/kubelet/mounts/[vsanDatastore]\\040bafb9e5a/pvc.vmdk rw,relatime shared:31 - ext4 /dev/sda rw,data=ordered\n\
-            3149 3004 260:0 / /mnt/a\\011b\\134c rw,relatime shared:32 - ext4 /dev/sda rw,data=ordered\n";
-        let m = parse_mountinfo(text).unwrap();
-        assert_eq!(
-            m[0].mount_point,
-            "/var/lib/kubelet/mounts/[vsanDatastore] bafb9e5a/pvc.vmdk"
-        );
-        assert_eq!(m[1].mount_point, "/mnt/a\tb\\c");
-        assert_eq!(
-            unescape_octal("a\\04"),
-            "a\\04",
-            "a truncated escape is kept"
-        );
-        assert_eq!(unescape_octal("a\\999"), "a\\999", "not octal: kept");
-    }
-
-    #[test]
-    fn mountinfo_ro_and_noexec_come_from_mount_and_super_options() {
-        let text = "33 24 0:28 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n\
-            29 1 259:2 / / rw,relatime shared:1 master:3 - ext4 /dev/nvme0n1p2 ro,errors=remount-ro\n\
-            32 28 0:27 / /run/lock rw,nosuid,nodev,noexec,relatime shared:6 - tmpfs tmpfs rw,size=5120k\n";
-        let m = parse_mountinfo(text).unwrap();
-        assert!(m[0].read_only() && m[0].noexec());
-        assert!(m[1].read_only() && !m[1].noexec(), "superblock ro counts");
-        assert!(!m[2].read_only() && m[2].noexec());
-    }
-
-    #[test]
-    fn mountinfo_errors_name_the_line() {
-        let e = parse_mountinfo("29 1 259:2 / / rw\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 1: fewer than 7 fields");
-        let e = parse_mountinfo("\n29 1 x / / rw shared:1 - ext4 /dev/x rw\n").unwrap_err();
-        assert!(e.to_string().starts_with("line 2: device \"x\""), "{e}");
-        let e = parse_mountinfo("29 1 8:1 / / rw shared:1 ext4 /dev/x rw\n").unwrap_err();
-        assert!(e.to_string().contains("separator"), "{e}");
-        let e = parse_mountinfo("29 1 8:1 / / rw shared:1 -\n").unwrap_err();
-        assert!(e.to_string().contains("no filesystem type"), "{e}");
-    }
 
     fn mount(point: &str, major: u32) -> MountInfo {
         MountInfo {
@@ -1239,26 +1030,6 @@ mod tests {
             assert_eq!(at(p), want, "{p}");
         }
         assert!(find_mount(&[mount("/data", 2)], Path::new("/tmp")).is_none());
-    }
-
-    #[test]
-    fn spark_local_dir_forms() {
-        let table: [(&str, Option<Vec<&str>>); 7] = [
-            (
-                "spark.local.dir /data1,/data2\n",
-                Some(vec!["/data1", "/data2"]),
-            ),
-            ("spark.local.dir=/a, /b ,\n", Some(vec!["/a", "/b"])),
-            ("spark.local.dir\t\t/x\n", Some(vec!["/x"])),
-            ("# spark.local.dir /c\nspark.master yarn\n", None),
-            ("spark.local.dir /a\nspark.local.dir /b\n", Some(vec!["/b"])),
-            ("spark.local.dirs /a\nspark.local.dir.x=/b\n", None),
-            ("spark.local.dir =\n", None),
-        ];
-        for (text, want) in table {
-            let want = want.map(|v| v.into_iter().map(PathBuf::from).collect::<Vec<_>>());
-            assert_eq!(parse_spark_local_dir(text), want, "{text:?}");
-        }
     }
 
     #[test]
@@ -1732,35 +1503,5 @@ mod tests {
             .dirs(&h)
             .unwrap();
         assert_eq!((d, src.as_str()), (vec![PathBuf::from("/x")], "config"));
-    }
-
-    proptest! {
-        #[test]
-        fn parse_mountinfo_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = parse_mountinfo(&String::from_utf8_lossy(&bytes));
-        }
-
-        #[test]
-        fn parse_mountinfo_never_panics_on_near_lines(
-            fields in proptest::collection::vec("[-0-9:/ a-z\\\\,=]{0,12}", 0..14)
-        ) {
-            let _ = parse_mountinfo(&fields.join(" "));
-        }
-
-        #[test]
-        fn spark_local_dir_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = parse_spark_local_dir(&String::from_utf8_lossy(&bytes));
-        }
-
-        #[test]
-        fn unescape_round_trips_escaped_bytes(s in "[ -~\t]{0,40}") {
-            let escaped: String = s.chars().map(|c| match c {
-                ' ' => "\\040".to_string(),
-                '\t' => "\\011".to_string(),
-                '\\' => "\\134".to_string(),
-                c => c.to_string(),
-            }).collect();
-            prop_assert_eq!(unescape_octal(&escaped), s);
-        }
     }
 }

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Where Gluten's native libraries live when installed outside the jar (`spark.gluten.sql
@@ -1088,7 +1089,7 @@ pub fn jar_arch(arch: &str) -> &str {
 // ------------------------------------------------------------------------------------------------
 // Reading the host
 
-/// Identity of a file version, for the summary cache.
+/// Identity of a file version, for the summary and jar caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileKey {
     dev: u64,
@@ -1097,6 +1098,32 @@ struct FileKey {
     mtime: i64,
     mtime_nsec: i64,
 }
+
+impl FileKey {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
+/// What a jar holds for one host architecture, parsed once per jar version: the ELF summaries
+/// of its `linux/<arch>/lib*.so` entries (decompressed in memory, then dropped) and its build
+/// info. Cached by [`FileKey`] so a warm round does not decompress the jar again.
+#[derive(Debug, Default)]
+struct ParsedJar {
+    native_arches: Vec<String>,
+    build_info: BTreeMap<String, String>,
+    /// `JAR!entry`, its uncompressed size, its summary.
+    entries: Vec<(String, u64, Result<Arc<ElfSummary>, ParseError>)>,
+}
+
+/// A cached [`ParsedJar`]: the jar's version and the architecture it was parsed for.
+type JarCacheEntry = (FileKey, String, Arc<ParsedJar>);
 
 /// A file read for the check: its summary and its stat.
 #[derive(Debug, Clone)]
@@ -1118,6 +1145,10 @@ enum LoadError {
 pub struct VeloxLibrary {
     settings: Settings,
     cache: Mutex<HashMap<PathBuf, (FileKey, Arc<ElfSummary>)>>,
+    /// Parsed jars by local path; at most one entry per configured jar.
+    jar_cache: Mutex<HashMap<PathBuf, JarCacheEntry>>,
+    /// `.so` entries decompressed out of jars so far (a warm round adds none).
+    jar_entries_decompressed: AtomicU64,
 }
 
 impl VeloxLibrary {
@@ -1125,7 +1156,15 @@ impl VeloxLibrary {
         VeloxLibrary {
             settings,
             cache: Mutex::new(HashMap::new()),
+            jar_cache: Mutex::new(HashMap::new()),
+            jar_entries_decompressed: AtomicU64::new(0),
         }
+    }
+
+    /// How many `.so` entries this check has decompressed out of jars since it was created: a
+    /// jar is read again only when its (device, inode, size, mtime) changes. For tests.
+    pub fn jar_entries_decompressed(&self) -> u64 {
+        self.jar_entries_decompressed.load(Ordering::Relaxed)
     }
 
     /// Summarises the local file `local` through mmap, from the cache when unchanged.
@@ -1135,13 +1174,7 @@ impl VeloxLibrary {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing),
             Err(e) => return Err(LoadError::Unreadable(format!("reading {shown}: {e}"))),
         };
-        let key = FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        };
+        let key = FileKey::of(&meta);
         let loaded = |summary| Loaded {
             summary,
             size: key.size,
@@ -1492,104 +1525,162 @@ impl VeloxLibrary {
                 return libs;
             }
         };
-        let result = (|| -> Result<(), String> {
-            let file = std::fs::File::open(&local).map_err(|e| format!("reading {shown}: {e}"))?;
-            let mut zip =
-                zip::ZipArchive::new(file).map_err(|e| format!("{shown}: not a jar: {e}"))?;
-            let want = format!("linux/{}/", jar_arch(host.arch()));
-            let mut wanted = Vec::new();
-            for i in 0..zip.len() {
-                let Ok(name) = zip
-                    .by_index_raw(i)
-                    .and_then(|e| e.name().map(|n| n.to_string()))
-                else {
-                    continue;
-                };
-                if let Some(rest) = name.strip_prefix("linux/")
-                    && let Some((arch, file)) = rest.split_once('/')
-                    && file.starts_with("lib")
-                    && file.contains(".so")
-                    && !file.contains('/')
-                {
-                    if !jf.native_arches.iter().any(|a| a == arch) {
-                        jf.native_arches.push(arch.to_string());
-                    }
-                    if name.starts_with(&want) {
-                        wanted.push(i);
-                    }
+        let arch = jar_arch(host.arch());
+        let parsed = match self.parse_jar_cached(&local, &shown, arch) {
+            Ok(p) => p,
+            Err((partial, e)) => {
+                // What was read before the error is still reported, as before the cache.
+                jf.native_arches = partial.native_arches;
+                jf.build_info = partial.build_info;
+                jf.error = Some(e);
+                facts.jars.push(jf);
+                return libs;
+            }
+        };
+        jf.native_arches = parsed.native_arches.clone();
+        jf.build_info = parsed.build_info.clone();
+        let siblings: Siblings = parsed
+            .entries
+            .iter()
+            .filter_map(|(n, _, s)| {
+                s.as_ref()
+                    .ok()
+                    .map(|s| (file_name(n), (n.clone(), s.clone())))
+            })
+            .collect();
+        for (n, size, s) in &parsed.entries {
+            match s {
+                Ok(s) => {
+                    let mut lf = self.library_facts(
+                        n,
+                        Ok(Loaded {
+                            summary: s.clone(),
+                            size: *size,
+                            mtime: 0,
+                        }),
+                    );
+                    lf.mtime_unix_seconds = None;
+                    libs.push((lf, s.clone(), siblings.clone()));
                 }
-                if name.rsplit('/').next() == Some("gluten-build-info.properties") {
-                    let mut text = String::new();
-                    zip.by_index(i)
-                        .map_err(|e| format!("{shown}!{name}: {e}"))?
-                        .take(1 << 20)
-                        .read_to_string(&mut text)
-                        .map_err(|e| format!("{shown}!{name}: {e}"))?;
-                    jf.build_info = parse_properties(&text);
+                Err(e) => {
+                    let mut lf = self.library_facts(n, Err(LoadError::Broken(format!("{n}: {e}"))));
+                    lf.broken = true;
+                    libs.push((lf, Arc::new(ElfSummary::default()), Siblings::new()));
                 }
             }
-            jf.native_arches.sort();
-            let mut parsed = Vec::new();
-            for i in wanted {
-                let mut entry = zip
-                    .by_index(i)
-                    .map_err(|e| format!("{shown}: entry {i}: {e}"))?;
-                let name = entry
-                    .name()
-                    .map_err(|e| format!("{shown}: entry {i}: {e}"))?
-                    .to_string();
-                let shown_entry = format!("{shown}!{name}");
-                if entry.size() > MAX_JAR_ENTRY_BYTES {
-                    return Err(format!(
-                        "{shown_entry}: {} bytes is too large",
-                        entry.size()
-                    ));
-                }
-                let mut buf = Vec::with_capacity(entry.size() as usize);
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| format!("{shown_entry}: {e}"))?;
-                let size = buf.len() as u64;
-                parsed.push((shown_entry, size, elf_summary(&buf)));
-            }
-            let siblings: Siblings = parsed
-                .iter()
-                .filter_map(|(n, _, s)| {
-                    s.as_ref()
-                        .ok()
-                        .map(|s| (file_name(n), (n.clone(), Arc::new(s.clone()))))
-                })
-                .collect();
-            for (n, size, s) in parsed {
-                match s {
-                    Ok(s) => {
-                        let s = Arc::new(s);
-                        let mut lf = self.library_facts(
-                            &n,
-                            Ok(Loaded {
-                                summary: s.clone(),
-                                size,
-                                mtime: 0,
-                            }),
-                        );
-                        lf.mtime_unix_seconds = None;
-                        libs.push((lf, s, siblings.clone()));
-                    }
-                    Err(e) => {
-                        let mut lf =
-                            self.library_facts(&n, Err(LoadError::Broken(format!("{n}: {e}"))));
-                        lf.broken = true;
-                        libs.push((lf, Arc::new(ElfSummary::default()), Siblings::new()));
-                    }
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            jf.error = Some(e);
         }
         facts.jars.push(jf);
         libs
+    }
+
+    /// The jar at `local` parsed for `arch`, from the cache while its (device, inode, size,
+    /// mtime) is unchanged. A jar that fails to parse is not cached (the next round tries again)
+    /// and comes back with what was read before the error.
+    fn parse_jar_cached(
+        &self,
+        local: &Path,
+        shown: &str,
+        arch: &str,
+    ) -> Result<Arc<ParsedJar>, (ParsedJar, String)> {
+        let key = std::fs::metadata(local).ok().map(|m| FileKey::of(&m));
+        if let Some(key) = key
+            && let Some((k, a, p)) = self
+                .jar_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(local).cloned())
+            && k == key
+            && a == arch
+        {
+            return Ok(p);
+        }
+        let mut parsed = ParsedJar::default();
+        if let Err(e) = self.parse_jar(local, shown, arch, &mut parsed) {
+            return Err((parsed, e));
+        }
+        let parsed = Arc::new(parsed);
+        if let Some(key) = key
+            && let Ok(mut c) = self.jar_cache.lock()
+        {
+            // Bounded by the configured jars: one entry per jar path.
+            if !c.contains_key(local) && c.len() >= self.settings.jars.len().max(1) {
+                c.clear();
+            }
+            c.insert(local.to_path_buf(), (key, arch.to_string(), parsed.clone()));
+        }
+        Ok(parsed)
+    }
+
+    /// Reads a jar (a zip): which `linux/<arch>/` dirs hold libraries, its build info, and the
+    /// ELF summary of each `linux/<arch>/lib*.so` entry, decompressed in memory.
+    fn parse_jar(
+        &self,
+        local: &Path,
+        shown: &str,
+        arch: &str,
+        out: &mut ParsedJar,
+    ) -> Result<(), String> {
+        let file = std::fs::File::open(local).map_err(|e| format!("reading {shown}: {e}"))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("{shown}: not a jar: {e}"))?;
+        let want = format!("linux/{arch}/");
+        let mut wanted = Vec::new();
+        for i in 0..zip.len() {
+            let Ok(name) = zip
+                .by_index_raw(i)
+                .and_then(|e| e.name().map(|n| n.to_string()))
+            else {
+                continue;
+            };
+            if let Some(rest) = name.strip_prefix("linux/")
+                && let Some((arch, file)) = rest.split_once('/')
+                && file.starts_with("lib")
+                && file.contains(".so")
+                && !file.contains('/')
+            {
+                if !out.native_arches.iter().any(|a| a == arch) {
+                    out.native_arches.push(arch.to_string());
+                }
+                if name.starts_with(&want) {
+                    wanted.push(i);
+                }
+            }
+            if name.rsplit('/').next() == Some("gluten-build-info.properties") {
+                let mut text = String::new();
+                zip.by_index(i)
+                    .map_err(|e| format!("{shown}!{name}: {e}"))?
+                    .take(1 << 20)
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("{shown}!{name}: {e}"))?;
+                out.build_info = parse_properties(&text);
+            }
+        }
+        out.native_arches.sort();
+        for i in wanted {
+            let mut entry = zip
+                .by_index(i)
+                .map_err(|e| format!("{shown}: entry {i}: {e}"))?;
+            let name = entry
+                .name()
+                .map_err(|e| format!("{shown}: entry {i}: {e}"))?
+                .to_string();
+            let shown_entry = format!("{shown}!{name}");
+            if entry.size() > MAX_JAR_ENTRY_BYTES {
+                return Err(format!(
+                    "{shown_entry}: {} bytes is too large",
+                    entry.size()
+                ));
+            }
+            let mut buf = Vec::with_capacity(entry.size() as usize);
+            self.jar_entries_decompressed
+                .fetch_add(1, Ordering::Relaxed);
+            entry
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("{shown_entry}: {e}"))?;
+            let size = buf.len() as u64;
+            out.entries
+                .push((shown_entry, size, elf_summary(&buf).map(Arc::new)));
+        }
+        Ok(())
     }
 }
 
