@@ -602,6 +602,9 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
 /// processor lists any (an unknown fact, e.g. some emulators).
 pub fn parse_cpuinfo_flags(text: &str) -> Option<BTreeSet<String>> {
     let mut all: Option<BTreeSet<String>> = None;
+    // On a big host every processor usually lists the same flags: intersect each distinct line
+    // once (192 identical lines cost one split, not 192).
+    let mut seen: Vec<&str> = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else {
             continue;
@@ -609,6 +612,11 @@ pub fn parse_cpuinfo_flags(text: &str) -> Option<BTreeSet<String>> {
         if !matches!(key.trim(), "flags" | "Features") {
             continue;
         }
+        let value = value.trim();
+        if seen.contains(&value) {
+            continue;
+        }
+        seen.push(value);
         let set: BTreeSet<String> = value.split_whitespace().map(str::to_string).collect();
         all = Some(match all {
             None => set,
