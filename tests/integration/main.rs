@@ -2,6 +2,7 @@
 
 mod agent_cli;
 mod agent_http;
+mod faults;
 mod hugepages;
 mod memory;
 mod numa;
