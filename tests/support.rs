@@ -826,7 +826,11 @@ fn read_request(conn: &mut TcpStream) -> Option<String> {
 }
 
 fn respond(conn: &mut TcpStream, code: u16) {
-    let body = if code >= 400 { "{\"error\":\"stub\"}" } else { "" };
+    let body = if code >= 400 {
+        "{\"error\":\"stub\"}"
+    } else {
+        ""
+    };
     let _ = write!(
         conn,
         "HTTP/1.1 {code} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

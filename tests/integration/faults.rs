@@ -89,7 +89,10 @@ fn a_scratch_dir_on_a_fuse_mount_whose_statfs_hangs_is_unknown_while_everything_
     .map(|s| s.to_string())
     .collect();
     args.extend(only_scratch());
-    agent = Proc::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), "/livez");
+    agent = Proc::start(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "/livez",
+    );
 
     // The first rounds: the hung dir times out on its own, the healthy one reports.
     let first = eventually(Duration::from_secs(20), || {
@@ -119,7 +122,10 @@ fn a_scratch_dir_on_a_fuse_mount_whose_statfs_hangs_is_unknown_while_everything_
                 && f["message"].as_str().unwrap_or("").contains("hung")),
         "{first}"
     );
-    assert_eq!(fuse.statfs_seen.load(std::sync::atomic::Ordering::Acquire), 1);
+    assert_eq!(
+        fuse.statfs_seen.load(std::sync::atomic::Ordering::Acquire),
+        1
+    );
 
     // 100 more rounds: every probe and scrape answers within milliseconds, the dir is never
     // probed again while it hangs, and the thread count stays flat.
@@ -130,7 +136,13 @@ fn a_scratch_dir_on_a_fuse_mount_whose_statfs_hangs_is_unknown_while_everything_
     let mut worst = Duration::ZERO;
     loop {
         let t0 = Instant::now();
-        for path in ["/livez", "/readyz", "/metrics", "/health", "/health/scratch"] {
+        for path in [
+            "/livez",
+            "/readyz",
+            "/metrics",
+            "/health",
+            "/health/scratch",
+        ] {
             let r = prompt(agent.addr, path, Duration::from_millis(250));
             if path == "/livez" || path == "/readyz" {
                 assert_eq!(r.status, 200, "{path}");
@@ -139,7 +151,10 @@ fn a_scratch_dir_on_a_fuse_mount_whose_statfs_hangs_is_unknown_while_everything_
         worst = worst.max(t0.elapsed());
         let m = metrics(&agent);
         assert_eq!(
-            metric(&m, "gluten_node_check_status{check=\"scratch\",state=\"unknown\"}"),
+            metric(
+                &m,
+                "gluten_node_check_status{check=\"scratch\",state=\"unknown\"}"
+            ),
             Some(1.0)
         );
         // The per-dir deadline keeps the check itself within its own deadline.
@@ -202,25 +217,32 @@ fn a_scratch_dir_on_a_fuse_mount_whose_statfs_hangs_is_unknown_while_everything_
     assert!(agent.stderr().lines().count() < 10_000);
 }
 
-/// Seconds of the soak (`GLUTEN_SOAK_SECONDS`, default 30) and seconds between rounds
-/// (`GLUTEN_SOAK_INTERVAL_SECONDS`, default 1).
+/// Seconds of the soak (`GLUTEN_SOAK_SECONDS`, default 40) and seconds between rounds
+/// (`GLUTEN_SOAK_INTERVAL_SECONDS`, default 0.2: time compressed, 200 rounds in CI; the 10-minute
+/// run uses 1).
 fn soak_params() -> (f64, f64) {
     let env = |k: &str, d: f64| {
         std::env::var(k)
             .ok()
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("{k}={v}: not a number")))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{k}={v}: not a number"))
+            })
             .unwrap_or(d)
     };
     (
-        env("GLUTEN_SOAK_SECONDS", 30.0),
-        env("GLUTEN_SOAK_INTERVAL_SECONDS", 1.0),
+        env("GLUTEN_SOAK_SECONDS", 40.0),
+        env("GLUTEN_SOAK_INTERVAL_SECONDS", 0.2),
     )
 }
 
-/// Memory and file descriptors stay flat: the agent runs rounds every second on a fixture tree
-/// while `/metrics` and `/health` are scraped every second; after a warm-up (a fifth of the run,
-/// at least 10 s) the least-squares slopes of `process_resident_memory_bytes` and
-/// `process_open_fds` must be about zero.
+/// Memory and file descriptors stay flat: the agent runs rounds on a fixture tree while
+/// `/metrics`, `/health` and `/livez` are scraped every second; after a warm-up (a fifth of the
+/// run, at least 20 s, at most half) the least-squares slopes of `process_resident_memory_bytes`
+/// and `process_open_fds` must be about zero. The RSS bound is 1 KiB/s plus two 128 KiB steps of
+/// glibc's heap top (`M_TOP_PAD`) over the measured window: the 10-minute run shows such steps
+/// once every few minutes, flat in between, while a leak of one report per round (the `/health`
+/// body alone is several KiB) at 5 rounds/s grows tens of KiB/s.
 #[test]
 fn memory_and_fds_stay_flat_over_a_soak() {
     let (seconds, interval) = soak_params();
@@ -258,8 +280,14 @@ fn memory_and_fds_stay_flat_over_a_soak() {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     let rounds = metric(&metrics(&p), "gluten_node_rounds_total ").unwrap();
-    let warm = (seconds / 5.0).max(10.0).min(seconds / 2.0);
-    let after = |v: &[(f64, f64)]| v.iter().copied().filter(|x| x.0 >= warm).collect::<Vec<_>>();
+    let report_bytes = get(p.addr, "/health").unwrap().body.len();
+    let warm = (seconds / 5.0).max(20.0).min(seconds / 2.0);
+    let after = |v: &[(f64, f64)]| {
+        v.iter()
+            .copied()
+            .filter(|x| x.0 >= warm)
+            .collect::<Vec<_>>()
+    };
     let (rss_w, fds_w) = (after(&rss), after(&fds));
     let rss_slope = slope(&rss_w).expect("enough samples");
     let fd_slope = slope(&fds_w).expect("enough samples");
@@ -272,7 +300,7 @@ fn memory_and_fds_stay_flat_over_a_soak() {
     eprintln!(
         "soak: {seconds} s, {rounds} rounds of {interval} s, {} samples after a {warm} s warm-up; \
          RSS {:.1} -> {:.1} MiB (min {:.1}, max {:.1}), slope {:.1} B/s; \
-         open fds {fd_min}..{fd_max}, slope {fd_slope:.4} fds/s",
+         open fds {fd_min}..{fd_max}, slope {fd_slope:.4} fds/s; /health is {report_bytes} bytes",
         rss_w.len(),
         rss_w.first().unwrap().1 / 1048576.0,
         rss_w.last().unwrap().1 / 1048576.0,
@@ -286,11 +314,11 @@ fn memory_and_fds_stay_flat_over_a_soak() {
     );
     assert!(fd_max - fd_min <= 2.0, "open fds moved: {fds_w:?}");
     assert!(fd_slope.abs() < 0.05, "open fds slope {fd_slope}/s");
-    // A leak of one report per round (a few KiB) shows as several KiB/s; allocator noise over a
-    // short run stays well below 4 KiB/s once warm (see README, Survival).
+    let window = rss_w.last().unwrap().0 - rss_w.first().unwrap().0;
+    let bound = 1024.0 + 2.0 * 131072.0 / window;
     assert!(
-        rss_slope < 4096.0,
-        "RSS grows {rss_slope:.0} B/s after warm-up: {rss_w:?}"
+        rss_slope < bound,
+        "RSS grows {rss_slope:.0} B/s after warm-up (bound {bound:.0} B/s): {rss_w:?}"
     );
     assert!(p.stderr().len() < 1 << 20);
 }
@@ -354,11 +382,12 @@ fn gaps(hits: &[(Instant, String)]) -> Vec<f64> {
 /// progression (jitter: the ratios of consecutive gaps are not all equal).
 fn assert_backoff_with_jitter(g: &[f64]) {
     assert!(g.len() >= 3, "too few retries to judge a backoff: {g:?}");
-    assert!(g[0] >= 0.2, "the first retry came after {:.3} s: {g:?}", g[0]);
     assert!(
-        g[g.len() - 1] >= 2.0 * g[0],
-        "the gaps do not grow: {g:?}"
+        g[0] >= 0.2,
+        "the first retry came after {:.3} s: {g:?}",
+        g[0]
     );
+    assert!(g[g.len() - 1] >= 2.0 * g[0], "the gaps do not grow: {g:?}");
     let ratios: Vec<f64> = g.windows(2).map(|w| w[1] / w[0]).collect();
     let spread = ratios.iter().cloned().fold(f64::MIN, f64::max)
         - ratios.iter().cloned().fold(f64::MAX, f64::min);
@@ -395,7 +424,10 @@ fn an_aggregator_that_accepts_and_never_answers_times_out_without_piling_up_conn
     let fds_before = push_metric(&p, "process_open_fds");
     keeps_serving(&mut p, Duration::from_secs(8));
     let failures = push_metric(&p, "gluten_node_push_failures_total");
-    assert!(failures >= 2.0, "each hung push should time out: {failures}");
+    assert!(
+        failures >= 2.0,
+        "each hung push should time out: {failures}"
+    );
     assert!(
         stub.max_open_connections() <= 2,
         "{} connections open at once",
@@ -409,7 +441,10 @@ fn an_aggregator_that_accepts_and_never_answers_times_out_without_piling_up_conn
     let g = gaps(&stub.hits());
     // A hung attempt costs the 1 s timeout before its backoff: the gaps still grow.
     assert!(g.len() >= 2, "{g:?}");
-    assert!(g.iter().all(|x| *x >= 1.0), "retried before timing out: {g:?}");
+    assert!(
+        g.iter().all(|x| *x >= 1.0),
+        "retried before timing out: {g:?}"
+    );
 }
 
 #[test]
@@ -438,7 +473,10 @@ fn an_aggregator_answering_500_gets_jittered_backoff_then_the_agent_recovers() {
         let ts = push_metric(&p, "gluten_node_push_last_success_timestamp_seconds");
         (ts >= t_ok - 1.0).then_some(ts)
     });
-    assert!(ok.is_some(), "no successful push after the aggregator recovered");
+    assert!(
+        ok.is_some(),
+        "no successful push after the aggregator recovered"
+    );
     let failures_at_recovery = push_metric(&p, "gluten_node_push_failures_total");
     keeps_serving(&mut p, Duration::from_secs(3));
     assert_eq!(
@@ -453,7 +491,9 @@ fn an_aggregator_answering_500_gets_jittered_backoff_then_the_agent_recovers() {
         .collect::<Vec<_>>();
     assert!(after.len() >= 2, "pushes did not resume: {after:?}");
     assert!(
-        after.iter().all(|h| h.1.starts_with("POST /api/v1/reports")),
+        after
+            .iter()
+            .all(|h| h.1.starts_with("POST /api/v1/reports")),
         "{after:?}"
     );
 }
@@ -587,8 +627,7 @@ fn report_body(name: &str, seq: u64) -> Vec<u8> {
 
 #[test]
 #[ignore = "needs the aggregator from the fleet branch"]
-fn sigkill_of_the_aggregator_mid_write_never_corrupts_its_store_nor_loses_an_acknowledged_report()
-{
+fn sigkill_of_the_aggregator_mid_write_never_corrupts_its_store_nor_loses_an_acknowledged_report() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("aggregator.log");
