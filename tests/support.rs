@@ -487,3 +487,399 @@ pub fn place(src: &Path, dst: &Path) {
             .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
     }
 }
+
+/// The value of the first sample line of a Prometheus text body that starts with `prefix` (the
+/// metric name with its labels, e.g. `process_threads ` or `x{check="scratch"}`).
+pub fn metric(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Least-squares slope of `y` over `x` (per unit of `x`); `None` with fewer than two distinct x.
+pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// A FUSE filesystem served by a thread of the test process that answers `INIT`, `GETATTR`
+/// (the root is an empty 0755 dir), `LOOKUP` (ENOENT) and nothing else promptly, and never
+/// answers `STATFS`: `stat` of the mount point works, `statvfs` blocks in the kernel, like an NFS
+/// or FUSE mount whose server stopped answering. Mounted with the raw `mount(2)` on an fd of
+/// `/dev/fuse` (no libfuse); needs root. Drop unmounts it (lazily) and closes the fd, which aborts
+/// the connection: every request still waiting (statfs calls of the agent, even of a SIGKILLed
+/// one, which waits uninterruptibly once the server has read its request) fails with ENOTCONN.
+pub struct HungFuse {
+    pub mount_point: PathBuf,
+    /// STATFS requests received (and left unanswered) so far.
+    pub statfs_seen: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    server: Option<std::thread::JoinHandle<()>>,
+}
+
+mod fuse_abi {
+    pub const LOOKUP: u32 = 1;
+    pub const FORGET: u32 = 2;
+    pub const GETATTR: u32 = 3;
+    pub const STATFS: u32 = 17;
+    pub const INIT: u32 = 26;
+    pub const INTERRUPT: u32 = 36;
+    pub const DESTROY: u32 = 38;
+    pub const BATCH_FORGET: u32 = 42;
+    /// `struct fuse_in_header`.
+    pub const IN_HEADER: usize = 40;
+}
+
+impl HungFuse {
+    pub fn mount(mount_point: &Path) -> HungFuse {
+        use std::ffi::CString;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        std::fs::create_dir_all(mount_point).unwrap();
+        // O_CLOEXEC: the agent (and any other child of the test process) must not inherit it,
+        // or closing ours would not abort the connection.
+        let raw = unsafe {
+            libc::open(
+                c"/dev/fuse".as_ptr(),
+                libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        };
+        assert!(
+            raw >= 0,
+            "open /dev/fuse: {} (FUSE is needed: the fuse module and /dev/fuse)",
+            std::io::Error::last_os_error()
+        );
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let target = CString::new(mount_point.as_os_str().as_encoded_bytes()).unwrap();
+        let data = CString::new(format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            fd.as_raw_fd()
+        ))
+        .unwrap();
+        let rc = unsafe {
+            libc::mount(
+                c"gluten-hung".as_ptr(),
+                target.as_ptr(),
+                c"fuse".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                data.as_ptr().cast(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "mount fuse on {}: {}",
+            mount_point.display(),
+            std::io::Error::last_os_error()
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let statfs_seen = Arc::new(AtomicU64::new(0));
+        let (s, seen) = (stop.clone(), statfs_seen.clone());
+        let server = std::thread::Builder::new()
+            .name("hung-fuse".into())
+            .spawn(move || Self::serve(fd, &s, &seen))
+            .unwrap();
+        HungFuse {
+            mount_point: mount_point.to_path_buf(),
+            statfs_seen,
+            stop,
+            server: Some(server),
+        }
+    }
+
+    fn serve(
+        fd: std::os::fd::OwnedFd,
+        stop: &std::sync::atomic::AtomicBool,
+        statfs_seen: &std::sync::atomic::AtomicU64,
+    ) {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::Ordering;
+        let raw = fd.as_raw_fd();
+        let mut buf = vec![0u8; 256 * 1024];
+        let reply = |unique: u64, error: i32, body: &[u8]| {
+            let mut out = Vec::with_capacity(16 + body.len());
+            out.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+            out.extend_from_slice(&error.to_ne_bytes());
+            out.extend_from_slice(&unique.to_ne_bytes());
+            out.extend_from_slice(body);
+            unsafe { libc::write(raw, out.as_ptr().cast(), out.len()) };
+        };
+        while !stop.load(Ordering::Acquire) {
+            let mut pfd = libc::pollfd {
+                fd: raw,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
+                continue;
+            }
+            let n = unsafe { libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
+            if n < fuse_abi::IN_HEADER as isize {
+                let e = std::io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ENOENT) => continue,
+                    _ => return, // ENODEV: unmounted
+                }
+            }
+            let u32_at = |o: usize| u32::from_ne_bytes(buf[o..o + 4].try_into().unwrap());
+            let opcode = u32_at(4);
+            let unique = u64::from_ne_bytes(buf[8..16].try_into().unwrap());
+            let nodeid = u64::from_ne_bytes(buf[16..24].try_into().unwrap());
+            match opcode {
+                fuse_abi::INIT => {
+                    let major = u32_at(fuse_abi::IN_HEADER);
+                    let mut out = [0u8; 64]; // struct fuse_init_out (7.23+)
+                    out[0..4].copy_from_slice(&7u32.to_ne_bytes());
+                    out[4..8].copy_from_slice(&31u32.to_ne_bytes());
+                    out[16..18].copy_from_slice(&1u16.to_ne_bytes()); // max_background
+                    out[18..20].copy_from_slice(&1u16.to_ne_bytes()); // congestion_threshold
+                    out[20..24].copy_from_slice(&4096u32.to_ne_bytes()); // max_write
+                    out[24..28].copy_from_slice(&1u32.to_ne_bytes()); // time_gran
+                    if major != 7 {
+                        reply(unique, -libc::EPROTO, &[]);
+                    } else {
+                        reply(unique, 0, &out);
+                    }
+                }
+                fuse_abi::GETATTR if nodeid == 1 => {
+                    let mut out = [0u8; 104]; // struct fuse_attr_out
+                    out[16..24].copy_from_slice(&1u64.to_ne_bytes()); // ino
+                    out[76..80].copy_from_slice(&0o040755u32.to_ne_bytes()); // mode
+                    out[80..84].copy_from_slice(&2u32.to_ne_bytes()); // nlink
+                    out[96..100].copy_from_slice(&4096u32.to_ne_bytes()); // blksize
+                    reply(unique, 0, &out);
+                }
+                fuse_abi::LOOKUP => reply(unique, -libc::ENOENT, &[]),
+                fuse_abi::STATFS => {
+                    statfs_seen.fetch_add(1, Ordering::AcqRel);
+                }
+                fuse_abi::FORGET
+                | fuse_abi::BATCH_FORGET
+                | fuse_abi::INTERRUPT
+                | fuse_abi::DESTROY => {}
+                _ => reply(unique, -libc::ENOSYS, &[]),
+            }
+        }
+        // Dropping `fd` (the last one) aborts the connection.
+    }
+}
+
+impl Drop for HungFuse {
+    fn drop(&mut self) {
+        use std::ffi::CString;
+        let target = CString::new(self.mount_point.as_os_str().as_encoded_bytes()).unwrap();
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.server.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How a [`StubAggregator`] answers `POST`s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StubMode {
+    /// Reads the request and answers with this status.
+    Status(u16),
+    /// Accepts, reads the request, and never answers (holds the connection open).
+    Hang,
+    /// Sleeps this long, then answers 204.
+    SlowOk(Duration),
+}
+
+/// A fake aggregator on 127.0.0.1 (std::net, a thread per connection) that records when each
+/// request arrived and answers as its [`StubMode`] says; the mode can change while it runs.
+/// `close` stops listening (the port then refuses connections) and `reopen` listens again on the
+/// same port: a restarting aggregator.
+pub struct StubAggregator {
+    pub addr: SocketAddr,
+    mode: Arc<std::sync::Mutex<StubMode>>,
+    hits: Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+    open_connections: Arc<std::sync::atomic::AtomicI64>,
+    max_open_connections: Arc<std::sync::atomic::AtomicI64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StubAggregator {
+    pub fn start(mode: StubMode) -> StubAggregator {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut s = StubAggregator {
+            addr,
+            mode: Arc::new(std::sync::Mutex::new(mode)),
+            hits: Default::default(),
+            open_connections: Default::default(),
+            max_open_connections: Default::default(),
+            stop: Default::default(),
+            acceptor: None,
+        };
+        s.listen(listener);
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_mode(&self, mode: StubMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Arrival times of the requests so far, with their request lines.
+    pub fn hits(&self) -> Vec<(Instant, String)> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// Most connections open at once so far.
+    pub fn max_open_connections(&self) -> i64 {
+        self.max_open_connections
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Stops listening: new connections are refused until [`reopen`](Self::reopen).
+    pub fn close(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Listens again on the same port.
+    pub fn reopen(&mut self) {
+        self.close();
+        self.stop = Default::default();
+        let listener = eventually(Duration::from_secs(5), || {
+            std::net::TcpListener::bind(self.addr).ok()
+        })
+        .expect("rebinding the stub's port");
+        self.listen(listener);
+    }
+
+    fn listen(&mut self, listener: std::net::TcpListener) {
+        use std::sync::atomic::Ordering;
+        listener.set_nonblocking(true).unwrap();
+        let (mode, hits, open, max_open, stop) = (
+            self.mode.clone(),
+            self.hits.clone(),
+            self.open_connections.clone(),
+            self.max_open_connections.clone(),
+            self.stop.clone(),
+        );
+        self.acceptor = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let (mut conn, _) = match listener.accept() {
+                    Ok(c) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let n = open.fetch_add(1, Ordering::AcqRel) + 1;
+                max_open.fetch_max(n, Ordering::AcqRel);
+                let (mode, hits, open, stop) =
+                    (mode.clone(), hits.clone(), open.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                    if let Some(line) = read_request(&mut conn) {
+                        hits.lock().unwrap().push((Instant::now(), line));
+                        let m = *mode.lock().unwrap();
+                        match m {
+                            StubMode::Status(code) => respond(&mut conn, code),
+                            StubMode::SlowOk(d) => {
+                                std::thread::sleep(d);
+                                respond(&mut conn, 204);
+                            }
+                            StubMode::Hang => {
+                                // Hold the connection until the client gives up (EOF) or the
+                                // stub stops; bounded by the read timeout.
+                                let mut b = [0u8; 256];
+                                let t0 = Instant::now();
+                                let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+                                while !stop.load(Ordering::Acquire)
+                                    && t0.elapsed() < Duration::from_secs(120)
+                                {
+                                    match conn.read(&mut b) {
+                                        Ok(0) => break,
+                                        Ok(_) => {}
+                                        Err(e)
+                                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                        Err(_) => break,
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for StubAggregator {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Reads one HTTP/1.1 request (headers and a `Content-Length` body); returns its request line.
+fn read_request(conn: &mut TcpStream) -> Option<String> {
+    let mut raw = Vec::new();
+    let mut b = [0u8; 8192];
+    let head_end = loop {
+        let n = conn.read(&mut b).ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&b[..n]);
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if raw.len() > 1 << 20 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut have = raw.len() - head_end;
+    while have < len.min(16 << 20) {
+        let n = conn.read(&mut b).ok()?;
+        if n == 0 {
+            break;
+        }
+        have += n;
+    }
+    Some(head.lines().next().unwrap_or_default().to_string())
+}
+
+fn respond(conn: &mut TcpStream, code: u16) {
+    let body = if code >= 400 {
+        "{\"error\":\"stub\"}"
+    } else {
+        ""
+    };
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {code} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.flush();
+}

@@ -3,6 +3,7 @@
 mod agent_cli;
 mod agent_http;
 mod docker;
+mod faults;
 mod fleet;
 mod hugepages;
 mod memory;
