@@ -190,19 +190,35 @@ impl Config {
         file: Option<&Path>,
         overrides: &[(String, toml::Value)],
     ) -> Result<Config, ConfigError> {
-        let mut table = match file {
-            None => toml::Table::new(),
+        match file {
+            None => Config::from_toml_str("", None, overrides),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
-                    path: path.to_path_buf(),
-                    message: e.to_string().trim_end().to_string(),
-                })?
+                Config::from_toml_str(&text, Some(path), overrides)
             }
-        };
+        }
+    }
+
+    /// Parses config text, applies `overrides`, checks the result (pure). `file` names the
+    /// origin in error messages.
+    pub fn from_toml_str(
+        text: &str,
+        file: Option<&Path>,
+        overrides: &[(String, toml::Value)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::from_str::<toml::Table>(text).map_err(|e| {
+            let message = e.to_string().trim_end().to_string();
+            match file {
+                Some(path) => ConfigError::File {
+                    path: path.to_path_buf(),
+                    message,
+                },
+                None => ConfigError::Invalid(format!("config: {message}")),
+            }
+        })?;
         for (key, value) in overrides {
             set_key(&mut table, key, value.clone())?;
         }

@@ -1,16 +1,15 @@
-//! Fuzz target: decoding a pushed report as the aggregator does (`serde_json` into
-//! `proto::NodeReport`); a decoded report encodes and decodes back to itself.
+//! Fuzz target: the aggregator's decoding and validation of a pushed report
+//! (`aggregator::decode_report`); an accepted report encodes and decodes back to itself.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(r) = serde_json::from_slice::<proto::NodeReport>(data) {
-        let bytes = serde_json::to_vec(&r).expect("a decoded report encodes");
-        let again: proto::NodeReport =
-            serde_json::from_slice(&bytes).expect("an encoded report decodes");
-        assert_eq!(again.node.name, r.node.name);
-        assert_eq!(again.checks.len(), r.checks.len());
+    if let Ok(r) = agent::aggregator::decode_report(data) {
+        assert!(agent::aggregator::valid_node_name(&r.node.name));
+        let bytes = serde_json::to_vec(&r).expect("an accepted report encodes");
+        let again = agent::aggregator::decode_report(&bytes).expect("an encoded report is accepted");
+        assert_eq!(again, r);
     }
 });

@@ -398,7 +398,6 @@ fn assert_backoff_with_jitter(g: &[f64]) {
 }
 
 #[test]
-#[ignore = "needs the pusher from the fleet branch"]
 fn an_unreachable_aggregator_never_stops_the_agent_serving() {
     // A port with nothing listening: every connection is refused at once.
     let url = format!("http://127.0.0.1:{}", free_port());
@@ -417,7 +416,6 @@ fn an_unreachable_aggregator_never_stops_the_agent_serving() {
 }
 
 #[test]
-#[ignore = "needs the pusher from the fleet branch"]
 fn an_aggregator_that_accepts_and_never_answers_times_out_without_piling_up_connections() {
     let stub = StubAggregator::start(StubMode::Hang);
     let mut p = pushing_agent(&stub.url(), &[]);
@@ -448,7 +446,6 @@ fn an_aggregator_that_accepts_and_never_answers_times_out_without_piling_up_conn
 }
 
 #[test]
-#[ignore = "needs the pusher from the fleet branch"]
 fn an_aggregator_answering_500_gets_jittered_backoff_then_the_agent_recovers() {
     let stub = StubAggregator::start(StubMode::Status(500));
     let mut p = pushing_agent(&stub.url(), &[]);
@@ -499,7 +496,6 @@ fn an_aggregator_answering_500_gets_jittered_backoff_then_the_agent_recovers() {
 }
 
 #[test]
-#[ignore = "needs the pusher from the fleet branch"]
 fn a_restarting_aggregator_is_retried_and_pushed_to_again() {
     let mut stub = StubAggregator::start(StubMode::Status(204));
     let mut p = pushing_agent(&stub.url(), &["--set", "push.interval_seconds=0.5"]);
@@ -626,7 +622,6 @@ fn report_body(name: &str, seq: u64) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs the aggregator from the fleet branch"]
 fn sigkill_of_the_aggregator_mid_write_never_corrupts_its_store_nor_loses_an_acknowledged_report() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -699,7 +694,6 @@ fn sigkill_of_the_aggregator_mid_write_never_corrupts_its_store_nor_loses_an_ack
 }
 
 #[test]
-#[ignore = "needs the pusher and the aggregator from the fleet branch"]
 fn sigkill_of_the_agent_mid_push_leaves_the_aggregator_clean_and_the_restarted_agent_pushes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

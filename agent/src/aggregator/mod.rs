@@ -498,6 +498,46 @@ pub fn valid_node_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Why a pushed body is refused before it reaches the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// Not JSON, or not a report: 400.
+    Malformed(String),
+    /// A report this aggregator will not take (another schema, a bad node name): 422.
+    Unprocessable(String),
+}
+
+/// Decodes and validates a pushed report (pure: the whole of the aggregator's input checking
+/// after authentication and the size limit).
+pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
+    let report: NodeReport = match serde_json::from_slice(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            // A report of another schema may not parse as this one: say which problem it is.
+            #[derive(Deserialize)]
+            struct Probe {
+                schema_version: u32,
+            }
+            if let Ok(p) = serde_json::from_slice::<Probe>(bytes)
+                && p.schema_version != SCHEMA_VERSION
+            {
+                return Err(Rejected::Unprocessable(unsupported(p.schema_version)));
+            }
+            return Err(Rejected::Malformed(format!("malformed report: {e}")));
+        }
+    };
+    if report.schema_version != SCHEMA_VERSION {
+        return Err(Rejected::Unprocessable(unsupported(report.schema_version)));
+    }
+    if !valid_node_name(&report.node.name) {
+        return Err(Rejected::Unprocessable(format!(
+            "node.name {:?} is not 1 to 253 characters of A-Z a-z 0-9 . _ -",
+            report.node.name
+        )));
+    }
+    Ok(report)
+}
+
 /// Everything is checked before anything is stored: a bad report never changes state.
 async fn post_report(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let c = &st.counters;
@@ -539,47 +579,13 @@ async fn post_report(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(b) => b,
         Err(_) => return reject(&c.too_large, StatusCode::PAYLOAD_TOO_LARGE, too_large()),
     };
-    let report: NodeReport = match serde_json::from_slice(&bytes) {
+    let report = match decode_report(&bytes) {
         Ok(r) => r,
-        Err(e) => {
-            // A report of another schema may not parse as this one: say which problem it is.
-            #[derive(Deserialize)]
-            struct Probe {
-                schema_version: u32,
-            }
-            if let Ok(p) = serde_json::from_slice::<Probe>(&bytes)
-                && p.schema_version != SCHEMA_VERSION
-            {
-                return reject(
-                    &c.unprocessable,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    unsupported(p.schema_version),
-                );
-            }
-            return reject(
-                &c.malformed,
-                StatusCode::BAD_REQUEST,
-                format!("malformed report: {e}"),
-            );
+        Err(Rejected::Malformed(why)) => return reject(&c.malformed, StatusCode::BAD_REQUEST, why),
+        Err(Rejected::Unprocessable(why)) => {
+            return reject(&c.unprocessable, StatusCode::UNPROCESSABLE_ENTITY, why);
         }
     };
-    if report.schema_version != SCHEMA_VERSION {
-        return reject(
-            &c.unprocessable,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            unsupported(report.schema_version),
-        );
-    }
-    if !valid_node_name(&report.node.name) {
-        return reject(
-            &c.unprocessable,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "node.name {:?} is not 1 to 253 characters of A-Z a-z 0-9 . _ -",
-                report.node.name
-            ),
-        );
-    }
     let (ack, done) = oneshot::channel();
     let incoming = Incoming {
         report,
