@@ -22,7 +22,10 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo build --release --locked --target "$triple" --bins
+# The same dependency versions as the product: start from the workspace's lock file (cargo then
+# adds only libfuzzer-sys).
+cp "$repo/Cargo.lock" Cargo.lock
+cargo build --release --target "$triple" --bins
 bin="$here/target/$triple/release"
 
 # Seeds from real files, made fresh each run (nothing large in git).

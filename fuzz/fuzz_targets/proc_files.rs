@@ -4,6 +4,7 @@
 #![no_main]
 
 use agent::checks::{hugepages, memory, numa, scratch};
+use agent::procfs_text;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -14,19 +15,19 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     match which % 10 {
         0 => {
-            if let Ok(fields) = memory::parse_meminfo(&text) {
+            if let Ok(fields) = procfs_text::parse_meminfo(&text) {
                 let _ = memory::Meminfo::from_fields(&fields);
             }
         }
         1 => {
-            let _ = memory::parse_flat_keyed(&text);
+            let _ = procfs_text::parse_flat_keyed(&text);
         }
         2 => {
             let _ = memory::parse_vmstat_oom_kill(&text);
         }
         3 => {
             let _ = memory::parse_cgroup_limit(&text);
-            let _ = memory::parse_cgroup_value(&text);
+            let _ = procfs_text::parse_count(&text);
         }
         4 => {
             let _ = memory::parse_proc_cgroup(&text);
@@ -38,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = memory::parse_psi(&text);
         }
         7 => {
-            if let Ok(mounts) = scratch::parse_mountinfo(&text) {
+            if let Ok(mounts) = procfs_text::parse_mountinfo(&text) {
                 for p in ["/", "/tmp", "/data/spark/local", "/proc/self"] {
                     let _ = scratch::find_mount(&mounts, Path::new(p));
                 }
@@ -46,13 +47,13 @@ fuzz_target!(|data: &[u8]| {
                     let _ = scratch::find_mount(&mounts, Path::new(&m.mount_point));
                 }
             }
-            let _ = scratch::unescape_octal(&text);
+            let _ = procfs_text::unescape_octal(&text);
         }
         8 => {
             let _ = numa::parse_status_cpuset(&text);
         }
         _ => {
-            if let Ok(fields) = hugepages::parse_meminfo_fields(&text) {
+            if let Ok(fields) = procfs_text::parse_meminfo(&text) {
                 let _ = hugepages::meminfo_hugepages(&fields);
             }
         }

@@ -3,23 +3,24 @@
 
 #![no_main]
 
-use agent::checks::memory::{self, ByteUnit, SparkPlan};
-use agent::checks::{scratch, velox_library};
+use agent::checks::memory::SparkPlan;
+use agent::checks::velox_library;
+use agent::spark_conf::{self, ByteUnit};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let conf = memory::parse_spark_defaults(&text);
+    let conf = spark_conf::parse_spark_defaults(&text);
     let _ = SparkPlan::from_conf(&conf, 1);
     let _ = SparkPlan::from_conf(&conf, u32::MAX);
     for (_, v) in conf.iter().take(64) {
         for unit in [ByteUnit::Byte, ByteUnit::MiB, ByteUnit::PiB] {
-            let _ = memory::parse_spark_size(v, unit);
+            let _ = spark_conf::parse_spark_size(v, unit);
         }
     }
     if data.len() <= 64 {
-        let _ = memory::parse_spark_size(&text, ByteUnit::KiB);
+        let _ = spark_conf::parse_spark_size(&text, ByteUnit::KiB);
     }
-    let _ = scratch::parse_spark_local_dir(&text);
+    let _ = conf.local_dirs();
     let _ = velox_library::parse_properties(&text);
 });

@@ -4,6 +4,7 @@
 #![no_main]
 
 use agent::checks::{hugepages, numa, velox_library};
+use agent::procfs_text;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,13 +20,13 @@ fuzz_target!(|data: &[u8]| {
             let _ = hugepages::parse_pool_dir_name(&text);
         }
         2 => {
-            let _ = hugepages::parse_count(&text);
+            let _ = procfs_text::parse_count(&text);
         }
         3 => {
-            if let Ok(list) = numa::parse_cpulist(&text) {
+            if let Ok(list) = procfs_text::parse_cpulist(&text) {
                 // The canonical form parses back to the same list.
                 let canonical = list.to_string();
-                let again = numa::parse_cpulist(&canonical)
+                let again = procfs_text::parse_cpulist(&canonical)
                     .unwrap_or_else(|e| panic!("{canonical:?} does not parse back: {e}"));
                 assert_eq!(again.to_string(), canonical);
                 let _ = (list.count(), list.contains(0), list.intersects(&again));
