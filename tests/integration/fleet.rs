@@ -704,3 +704,49 @@ fn the_web_page_renders_the_fleet_in_a_real_browser() {
         bytes.len()
     );
 }
+
+#[test]
+fn departed_nodes_are_garbage_collected_and_stay_gone_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--stale-after-seconds",
+        "1",
+        "--gc-after-seconds",
+        "2",
+    ];
+    let addr = loopback();
+    let mut agg = Aggregator::start(addr, &args, dir.path());
+    let ok = [("memory", Status::Ok)];
+    for name in ["leaver", "stayer"] {
+        assert_eq!(agg.post(&body(&report(name, &ok, "b1")), None).status, 204);
+    }
+    let names = |a: &Aggregator| {
+        let mut n: Vec<String> = a.nodes().nodes.into_iter().map(|n| n.name).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&agg), ["leaver", "stayer"]);
+    // "stayer" keeps reporting; "leaver" goes silent: stale after 1 s, forgotten after 2 s.
+    let gone = eventually(Duration::from_secs(10), || {
+        assert_eq!(
+            agg.post(&body(&report("stayer", &ok, "b1")), None).status,
+            204
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        (names(&agg) == ["stayer"]).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "leaver was never forgotten: {:?}",
+        agg.nodes()
+    );
+    assert_eq!(get(addr, "/api/v1/nodes/leaver").unwrap().status, 404);
+    assert_eq!(agg.fleet().nodes_total, 1);
+    // Forgotten in the store too, not only in memory.
+    agg.stop();
+    let agg = Aggregator::start(addr, &args, dir.path());
+    assert_eq!(names(&agg), ["stayer"]);
+}
