@@ -7,8 +7,12 @@
 #   benches/load/side_by_side.sh                       # 10 s per endpoint, 8 connections
 #   DURATION=30s CONNS=8 IDLE_SECONDS=300 benches/load/side_by_side.sh
 #
-# Needs: wrk, prometheus-node-exporter (Debian packages). Traffic goes to 127.0.0.1 only; every
-# wrk run is bounded by DURATION and the script kills what it started.
+# Two views of latency: wrk at saturation (as many requests as 8 connections can push: the
+# tail there is queueing on a box shared with the load generator) and hey at fixed rates (8
+# connections x RATE req/s: the latency a scraper actually sees).
+#
+# Needs: wrk, hey, prometheus-node-exporter (Debian packages). Traffic goes to 127.0.0.1 only;
+# every load run is bounded by DURATION and the script kills what it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,6 +25,7 @@ NE_PORT=${NE_PORT:-19100}
 OUT=${OUT:-target/bench-side-by-side.md}
 
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 2; }
+command -v hey >/dev/null || { echo "hey missing: apt-get install hey" >&2; exit 2; }
 NE=$(command -v prometheus-node-exporter || true)
 [ -n "$NE" ] || { echo "prometheus-node-exporter missing: apt-get install prometheus-node-exporter" >&2; exit 2; }
 
@@ -39,6 +44,10 @@ ne_pid=$!; pids+=("$ne_pid")
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$AGENT_PORT/readyz" >/dev/null && curl -sf "http://127.0.0.1:$NE_PORT/metrics" >/dev/null && break
   sleep 0.1
+done
+
+for p in "$agent_pid" "$ne_pid"; do
+  kill -0 "$p" 2>/dev/null || { echo "a server did not start (port taken?): see target/bench-agent.log, target/bench-node-exporter.log" >&2; exit 1; }
 done
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -70,6 +79,22 @@ a_rss=$(rss_kib "$agent_pid"); n_rss=$(rss_kib "$ne_pid")
 a_bytes=$(curl -s "http://127.0.0.1:$AGENT_PORT/metrics" | wc -c)
 n_bytes=$(curl -s "http://127.0.0.1:$NE_PORT/metrics" | wc -c)
 
+# hey at a fixed rate -> "requests_per_second p50_ms p99_ms"
+fixed_rate() {
+  local url=$1 per_conn=$2 out
+  out=$(hey -z "$DURATION" -c "$CONNS" -q "$per_conn" "$url")
+  echo "$out" >>target/bench-hey.log
+  awk '
+    /Requests\/sec:/ { rps = $2 }
+    /^ +50% in/ { p50 = $3 * 1000 }
+    /^ +99% in/ { p99 = $3 * 1000 }
+    END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' <<<"$out"
+}
+: >target/bench-hey.log
+read -r fa_rps fa_p50 fa_p99 < <(fixed_rate "http://127.0.0.1:$AGENT_PORT/metrics" 10)
+read -r fn_rps fn_p50 fn_p99 < <(fixed_rate "http://127.0.0.1:$NE_PORT/metrics" 10)
+read -r fh_rps fh_p50 fh_p99 < <(fixed_rate "http://127.0.0.1:$AGENT_PORT/metrics" 500)
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 
 {
@@ -82,10 +107,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; els
   echo "| gluten-node-agent \`/health\` | $h_rps | ${h_p50} ms | ${h_p99} ms | | $h_n |"
   echo "| node_exporter \`/metrics\` | $n_rps | ${n_p50} ms | ${n_p99} ms | $n_bytes B | $n_n |"
   echo
+  echo "| \`/metrics\` at a fixed rate (hey, $CONNS connections) | requests/s | p50 | p99 |"
+  echo "|---|---:|---:|---:|"
+  echo "| gluten-node-agent, $CONNS x 10 req/s | $fa_rps | ${fa_p50} ms | ${fa_p99} ms |"
+  echo "| node_exporter, $CONNS x 10 req/s | $fn_rps | ${fn_p50} ms | ${fn_p99} ms |"
+  echo "| gluten-node-agent, $CONNS x 500 req/s | $fh_rps | ${fh_p50} ms | ${fh_p99} ms |"
+  echo
   echo "| ratio | value |"
   echo "|---|---:|"
   echo "| \`/metrics\` requests/s, agent / node_exporter | $(ratio "$a_rps" "$n_rps") |"
-  echo "| \`/metrics\` p99 latency, node_exporter / agent (how many times lower) | $(ratio "$n_p99" "$a_p99") |"
+  echo "| \`/metrics\` p99 at saturation, node_exporter / agent (how many times lower) | $(ratio "$n_p99" "$a_p99") |"
+  echo "| \`/metrics\` p99 at $CONNS x 10 req/s, node_exporter / agent (how many times lower) | $(ratio "$fn_p99" "$fa_p99") |"
   echo "| resident memory after the runs ($((a_n + h_n)) vs $n_n requests), agent / node_exporter | $(ratio "$a_rss" "$n_rss") ($a_rss KiB vs $n_rss KiB) |"
 } | tee "$OUT"
 
