@@ -883,3 +883,144 @@ fn respond(conn: &mut TcpStream, code: u16) {
     );
     let _ = conn.flush();
 }
+
+/// An aggregator on a port chosen by the test (so it can come back on the same one).
+pub struct Aggregator {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Aggregator {
+    pub fn start(addr: SocketAddr, args: &[&str], log_dir: &Path) -> Aggregator {
+        let log = log_dir.join(format!("aggregator-{}.log", addr.port()));
+        let child = Command::new(agent_bin())
+            .arg("aggregator")
+            .args(args)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .expect("starting the aggregator");
+        let mut a = Aggregator { child, addr, log };
+        let up = eventually(Duration::from_secs(30), || {
+            if let Ok(Some(s)) = a.child.try_wait() {
+                panic!("aggregator exited with {s}: {}", a.log());
+            }
+            get(addr, "/readyz").ok().filter(|r| r.status == 200)
+        });
+        assert!(up.is_some(), "aggregator not ready: {}", a.log());
+        a
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// The names `/api/v1/nodes` lists.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes().nodes.into_iter().map(|n| n.name).collect()
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+
+    pub fn nodes(&self) -> proto::fleet::NodeList {
+        let r = get(self.addr, "/api/v1/nodes").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    pub fn fleet(&self) -> proto::fleet::FleetView {
+        let r = get(self.addr, "/api/v1/fleet").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    pub fn node(&self, name: &str) -> proto::fleet::NodeDetail {
+        let r = get(self.addr, &format!("/api/v1/nodes/{name}")).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    pub fn post(&self, body: &[u8], token: Option<&str>) -> Response {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        request(self.addr, "POST", "/api/v1/reports", &headers, Some(body)).unwrap()
+    }
+}
+
+impl Drop for Aggregator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh 127.0.0.1 address with a free port.
+pub fn loopback() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+/// A host tree (in a tempdir under target/) holding pyvelox's real `libvelox.so` at the host path
+/// `lib`, its bundled libraries at `<dir of lib>/../pyvelox.libs` (where its
+/// `RPATH $ORIGIN/../pyvelox.libs` points), this machine's C and C++ runtime libraries under
+/// `/lib/x86_64-linux-gnu` (what the loader would find on a real host), and `cpuinfo` as
+/// `/proc/cpuinfo`. Assertions about it must be about what was placed, not about this machine.
+pub fn pyvelox_tree(lib: &str, cpuinfo: &str) -> (tempfile::TempDir, PathBuf) {
+    let src = pyvelox_dir();
+    let dir = tempfile::tempdir_in(repo_root().join("target")).unwrap();
+    let root = dir.path().to_path_buf();
+    let lib_local = root.join(lib.trim_start_matches('/'));
+    place(&src.join("pyvelox/libvelox.so"), &lib_local);
+    let libs = lib_local
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("pyvelox.libs");
+    for e in std::fs::read_dir(src.join("pyvelox.libs")).unwrap() {
+        let e = e.unwrap();
+        place(&e.path(), &libs.join(e.file_name()));
+    }
+    for name in [
+        "libc.so.6",
+        "libm.so.6",
+        "libstdc++.so.6",
+        "libgcc_s.so.1",
+        "libz.so.1",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "ld-linux-x86-64.so.2",
+    ] {
+        let real = std::fs::canonicalize(Path::new("/lib/x86_64-linux-gnu").join(name))
+            .unwrap_or_else(|e| panic!("/lib/x86_64-linux-gnu/{name}: {e}"));
+        place(&real, &root.join("lib/x86_64-linux-gnu").join(name));
+    }
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::write(root.join("proc/cpuinfo"), cpuinfo).unwrap();
+    (dir, root)
+}

@@ -209,26 +209,11 @@ impl Config {
         file: Option<&Path>,
         overrides: &[(String, toml::Value)],
     ) -> Result<Config, ConfigError> {
-        let mut table = toml::from_str::<toml::Table>(text).map_err(|e| {
-            let message = e.to_string().trim_end().to_string();
-            match file {
-                Some(path) => ConfigError::File {
-                    path: path.to_path_buf(),
-                    message,
-                },
-                None => ConfigError::Invalid(format!("config: {message}")),
-            }
-        })?;
+        let mut table = parse_table(text, file)?;
         for (key, value) in overrides {
             set_key(&mut table, key, value.clone())?;
         }
-        let in_file = |message: String| match file {
-            Some(path) => ConfigError::File {
-                path: path.to_path_buf(),
-                message,
-            },
-            None => ConfigError::Invalid(format!("config: {message}")),
-        };
+        let in_file = |message: String| config_error(file, message);
         // Each table alone first, so that an error names its section.
         check_section::<velox_library::Settings>(&table, "velox_library").map_err(in_file)?;
         check_section::<hugepages::Settings>(&table, "hugepages").map_err(in_file)?;
@@ -239,17 +224,7 @@ impl Config {
             PushConfig::deserialize(v.clone())
                 .map_err(|e| in_file(format!("[push]: {}", e.message())))?;
         }
-        let config = Config::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-            // Name the key: find the one entry that fails alone.
-            let culprit = table.iter().find(|(k, v)| {
-                let one = toml::Table::from_iter([((*k).clone(), (*v).clone())]);
-                Config::deserialize(toml::Value::Table(one)).is_err()
-            });
-            match culprit {
-                Some((k, _)) => in_file(format!("key `{k}`: {}", e.message())),
-                None => in_file(e.message().to_string()),
-            }
-        })?;
+        let config: Config = deserialize_naming_key(&table, file)?;
         config.validate()?;
         Ok(config)
     }
@@ -322,6 +297,53 @@ impl Config {
             })
             .unwrap_or_else(|| "unknown".to_string())
     }
+}
+
+/// Reads a TOML config file into a table; errors name the file (and, for syntax, the line).
+pub fn read_table(file: Option<&Path>) -> Result<toml::Table, ConfigError> {
+    let Some(path) = file else {
+        return Ok(toml::Table::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_table(&text, file)
+}
+
+/// Parses TOML text into a table; `file` names the origin in errors.
+pub fn parse_table(text: &str, file: Option<&Path>) -> Result<toml::Table, ConfigError> {
+    toml::from_str::<toml::Table>(text)
+        .map_err(|e| config_error(file, e.to_string().trim_end().to_string()))
+}
+
+/// A config error about `file` (or about the flags, when there is no file).
+pub fn config_error(file: Option<&Path>, message: String) -> ConfigError {
+    match file {
+        Some(path) => ConfigError::File {
+            path: path.to_path_buf(),
+            message,
+        },
+        None => ConfigError::Invalid(format!("config: {message}")),
+    }
+}
+
+/// Deserialises a whole config table into `T`; on failure the message names the top-level key
+/// at fault (serde's messages for a nested value do not), found by trying each entry alone.
+pub fn deserialize_naming_key<T: DeserializeOwned>(
+    table: &toml::Table,
+    file: Option<&Path>,
+) -> Result<T, ConfigError> {
+    T::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let culprit = table.iter().find(|(k, v)| {
+            let one = toml::Table::from_iter([((*k).clone(), (*v).clone())]);
+            T::deserialize(toml::Value::Table(one)).is_err()
+        });
+        match culprit {
+            Some((k, _)) => config_error(file, format!("key `{k}`: {}", e.message())),
+            None => config_error(file, e.message().to_string()),
+        }
+    })
 }
 
 fn check_section<T: CheckSettings>(table: &toml::Table, name: &str) -> Result<(), String> {

@@ -13,7 +13,7 @@ use agent::{procfs_text, spark_conf};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gluten_node_benches::{engine, snapshot, upstream};
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 fn read(tree: &str, rel: &str) -> String {
@@ -89,49 +89,9 @@ fn parsers(c: &mut Criterion) {
     g.finish();
 }
 
-/// pyvelox's libvelox.so with its bundled libraries under a temp root, plus this machine's C and
-/// C++ runtime libraries (what the loader would find on a real host).
-fn pyvelox_root() -> (tempfile::TempDir, PathBuf) {
-    let src = gluten_node_tests::pyvelox_dir();
-    let dir = tempfile::tempdir_in(gluten_node_tests::repo_root().join("target")).unwrap();
-    let root = dir.path().to_path_buf();
-    let place = gluten_node_tests::place;
-    place(
-        &src.join("pyvelox/libvelox.so"),
-        &root.join("opt/gluten/lib/libvelox.so"),
-    );
-    for e in std::fs::read_dir(src.join("pyvelox.libs")).unwrap() {
-        let e = e.unwrap();
-        place(
-            &e.path(),
-            &root.join("opt/gluten/pyvelox.libs").join(e.file_name()),
-        );
-    }
-    for lib in [
-        "libc.so.6",
-        "libm.so.6",
-        "libstdc++.so.6",
-        "libgcc_s.so.1",
-        "libz.so.1",
-        "libpthread.so.0",
-        "libdl.so.2",
-        "librt.so.1",
-    ] {
-        if let Ok(real) = std::fs::canonicalize(Path::new("/lib/x86_64-linux-gnu").join(lib)) {
-            place(&real, &root.join("lib/x86_64-linux-gnu").join(lib));
-        }
-    }
-    std::fs::create_dir_all(root.join("proc")).unwrap();
-    std::fs::write(
-        root.join("proc/cpuinfo"),
-        read("node-exporter-upstream", "proc/cpuinfo"),
-    )
-    .unwrap();
-    (dir, root)
-}
-
 fn velox(c: &mut Criterion) {
-    let (_dir, root) = pyvelox_root();
+    let cpuinfo = read("node-exporter-upstream", "proc/cpuinfo");
+    let (_dir, root) = gluten_node_tests::pyvelox_tree("/opt/gluten/lib/libvelox.so", &cpuinfo);
     let lib = root.join("opt/gluten/lib/libvelox.so");
     let file = std::fs::File::open(&lib).unwrap();
     // SAFETY: the file is ours, in a private temp dir, and not modified while mapped.

@@ -5,7 +5,6 @@
 use gluten_node_tests::*;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `GET path`, asserting it answers (any status but a 5xx other than 503) within `within`.
@@ -526,76 +525,6 @@ fn a_restarting_aggregator_is_retried_and_pushed_to_again() {
 // ---------------------------------------------------------------------------------------------
 // SIGKILLs: the agent mid-push, the aggregator mid-write.
 
-struct Aggregator {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl Aggregator {
-    fn start(addr: SocketAddr, data: &Path, log: &Path) -> Aggregator {
-        let child = Command::new(agent_bin())
-            .args(["aggregator", "--listen", &addr.to_string(), "--data-dir"])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            )
-            .spawn()
-            .expect("starting the aggregator");
-        let mut a = Aggregator {
-            child,
-            addr,
-            log: log.to_path_buf(),
-        };
-        let up = eventually(Duration::from_secs(30), || {
-            if let Ok(Some(s)) = a.child.try_wait() {
-                panic!("aggregator exited with {s}: {}", a.log());
-            }
-            get(addr, "/readyz").ok().filter(|r| r.status == 200)
-        });
-        assert!(up.is_some(), "aggregator not ready: {}", a.log());
-        a
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-
-    fn node_names(&self) -> Vec<String> {
-        let r = get(self.addr, "/api/v1/nodes").unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        let v = r.json();
-        v["nodes"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no nodes array: {v}"))
-            .iter()
-            .map(|n| n["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-impl Drop for Aggregator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn loopback() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
-}
-
 /// A small report of node `name`, as an agent sends it.
 fn report_body(name: &str, seq: u64) -> Vec<u8> {
     let r = proto::NodeReport {
@@ -625,12 +554,11 @@ fn report_body(name: &str, seq: u64) -> Vec<u8> {
 fn sigkill_of_the_aggregator_mid_write_never_corrupts_its_store_nor_loses_an_acknowledged_report() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let log = dir.path().join("aggregator.log");
     let addr = loopback();
     let mut acked: std::collections::BTreeSet<String> = Default::default();
     let mut seq = 0u64;
     for cycle in 0..5u64 {
-        let mut agg = Aggregator::start(addr, &data, &log);
+        let mut agg = Aggregator::start(addr, &["--data-dir", data.to_str().unwrap()], dir.path());
         // Restarted clean: everything acknowledged before any earlier kill is still there.
         let listed: std::collections::BTreeSet<String> = agg.node_names().into_iter().collect();
         let lost: Vec<_> = acked.difference(&listed).collect();
@@ -683,7 +611,7 @@ fn sigkill_of_the_aggregator_mid_write_never_corrupts_its_store_nor_loses_an_ack
         seq += 1_000_000;
     }
     assert!(acked.len() >= 20, "too little write load: {}", acked.len());
-    let agg = Aggregator::start(addr, &data, &log);
+    let agg = Aggregator::start(addr, &["--data-dir", data.to_str().unwrap()], dir.path());
     let listed: std::collections::BTreeSet<String> = agg.node_names().into_iter().collect();
     assert!(acked.is_subset(&listed), "{}", agg.log());
     for name in acked.iter().take(20) {
@@ -697,9 +625,8 @@ fn sigkill_of_the_aggregator_mid_write_never_corrupts_its_store_nor_loses_an_ack
 fn sigkill_of_the_agent_mid_push_leaves_the_aggregator_clean_and_the_restarted_agent_pushes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let log = dir.path().join("aggregator.log");
     let addr = loopback();
-    let agg = Aggregator::start(addr, &data, &log);
+    let agg = Aggregator::start(addr, &["--data-dir", data.to_str().unwrap()], dir.path());
     let url = format!("http://{addr}");
     for cycle in 0..5u64 {
         // Pushing every round (0.1 s): a kill at a random moment often lands mid-request.
@@ -717,15 +644,11 @@ fn sigkill_of_the_agent_mid_push_leaves_the_aggregator_clean_and_the_restarted_a
         p.signal_and_wait(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(5))
             .expect("SIGKILL");
         // The aggregator keeps serving and its view of the node stays readable.
-        assert_eq!(agg.node_names(), ["fault-node"], "{}", agg_log(&log));
+        assert_eq!(agg.node_names(), ["fault-node"], "{}", agg.log());
         let r = get(addr, "/api/v1/nodes/fault-node").unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
         let _: proto::NodeReport = serde_json::from_value(r.json()["report"].clone())
             .unwrap_or_else(|e| panic!("stored report does not decode ({e}): {}", r.body));
     }
     assert_eq!(get(addr, "/readyz").unwrap().status, 200);
-}
-
-fn agg_log(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default()
 }

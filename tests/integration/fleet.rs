@@ -5,98 +5,12 @@
 //! headless chromium.
 
 use gluten_node_tests::*;
-use proto::fleet::{FleetView, NodeDetail, NodeList};
+use proto::fleet::FleetView;
 use proto::{CheckResult, NodeInfo, NodeReport, SCHEMA_VERSION, Status};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// An aggregator on a port chosen by the test (so it can come back on the same one).
-struct Aggregator {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Aggregator {
-    fn start(addr: SocketAddr, args: &[&str], log_dir: &Path) -> Aggregator {
-        let log = log_dir.join(format!("aggregator-{}.log", addr.port()));
-        let child = Command::new(agent_bin())
-            .arg("aggregator")
-            .args(args)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .spawn()
-            .expect("starting the aggregator");
-        let mut a = Aggregator { child, addr, log };
-        let up = eventually(Duration::from_secs(30), || {
-            if let Ok(Some(s)) = a.child.try_wait() {
-                panic!("aggregator exited with {s}: {}", a.log());
-            }
-            get(addr, "/readyz").ok().filter(|r| r.status == 200)
-        });
-        assert!(up.is_some(), "aggregator not ready: {}", a.log());
-        a
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.child.wait();
-    }
-
-    fn nodes(&self) -> NodeList {
-        let r = get(self.addr, "/api/v1/nodes").unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        serde_json::from_str(&r.body).unwrap()
-    }
-
-    fn fleet(&self) -> FleetView {
-        let r = get(self.addr, "/api/v1/fleet").unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        serde_json::from_str(&r.body).unwrap()
-    }
-
-    fn node(&self, name: &str) -> NodeDetail {
-        let r = get(self.addr, &format!("/api/v1/nodes/{name}")).unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        serde_json::from_str(&r.body).unwrap()
-    }
-
-    fn post(&self, body: &[u8], token: Option<&str>) -> Response {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(a) = &auth {
-            headers.push(("Authorization", a.as_str()));
-        }
-        request(self.addr, "POST", "/api/v1/reports", &headers, Some(body)).unwrap()
-    }
-}
-
-impl Drop for Aggregator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn loopback() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
-}
 
 /// A report as an agent would send it.
 fn report(name: &str, checks: &[(&str, Status)], build_id: &str) -> NodeReport {

@@ -344,49 +344,12 @@ fn a_jar_is_read_in_memory_with_its_build_info() {
     );
 }
 
-/// pyvelox's tree under `/opt/pyvelox`, with the host libraries it needs from the system copied
-/// in (assertions are about what is placed, not about this machine).
-fn pyvelox_tree() -> (tempfile::TempDir, PathBuf) {
-    let src = pyvelox_dir();
-    let dir = tempfile::tempdir_in(repo_root().join("target")).unwrap();
-    let root = dir.path().to_path_buf();
-    place(
-        &src.join("pyvelox/libvelox.so"),
-        &root.join("opt/pyvelox/pyvelox/libvelox.so"),
-    );
-    for e in std::fs::read_dir(src.join("pyvelox.libs")).unwrap() {
-        let e = e.unwrap();
-        place(
-            &e.path(),
-            &root.join("opt/pyvelox/pyvelox.libs").join(e.file_name()),
-        );
-    }
-    for lib in [
-        "libc.so.6",
-        "libm.so.6",
-        "libstdc++.so.6",
-        "libgcc_s.so.1",
-        "libz.so.1",
-        "libpthread.so.0",
-        "libdl.so.2",
-        "librt.so.1",
-        "ld-linux-x86-64.so.2",
-    ] {
-        let real = std::fs::canonicalize(Path::new("/lib/x86_64-linux-gnu").join(lib)).unwrap();
-        place(&real, &root.join("lib/x86_64-linux-gnu").join(lib));
-    }
-    std::fs::create_dir_all(root.join("proc")).unwrap();
-    std::fs::write(
-        root.join("proc/cpuinfo"),
-        format!("processor\t: 0\nflags\t\t: {X86_FLAGS}\n"),
-    )
-    .unwrap();
-    (dir, root)
-}
-
 #[test]
 fn pyvelox_libvelox_resolves_every_bundled_dependency() {
-    let (_dir, root) = pyvelox_tree();
+    let (_dir, root) = pyvelox_tree(
+        "/opt/pyvelox/pyvelox/libvelox.so",
+        &format!("processor\t: 0\nflags\t\t: {X86_FLAGS}\n"),
+    );
     let settings = Settings {
         paths: vec![PathBuf::from("/opt/pyvelox/pyvelox/libvelox.so")],
         ..Settings::default()

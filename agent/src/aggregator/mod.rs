@@ -73,41 +73,11 @@ impl AggregatorConfig {
         file: Option<&Path>,
         overrides: &[(String, toml::Value)],
     ) -> Result<AggregatorConfig, ConfigError> {
-        let mut table = match file {
-            None => toml::Table::new(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
-                    path: path.to_path_buf(),
-                    message: e.to_string().trim_end().to_string(),
-                })?
-            }
-        };
+        let mut table = crate::config::read_table(file)?;
         for (k, v) in overrides {
             table.insert(k.clone(), v.clone());
         }
-        let config =
-            AggregatorConfig::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-                // Name the key: the one entry that fails alone.
-                let culprit = table.iter().find(|(k, v)| {
-                    let one = toml::Table::from_iter([((*k).clone(), (*v).clone())]);
-                    AggregatorConfig::deserialize(toml::Value::Table(one)).is_err()
-                });
-                let message = match culprit {
-                    Some((k, _)) => format!("key `{k}`: {}", e.message()),
-                    None => e.message().to_string(),
-                };
-                match file {
-                    Some(path) => ConfigError::File {
-                        path: path.to_path_buf(),
-                        message,
-                    },
-                    None => ConfigError::Invalid(format!("config: {message}")),
-                }
-            })?;
+        let config: AggregatorConfig = crate::config::deserialize_naming_key(&table, file)?;
         config.validate()?;
         Ok(config)
     }
