@@ -26,7 +26,25 @@ fn node_exporter_tree_has_no_thp_files_and_meminfo_pools_only() {
     assert_eq!(r.status, Status::Ok);
     assert!(r.summary.contains("THP mode unknown"), "{}", r.summary);
     assert_eq!(r.facts["thp_enabled"], serde_json::Value::Null);
+    // /proc/vmstat of a 4.x kernel: THP counters, but `thp_split` instead of `thp_split_page`.
+    let v = &r.facts["vmstat"];
+    assert_eq!(v["thp_fault_alloc"], 142261);
+    assert_eq!(v["thp_fault_fallback"], 98119);
+    assert_eq!(v["compact_stall"], 210959);
+    assert_eq!(v["nr_anon_transparent_hugepages"], 556);
+    assert_eq!(v["thp_split_page"], serde_json::Value::Null);
+    assert!(r.findings.iter().all(|f| !f.message.contains("fell back")));
     assert_golden("hugepages-node-exporter-upstream", &golden);
+    // With memoryUseHugePages on, the fallback share is said, still `ok`.
+    let r = run_check(&root, "hugepages", "memory_use_hugepages = true");
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.status == Status::Ok && f.message.starts_with("41% of THP page faults")),
+        "{:?}",
+        r.findings
+    );
 }
 
 #[test]
@@ -35,6 +53,11 @@ fn procfs_tree_has_no_thp_files_and_no_node_pools() {
     let (r, golden) = report(&root, "");
     assert_eq!(r.status, Status::Ok);
     assert_eq!(r.facts["pools"].as_array().unwrap().len(), 1, "{}", r.facts);
+    assert_eq!(
+        r.facts["vmstat"],
+        serde_json::Value::Null,
+        "no /proc/vmstat"
+    );
     assert_golden("hugepages-procfs-upstream", &golden);
 }
 

@@ -1,5 +1,6 @@
 //! `hugepages`: transparent huge page mode and defrag, every hugetlb pool (global and per NUMA
-//! node, every page size), the `/proc/meminfo` huge page lines, compared with what Gluten expects.
+//! node, every page size), the `/proc/meminfo` huge page lines and the THP and compaction counters of
+//! `/proc/vmstat`, compared with what Gluten expects.
 //!
 //! Velox's only huge page mechanism is THP via `madvise(MADV_HUGEPAGE)`; Gluten's benchmark nodes
 //! run THP `madvise`. Explicit hugetlb pools matter for the QAT codec and for the memory check,
@@ -8,13 +9,30 @@
 use crate::check::{Check, CheckError, Outcome, ParseError};
 use crate::config::CheckSettings;
 use crate::host::Host;
-use crate::procfs_text::{NODES_DIR, field, node_ids, parse_count, parse_meminfo};
+use crate::procfs_text::{
+    NODES_DIR, field, node_ids, parse_count, parse_flat_keyed, parse_meminfo,
+};
 use proto::{Finding, Status};
 use serde::{Deserialize, Serialize};
 
 /// Where the kernel lists the global hugetlb pools, one `hugepages-<size>kB` dir per page size.
 const GLOBAL_POOLS_DIR: &str = "/sys/kernel/mm/hugepages";
 const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
+const VMSTAT: &str = "/proc/vmstat";
+
+/// The `/proc/vmstat` counters reported under `vmstat` and as the `counter` label of
+/// `gluten_node_hugepages_vmstat`: THP faults, khugepaged collapses, splits and compaction.
+pub const VMSTAT_COUNTERS: [&str; 9] = [
+    "thp_fault_alloc",
+    "thp_fault_fallback",
+    "thp_collapse_alloc",
+    "thp_collapse_alloc_failed",
+    "thp_split_page",
+    "compact_stall",
+    "compact_fail",
+    "compact_success",
+    "nr_anon_transparent_hugepages",
+];
 
 /// A THP `enabled` mode as `thp_expected` names it.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -153,6 +171,44 @@ pub struct MeminfoHugepages {
     pub anon_huge_pages_bytes: Option<u64>,
 }
 
+/// THP and compaction counters of `/proc/vmstat`, events since boot except
+/// `nr_anon_transparent_hugepages` (THP pages mapped now). A line the kernel does not print (an
+/// older kernel, `CONFIG_TRANSPARENT_HUGEPAGE` or `CONFIG_COMPACTION` off; `thp_split_page` was
+/// `thp_split` before Linux 4.5) is `None`.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmstatThp {
+    pub thp_fault_alloc: Option<u64>,
+    /// Page faults that wanted a huge page and got small pages (allocation or cgroup charge
+    /// failed).
+    pub thp_fault_fallback: Option<u64>,
+    pub thp_collapse_alloc: Option<u64>,
+    pub thp_collapse_alloc_failed: Option<u64>,
+    pub thp_split_page: Option<u64>,
+    /// Times a process stalled to run direct compaction.
+    pub compact_stall: Option<u64>,
+    pub compact_fail: Option<u64>,
+    pub compact_success: Option<u64>,
+    pub nr_anon_transparent_hugepages: Option<u64>,
+}
+
+impl VmstatThp {
+    /// `(name, value)` in [`VMSTAT_COUNTERS`] order.
+    pub fn counters(&self) -> [(&'static str, Option<u64>); 9] {
+        let v = [
+            self.thp_fault_alloc,
+            self.thp_fault_fallback,
+            self.thp_collapse_alloc,
+            self.thp_collapse_alloc_failed,
+            self.thp_split_page,
+            self.compact_stall,
+            self.compact_fail,
+            self.compact_success,
+            self.nr_anon_transparent_hugepages,
+        ];
+        std::array::from_fn(|i| (VMSTAT_COUNTERS[i], v[i]))
+    }
+}
+
 /// What the check observed.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Facts {
@@ -166,6 +222,8 @@ pub struct Facts {
     pub pool_bytes: u64,
     /// `/proc/meminfo`'s huge page lines; `None` when the file is missing.
     pub meminfo: Option<MeminfoHugepages>,
+    /// `/proc/vmstat`'s THP and compaction counters; `None` when the file is missing.
+    pub vmstat: Option<VmstatThp>,
 }
 
 pub struct Hugepages {
@@ -236,6 +294,24 @@ pub fn meminfo_hugepages(fields: &[(String, u64)]) -> MeminfoHugepages {
         hugetlb_bytes: get("Hugetlb"),
         anon_huge_pages_bytes: get("AnonHugePages"),
     }
+}
+
+/// The THP and compaction counters of `/proc/vmstat` text (`key value` lines); a malformed line
+/// is an error naming the line.
+pub fn parse_vmstat_thp(text: &str) -> Result<VmstatThp, ParseError> {
+    let fields = parse_flat_keyed(text)?;
+    let get = |k: &str| field(&fields, k);
+    Ok(VmstatThp {
+        thp_fault_alloc: get("thp_fault_alloc"),
+        thp_fault_fallback: get("thp_fault_fallback"),
+        thp_collapse_alloc: get("thp_collapse_alloc"),
+        thp_collapse_alloc_failed: get("thp_collapse_alloc_failed"),
+        thp_split_page: get("thp_split_page"),
+        compact_stall: get("compact_stall"),
+        compact_fail: get("compact_fail"),
+        compact_success: get("compact_success"),
+        nr_anon_transparent_hugepages: get("nr_anon_transparent_hugepages"),
+    })
 }
 
 /// Bytes held in huge page pools: total pages x page size over the **global** pools only (the
@@ -379,6 +455,7 @@ pub fn read_facts(host: &Host) -> Result<Facts, CheckError> {
         pool_bytes: pool_bytes(&pools),
         pools,
         meminfo,
+        vmstat: host.parse_optional(VMSTAT, parse_vmstat_thp)?,
     })
 }
 
@@ -499,6 +576,22 @@ pub fn evaluate(facts: &Facts, settings: &Settings) -> Outcome {
 
     for req in &settings.pools {
         evaluate_required_pool(&mut o, facts, req);
+    }
+    if settings.memory_use_hugepages
+        && let Some(v) = &facts.vmstat
+        && let (Some(alloc), Some(fallback)) = (v.thp_fault_alloc, v.thp_fault_fallback)
+        && fallback > 0
+    {
+        let share = 100.0 * fallback as f64 / (alloc as f64 + fallback as f64);
+        o.push(
+            Finding::new(
+                Status::Ok,
+                format!(
+                    "{share:.0}% of THP page faults since boot fell back to small pages (thp_fault_fallback {fallback}, thp_fault_alloc {alloc}): no free huge page (fragmentation, low memory) or a cgroup charge failed, so madvised Velox memory is partly on 4 KiB pages"
+                ),
+            )
+            .about(VMSTAT),
+        );
     }
 
     let held = if facts.pools.iter().any(|p| p.numa_node.is_none()) {
@@ -655,6 +748,16 @@ fn add_metrics(o: &mut Outcome, facts: &Facts) {
             }
         }
     }
+    for (counter, v) in facts.vmstat.iter().flat_map(VmstatThp::counters) {
+        if let Some(v) = v {
+            o.gauge(
+                "gluten_node_hugepages_vmstat",
+                "A /proc/vmstat THP or compaction counter since boot (nr_anon_transparent_hugepages: THP pages mapped now); absent when the kernel has no such line.",
+                &[("counter", counter)],
+                v as f64,
+            );
+        }
+    }
     if let Some(anon) = facts.meminfo.as_ref().and_then(|m| m.anon_huge_pages_bytes) {
         o.gauge(
             "gluten_node_hugepages_anon_bytes",
@@ -745,6 +848,47 @@ HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 
         let m =
             meminfo_hugepages(&parse_meminfo("MemTotal:  1024 kB\nMemFree:  512 kB\n").unwrap());
         assert_eq!(m, MeminfoHugepages::default());
+    }
+
+    /// Lines of a Linux 4.x `/proc/vmstat` (node-exporter's fixture): `thp_split`, not yet
+    /// `thp_split_page`.
+    const VMSTAT_4X: &str = "nr_free_pages 977769\nnr_anon_transparent_hugepages 556\n\
+compact_stall 210959\ncompact_fail 164840\ncompact_success 46119\nthp_fault_alloc 142261\n\
+thp_fault_fallback 98119\nthp_collapse_alloc 88421\nthp_collapse_alloc_failed 20954\n\
+thp_split 69984\nthp_zero_page_alloc 9\n";
+
+    #[test]
+    fn proc_vmstat_thp_counters_are_read_by_name() {
+        let v = parse_vmstat_thp(VMSTAT_4X).unwrap();
+        assert_eq!(v.thp_fault_alloc, Some(142261));
+        assert_eq!(v.thp_fault_fallback, Some(98119));
+        assert_eq!(v.thp_collapse_alloc_failed, Some(20954));
+        assert_eq!(
+            (v.compact_stall, v.compact_fail, v.compact_success),
+            (Some(210959), Some(164840), Some(46119))
+        );
+        assert_eq!(v.nr_anon_transparent_hugepages, Some(556));
+        let names: Vec<_> = v.counters().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, VMSTAT_COUNTERS);
+    }
+
+    #[test]
+    fn proc_vmstat_counter_missing_is_unknown_never_guessed() {
+        // Before Linux 4.5 the split counter was `thp_split`: not taken for `thp_split_page`.
+        let v = parse_vmstat_thp(VMSTAT_4X).unwrap();
+        assert_eq!(v.thp_split_page, None);
+        // A kernel without THP or compaction prints none of them.
+        let v = parse_vmstat_thp("nr_free_pages 1\noom_kill 0\n").unwrap();
+        assert_eq!(v, VmstatThp::default());
+        assert_eq!(parse_vmstat_thp("").unwrap(), VmstatThp::default());
+    }
+
+    #[test]
+    fn proc_vmstat_malformed_line_is_an_error_naming_the_line() {
+        let e = parse_vmstat_thp("nr_free_pages 1\nthp_fault_alloc\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 2: thp_fault_alloc: no value");
+        let e = parse_vmstat_thp("thp_fault_alloc 1\ncompact_stall -3\n").unwrap_err();
+        assert!(e.to_string().starts_with("line 2: compact_stall"), "{e}");
     }
 
     // --- pool arithmetic ---
@@ -855,6 +999,7 @@ HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 
             pool_bytes: pool_bytes(&pools),
             pools,
             meminfo: None,
+            vmstat: None,
         }
     }
 
@@ -1059,6 +1204,98 @@ HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 
         assert_eq!(unknown.inventory[0].1, "unknown");
     }
 
+    fn with_vmstat(mut f: Facts, text: &str) -> Facts {
+        f.vmstat = Some(parse_vmstat_thp(text).unwrap());
+        f
+    }
+
+    #[test]
+    fn vmstat_counters_leave_statuses_unchanged_and_are_gauges() {
+        let velox_hp = Settings {
+            memory_use_hugepages: true,
+            ..Settings::default()
+        };
+        for (enabled, defrag, settings) in [
+            (Some("madvise"), Some("defer"), &Settings::default()),
+            (Some("always"), None, &Settings::default()),
+            (Some("madvise"), Some("madvise"), &velox_hp),
+            (Some("never"), None, &velox_hp),
+            (None, None, &velox_hp),
+        ] {
+            let without = evaluate(&facts(enabled, defrag, vec![]), settings);
+            let with = evaluate(
+                &with_vmstat(facts(enabled, defrag, vec![]), VMSTAT_4X),
+                settings,
+            );
+            assert_eq!(with.status(), without.status(), "{enabled:?} {defrag:?}");
+            assert_eq!(with.summary(), without.summary(), "{enabled:?} {defrag:?}");
+            assert_eq!(with.inventory, without.inventory);
+        }
+        let o = evaluate(
+            &with_vmstat(facts(Some("madvise"), None, vec![]), VMSTAT_4X),
+            &Settings::default(),
+        );
+        assert!(o.findings.iter().all(|f| !f.message.contains("fell back")));
+        let counter = |o: &Outcome, c: &str| {
+            o.metrics
+                .iter()
+                .find(|s| {
+                    s.name == "gluten_node_hugepages_vmstat"
+                        && s.labels.iter().any(|(k, v)| *k == "counter" && v == c)
+                })
+                .map(|s| s.value)
+        };
+        assert_eq!(counter(&o, "thp_fault_fallback"), Some(98119.0));
+        assert_eq!(counter(&o, "nr_anon_transparent_hugepages"), Some(556.0));
+        assert_eq!(counter(&o, "thp_split_page"), None, "missing: no sample");
+        assert_eq!(counter(&o, "thp_split"), None, "bounded label set");
+        let none = evaluate(&facts(Some("madvise"), None, vec![]), &Settings::default());
+        assert!(
+            none.metrics
+                .iter()
+                .all(|s| s.name != "gluten_node_hugepages_vmstat")
+        );
+    }
+
+    #[test]
+    fn thp_fault_fallback_share_is_an_ok_finding_with_memory_use_hugepages() {
+        let velox_hp = Settings {
+            memory_use_hugepages: true,
+            ..Settings::default()
+        };
+        let o = evaluate(
+            &with_vmstat(facts(Some("madvise"), Some("defer"), vec![]), VMSTAT_4X),
+            &velox_hp,
+        );
+        assert_eq!(o.status(), Status::Ok);
+        let f = o
+            .findings
+            .iter()
+            .find(|f| f.message.contains("fell back"))
+            .expect("fallback finding");
+        assert_eq!(f.status, Status::Ok);
+        // 98119 / (142261 + 98119) = 40.8%
+        assert!(
+            f.message.starts_with("41% of THP page faults"),
+            "{}",
+            f.message
+        );
+        // No fallback, or a counter missing: nothing to say.
+        for text in [
+            "thp_fault_alloc 10\nthp_fault_fallback 0\n",
+            "thp_fault_fallback 5\n",
+        ] {
+            let o = evaluate(
+                &with_vmstat(facts(Some("madvise"), Some("defer"), vec![]), text),
+                &velox_hp,
+            );
+            assert!(
+                o.findings.iter().all(|f| !f.message.contains("fell back")),
+                "{text}"
+            );
+        }
+    }
+
     // --- reading through Host: the fallbacks ---
 
     fn write(root: &std::path::Path, rel: &str, text: &str) {
@@ -1143,6 +1380,29 @@ HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 
         );
     }
 
+    #[test]
+    fn proc_vmstat_is_optional_and_a_malformed_one_is_unknown_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(dir.path());
+        assert_eq!(read_facts(&host).unwrap().vmstat, None);
+        write(dir.path(), "proc/vmstat", VMSTAT_4X);
+        let v = read_facts(&host).unwrap().vmstat.unwrap();
+        assert_eq!(v.thp_fault_alloc, Some(142261));
+        write(
+            dir.path(),
+            "proc/vmstat",
+            "nr_free_pages 1\nthp_fault_alloc x\n",
+        );
+        let e = Hugepages::new(Settings::default())
+            .run(&host)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("proc/vmstat") && e.contains("line 2: thp_fault_alloc"),
+            "{e}"
+        );
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(s in "\\PC*", b in proptest::collection::vec(any::<u8>(), 0..256)) {
@@ -1153,7 +1413,17 @@ HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 
                 if let Ok(f) = parse_meminfo(t) {
                     let _ = meminfo_hugepages(&f);
                 }
+                if let Ok(v) = parse_vmstat_thp(t) {
+                    let _ = v.counters();
+                }
             }
+        }
+
+        #[test]
+        fn vmstat_like_text_never_panics(
+            lines in proptest::collection::vec("(thp_fault_alloc|thp_split_page|compact_stall|[a-z_]{1,12})( +-?[0-9]{0,21}){0,3}", 0..20)
+        ) {
+            let _ = parse_vmstat_thp(&lines.join("\n"));
         }
     }
 }
