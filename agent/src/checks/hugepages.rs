@@ -1,6 +1,6 @@
 //! `hugepages`: transparent huge page mode and defrag, every hugetlb pool (global and per NUMA
-//! node, every page size), the `/proc/meminfo` huge page lines and the THP and compaction counters of
-//! `/proc/vmstat`, compared with what Gluten expects.
+//! node, every page size), the `/proc/meminfo` huge page lines and the THP and compaction
+//! counters of `/proc/vmstat`, compared with what Gluten expects.
 //!
 //! Velox's only huge page mechanism is THP via `madvise(MADV_HUGEPAGE)`; Gluten's benchmark nodes
 //! run THP `madvise`. Explicit hugetlb pools matter for the QAT codec and for the memory check,
