@@ -1839,6 +1839,88 @@ mod tests {
         assert_eq!(HUNG_CALLS.load(Ordering::SeqCst), 2);
     }
 
+    static CACHE_HUNG_RELEASED: AtomicBool = AtomicBool::new(false);
+    static CACHE_HUNG_CALLS: AtomicUsize = AtomicUsize::new(0);
+    static SHARED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn hanging_cache_probe(host: &Host, dir: &Path, s: &Settings) -> DirProbe {
+        if dir == Path::new("/cache-hung") {
+            CACHE_HUNG_CALLS.fetch_add(1, Ordering::SeqCst);
+            while !CACHE_HUNG_RELEASED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if dir == Path::new("/shared") {
+            SHARED_CALLS.fetch_add(1, Ordering::SeqCst);
+        }
+        probe_dir(host, dir, s)
+    }
+
+    #[test]
+    fn the_ssd_cache_path_is_probed_like_a_scratch_dir_under_the_deadline() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["ok", "cache-hung", "shared", "etc"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        let conf_at = |path: &str| {
+            std::fs::write(
+                root.path().join("etc/spark-defaults.conf"),
+                format!("{CACHE_ENABLED} true\n{SSD_CACHE_SIZE} 1k\n{SSD_CACHE_PATH} {path}\n"),
+            )
+            .unwrap();
+        };
+        let settings = Settings {
+            dirs: Some(vec!["/ok".into(), "/shared".into()]),
+            dir_timeout_seconds: 0.2,
+            min_free_bytes: 0,
+            warn_free_ratio: 0.0,
+            fail_free_ratio: 0.0,
+            min_free_inodes_ratio: 0.0,
+            ..Settings::default()
+        };
+        let mut check = Scratch::new(settings, Some("/etc/spark-defaults.conf".into()))
+            .with_executors_per_node(3);
+        check.probe = hanging_cache_probe;
+        let h = Host::new(root.path());
+
+        // A cache path that is also a scratch dir is probed once and reported in both places.
+        conf_at("/shared");
+        let o = check.run(&h).unwrap();
+        assert_eq!(SHARED_CALLS.load(Ordering::SeqCst), 1);
+        assert_eq!(o.facts["dirs"].as_array().unwrap().len(), 2);
+        assert_eq!(o.facts["ssd_cache"]["path"], "/shared");
+        assert_eq!(o.facts["ssd_cache"]["required_bytes"], 3 * 1024);
+        assert!(o.facts["ssd_cache"]["avail_bytes"].as_u64().unwrap() > 0);
+        assert!(
+            !o.findings.iter().any(|f| f.status == Status::Fail),
+            "{:?}",
+            o.findings
+        );
+
+        // A hung cache path is unknown on its own, then not probed again while stuck.
+        conf_at("/cache-hung");
+        let t0 = Instant::now();
+        let o = check.run(&h).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert_eq!(o.status(), Status::Unknown, "{:?}", o.findings);
+        assert!(
+            o.summary()
+                .contains("SSD cache path /cache-hung: stat/statvfs did not answer"),
+            "{}",
+            o.summary()
+        );
+        assert_eq!(o.facts["dirs"].as_array().unwrap().len(), 2);
+        let o = check.run(&h).unwrap();
+        assert!(
+            o.summary()
+                .contains("SSD cache path /cache-hung: stat/statvfs still stuck since"),
+            "{}",
+            o.summary()
+        );
+        assert_eq!(CACHE_HUNG_CALLS.load(Ordering::SeqCst), 1);
+        CACHE_HUNG_RELEASED.store(true, Ordering::SeqCst);
+    }
+
     #[test]
     fn dirs_default_to_spark_local_dir_then_tmp() {
         let root = tempfile::tempdir().unwrap();
