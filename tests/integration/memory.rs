@@ -200,3 +200,21 @@ fn huge_page_pool_bytes_agree_with_the_hugepages_check() {
         pools.facts["pool_bytes"]
     );
 }
+
+#[test]
+fn gluten_plugin_without_off_heap_fails_and_dynamic_sizing_passes() {
+    let base = "[memory.spark]\n\"spark.plugins\" = \"org.apache.gluten.GlutenPlugin\"\n";
+    let r = run_check(&upstream("procfs-upstream"), "memory", base);
+    assert_eq!(r.status, Status::Fail, "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("`spark.memory.offHeap.enabled` is false")
+            && r.summary.contains("GlutenPlugin.scala"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.facts["spark_plan"]["gluten_plugin"], true);
+    let dynamic = format!("{base}\"spark.gluten.memory.dynamic.offHeap.sizing.enabled\" = true\n");
+    let r = run_check(&upstream("procfs-upstream"), "memory", &dynamic);
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+}

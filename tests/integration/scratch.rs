@@ -402,3 +402,74 @@ fn golden_crafted_tree() {
     }
     assert_golden("scratch-crafted", &v);
 }
+
+/// Runs `scratch` alone on `/` with `[memory]` (disabled) pointing at a `spark-defaults.conf`.
+fn run_with_spark_conf(m: &Mounts, conf: &str, memory: &str, scratch: &str) -> proto::CheckResult {
+    let path = m.dir.path().join("spark-defaults.conf");
+    std::fs::write(&path, conf).unwrap();
+    let mut text = String::new();
+    for other in agent::checks::NAMES {
+        if other != "scratch" && other != "memory" {
+            text.push_str(&format!("[{other}]\nenabled = false\n"));
+        }
+    }
+    text.push_str(&format!(
+        "[memory]\nenabled = false\nspark_defaults = {:?}\n{memory}\n[scratch]\n{scratch}\n",
+        path.to_str().unwrap()
+    ));
+    let c = config(Path::new("/"), &text);
+    let s = round(&c, "x86_64");
+    s.report.checks.into_iter().next().expect("the check ran")
+}
+
+#[test]
+fn velox_ssd_cache_larger_than_its_tmpfs_fails_and_o_direct_on_tmpfs_fails() {
+    let mut m = Mounts::new();
+    let cache = m.tmpfs("ssdcache", "size=16m");
+    let scratch = m.mkdir("scratch");
+    let s = settings(
+        &[&scratch],
+        "warn_free_ratio = 0.0\nfail_free_ratio = 0.0\nmin_free_inodes_ratio = 0.0\n",
+    );
+    let conf = |extra: &str| {
+        format!(
+            "spark.local.dir /nowhere\n\
+             spark.gluten.sql.columnar.backend.velox.cacheEnabled true\n\
+             spark.gluten.sql.columnar.backend.velox.ssdCacheSize 10m\n\
+             spark.gluten.sql.columnar.backend.velox.ssdCachePath {}\n{extra}",
+            cache.display()
+        )
+    };
+    // 2 executors x 10 MiB = 20 MiB needed on a 16 MiB tmpfs.
+    let r = run_with_spark_conf(&m, &conf(""), "executors_per_node = 2", &s);
+    let c = &r.facts["ssd_cache"];
+    assert_eq!(c["path"], cache.to_str().unwrap(), "{c}");
+    assert_eq!(c["size_bytes"], 10 * 1024 * 1024);
+    assert_eq!(c["required_bytes"], 20 * 1024 * 1024);
+    assert_eq!(c["avail_bytes"], 16 * 1024 * 1024);
+    assert_eq!(c["o_direct"], false);
+    assert_eq!(c["fs_type"], "tmpfs");
+    assert_eq!(r.status, Status::Fail, "{:?}", r.findings);
+    let fails = messages(&r, Status::Fail).join("\n");
+    assert!(
+        fails.contains("16.0 MiB (16777216 bytes) available")
+            && fails.contains("= 20.0 MiB (20971520 bytes)")
+            && fails.contains("Velox init aborts: not enough space for ssd cache"),
+        "{fails}"
+    );
+    // The cache path is not a scratch dir: it has no entry of its own there.
+    assert_eq!(r.facts["dirs"].as_array().unwrap().len(), 1);
+
+    // One executor fits; O_DIRECT on tmpfs does not.
+    let r = run_with_spark_conf(&m, &conf(""), "executors_per_node = 1", &s);
+    assert!(messages(&r, Status::Fail).is_empty(), "{:?}", r.findings);
+    let r = run_with_spark_conf(
+        &m,
+        &conf("spark.gluten.sql.columnar.backend.velox.ssdODirect true\n"),
+        "executors_per_node = 1",
+        &s,
+    );
+    let fails = messages(&r, Status::Fail).join("\n");
+    assert!(fails.contains("tmpfs has no O_DIRECT"), "{fails}");
+    assert_eq!(r.facts["ssd_cache"]["o_direct"], true);
+}

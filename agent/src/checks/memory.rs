@@ -69,7 +69,7 @@ impl Default for Settings {
 
 /// The Spark keys the plan reads, with the unit Spark assumes for a bare number (`None`: not a
 /// size).
-pub const SPARK_KEYS: [(&str, Option<ByteUnit>); 7] = [
+pub const SPARK_KEYS: [(&str, Option<ByteUnit>); 9] = [
     (EXECUTOR_MEMORY, Some(ByteUnit::MiB)),
     (EXECUTOR_MEMORY_OVERHEAD, Some(ByteUnit::MiB)),
     (EXECUTOR_MEMORY_OVERHEAD_FACTOR, None),
@@ -77,6 +77,8 @@ pub const SPARK_KEYS: [(&str, Option<ByteUnit>); 7] = [
     (OFFHEAP_ENABLED, None),
     (OFFHEAP_SIZE, Some(ByteUnit::Byte)),
     (PYSPARK_MEMORY, Some(ByteUnit::MiB)),
+    (PLUGINS, None),
+    (GLUTEN_DYNAMIC_OFFHEAP_SIZING, None),
 ];
 
 pub const EXECUTOR_MEMORY: &str = "spark.executor.memory";
@@ -86,6 +88,16 @@ pub const EXECUTOR_MIN_MEMORY_OVERHEAD: &str = "spark.executor.minMemoryOverhead
 pub const OFFHEAP_ENABLED: &str = "spark.memory.offHeap.enabled";
 pub const OFFHEAP_SIZE: &str = "spark.memory.offHeap.size";
 pub const PYSPARK_MEMORY: &str = "spark.executor.pyspark.memory";
+pub const PLUGINS: &str = "spark.plugins";
+pub const GLUTEN_DYNAMIC_OFFHEAP_SIZING: &str =
+    "spark.gluten.memory.dynamic.offHeap.sizing.enabled";
+/// Gluten's Spark plugin class, and its name before Gluten 1.2 (the `io.glutenproject` package).
+pub const GLUTEN_PLUGIN_CLASSES: [&str; 2] = [
+    "org.apache.gluten.GlutenPlugin",
+    "io.glutenproject.GlutenPlugin",
+];
+/// Gluten's minimum off-heap size (`minOffHeapSize = "1MB"` in GlutenPlugin.scala).
+pub const GLUTEN_MIN_OFFHEAP_BYTES: u64 = 1 << 20;
 
 impl Settings {
     /// The explicit `[memory.spark]` keys as Spark would see them (strings).
@@ -424,6 +436,15 @@ pub struct SparkPlan {
     pub per_executor_bytes: u64,
     pub executors_per_node: u32,
     pub planned_bytes: u64,
+    /// `spark.plugins` names Gluten's plugin (`org.apache.gluten.GlutenPlugin`, or the pre-1.2
+    /// `io.glutenproject.GlutenPlugin`).
+    pub gluten_plugin: bool,
+    /// `spark.memory.offHeap.enabled` as set (default false).
+    pub offheap_enabled: bool,
+    /// `spark.memory.offHeap.size` as set (default 0), whether or not off-heap is enabled.
+    pub offheap_size_bytes: u64,
+    /// `spark.gluten.memory.dynamic.offHeap.sizing.enabled` (default false).
+    pub gluten_dynamic_offheap_sizing: bool,
 }
 
 /// Spark's `spark.executor.memory` default.
@@ -443,6 +464,12 @@ impl SparkPlan {
             .map(mib)
             .unwrap_or(DEFAULT_EXECUTOR_MEMORY_MIB);
         let offheap_enabled = conf.bool(OFFHEAP_ENABLED)?.unwrap_or(false);
+        let gluten_dynamic_offheap_sizing =
+            conf.bool(GLUTEN_DYNAMIC_OFFHEAP_SIZING)?.unwrap_or(false);
+        let gluten_plugin = conf.get(PLUGINS).is_some_and(|v| {
+            v.split(',')
+                .any(|c| GLUTEN_PLUGIN_CLASSES.contains(&c.trim()))
+        });
         let offheap_size = conf.size(OFFHEAP_SIZE, ByteUnit::Byte)?.unwrap_or(0);
         let offheap_mib = if offheap_enabled {
             mib(offheap_size)
@@ -493,7 +520,37 @@ impl SparkPlan {
             per_executor_bytes,
             executors_per_node,
             planned_bytes,
+            gluten_plugin,
+            offheap_enabled,
+            offheap_size_bytes: offheap_size,
+            gluten_dynamic_offheap_sizing,
         })
+    }
+
+    /// Gluten's startup rule (GlutenPlugin.scala): unless dynamic off-heap sizing is on,
+    /// off-heap must be enabled with at least 1 MiB, or the plugin throws "Must set
+    /// 'spark.memory.offHeap.enabled' to true ...". The violation, as a sentence; `None` when
+    /// the rule holds or the conf does not load Gluten's plugin.
+    pub fn gluten_offheap_violation(&self) -> Option<String> {
+        if !self.gluten_plugin || self.gluten_dynamic_offheap_sizing {
+            return None;
+        }
+        let cause = if !self.offheap_enabled {
+            format!("`{OFFHEAP_ENABLED}` is false (or unset)")
+        } else if self.offheap_size_bytes < GLUTEN_MIN_OFFHEAP_BYTES {
+            format!(
+                "`{OFFHEAP_SIZE}` is {} bytes, below 1 MiB",
+                self.offheap_size_bytes
+            )
+        } else {
+            return None;
+        };
+        Some(format!(
+            "{cause} while `{PLUGINS}` loads GlutenPlugin: Gluten throws at startup \
+             (\"Must set '{OFFHEAP_ENABLED}' to true and set '{OFFHEAP_SIZE}' to be greater \
+             than 1MB\"; GlutenPlugin.scala, node-requirements §6) unless \
+             `{GLUTEN_DYNAMIC_OFFHEAP_SIZING}` is true"
+        ))
     }
 }
 
@@ -644,6 +701,13 @@ pub fn evaluate(o: &Observation, s: &Settings) -> Evaluation {
                 human_signed(headroom)
             ));
         }
+    }
+    if let Some(msg) = o
+        .plan
+        .as_ref()
+        .and_then(SparkPlan::gluten_offheap_violation)
+    {
+        f(Status::Fail, msg);
     }
     if let Some(p) = &o.plan
         && p.memory_overhead_bytes < p.gluten_recommended_overhead_bytes
@@ -1406,6 +1470,32 @@ mod tests {
     }
 
     #[test]
+    fn plan_reads_gluten_plugin_and_offheap_settings() {
+        for (plugins, want) in [
+            ("org.apache.gluten.GlutenPlugin", true),
+            ("com.example.Other, io.glutenproject.GlutenPlugin ", true),
+            ("org.apache.gluten.GlutenPluginX", false),
+            ("", false),
+        ] {
+            let p = SparkPlan::from_conf(&conf(&[(PLUGINS, plugins)]), 1).unwrap();
+            assert_eq!(p.gluten_plugin, want, "{plugins:?}");
+        }
+        let p = SparkPlan::from_conf(
+            &conf(&[
+                (OFFHEAP_SIZE, "2m"),
+                (GLUTEN_DYNAMIC_OFFHEAP_SIZING, "TRUE"),
+            ]),
+            1,
+        )
+        .unwrap();
+        assert!(!p.gluten_plugin && !p.offheap_enabled && p.gluten_dynamic_offheap_sizing);
+        assert_eq!((p.offheap_size_bytes, p.offheap_bytes), (2 * MIB, 0));
+        let e =
+            SparkPlan::from_conf(&conf(&[(GLUTEN_DYNAMIC_OFFHEAP_SIZING, "yes")]), 1).unwrap_err();
+        assert!(e.0.contains(GLUTEN_DYNAMIC_OFFHEAP_SIZING), "{e}");
+    }
+
+    #[test]
     fn plan_errors_name_the_key() {
         let e = SparkPlan::from_conf(
             &conf(&[(OFFHEAP_SIZE, "1.5g"), (OFFHEAP_ENABLED, "true")]),
@@ -1430,6 +1520,21 @@ mod tests {
             per_executor_bytes: per_gib * GIB,
             executors_per_node: n,
             planned_bytes: per_gib * GIB * u64::from(n),
+            gluten_plugin: false,
+            offheap_enabled: false,
+            offheap_size_bytes: 0,
+            gluten_dynamic_offheap_sizing: false,
+        }
+    }
+
+    /// `plan(8, 1, 1, 1)` with Gluten's plugin and the given off-heap settings.
+    fn gluten_plan(offheap_enabled: bool, offheap_size_bytes: u64, dynamic: bool) -> SparkPlan {
+        SparkPlan {
+            gluten_plugin: true,
+            offheap_enabled,
+            offheap_size_bytes,
+            gluten_dynamic_offheap_sizing: dynamic,
+            ..plan(8, 1, 1, 1)
         }
     }
 
@@ -1657,6 +1762,56 @@ mod tests {
                 },
                 Status::Warn,
                 "configured `cgroup` /spark.slice not found at /sys/fs/cgroup/spark.slice",
+            ),
+            (
+                "Gluten without off-heap: startup throws",
+                Observation {
+                    meminfo: host(64, 0),
+                    plan: Some(gluten_plan(false, 0, false)),
+                    ..Default::default()
+                },
+                Status::Fail,
+                "`spark.memory.offHeap.enabled` is false (or unset) while `spark.plugins` loads GlutenPlugin: Gluten throws at startup",
+            ),
+            (
+                "Gluten with off-heap below 1 MiB",
+                Observation {
+                    meminfo: host(64, 0),
+                    plan: Some(gluten_plan(true, 1024, false)),
+                    ..Default::default()
+                },
+                Status::Fail,
+                "`spark.memory.offHeap.size` is 1024 bytes, below 1 MiB",
+            ),
+            (
+                "Gluten with dynamic off-heap sizing needs no off-heap",
+                Observation {
+                    meminfo: host(64, 0),
+                    plan: Some(gluten_plan(false, 0, true)),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "planned 1 x 8.0 GiB",
+            ),
+            (
+                "Gluten with 1 MiB off-heap",
+                Observation {
+                    meminfo: host(64, 0),
+                    plan: Some(gluten_plan(true, GLUTEN_MIN_OFFHEAP_BYTES, false)),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "planned 1 x 8.0 GiB",
+            ),
+            (
+                "no off-heap without Gluten's plugin: not Gluten's rule",
+                Observation {
+                    meminfo: host(64, 0),
+                    plan: Some(plan(8, 1, 1, 1)),
+                    ..Default::default()
+                },
+                Status::Ok,
+                "planned 1 x 8.0 GiB",
             ),
             (
                 "plan but no MemTotal",

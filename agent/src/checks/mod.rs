@@ -30,10 +30,13 @@ pub fn build(config: &Config) -> Vec<Arc<dyn Check>> {
         checks.push(Arc::new(numa::Numa::new(config.numa.settings.clone())));
     }
     if config.scratch.enabled {
-        checks.push(Arc::new(scratch::Scratch::new(
-            config.scratch.settings.clone(),
-            config.memory.settings.spark_defaults.clone(),
-        )));
+        checks.push(Arc::new(
+            scratch::Scratch::new(
+                config.scratch.settings.clone(),
+                config.memory.settings.spark_defaults.clone(),
+            )
+            .with_executors_per_node(config.memory.settings.executors_per_node),
+        ));
     }
     if config.memory.enabled {
         checks.push(Arc::new(memory::Memory::new(

@@ -5,13 +5,15 @@
 //! (`/sys/dev/block/M:m`: rotational, NVMe, model, size); free bytes and inodes (statvfs); a
 //! write probe; leftovers of killed executors. Everything that touches the dir itself runs on a
 //! short-lived thread per dir under `dir_timeout_seconds`, so one hung NFS mount blinds only
-//! its own dir, and a dir still stuck from an earlier round is not probed again.
+//! its own dir, and a dir still stuck from an earlier round is not probed again. When the Spark
+//! conf turns on Velox's SSD cache, its path is probed the same way and must hold
+//! `ssdCacheSize` x `executors_per_node` (node-requirements check 5.7).
 
 use crate::check::{Check, CheckError, Outcome};
 use crate::config::CheckSettings;
 use crate::host::Host;
 use crate::procfs_text::{MountInfo, parse_mountinfo};
-use crate::spark_conf::parse_spark_defaults;
+use crate::spark_conf::{ByteUnit, SparkConf, parse_spark_defaults};
 use crate::time::{format_seconds, rfc3339};
 use proto::{Finding, Status};
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,16 @@ pub const LEFTOVER_WALK_CAP: usize = 100_000;
 
 /// How many leftover names the facts list per dir (the count and bytes cover all of them).
 const LEFTOVER_NAMES_LISTED: usize = 10;
+
+/// Velox's SSD cache keys (Gluten's `GlutenConfig`, node-requirements §5 "Local SSD cache").
+pub const CACHE_ENABLED: &str = "spark.gluten.sql.columnar.backend.velox.cacheEnabled";
+pub const SSD_CACHE_SIZE: &str = "spark.gluten.sql.columnar.backend.velox.ssdCacheSize";
+pub const SSD_CACHE_PATH: &str = "spark.gluten.sql.columnar.backend.velox.ssdCachePath";
+pub const SSD_ODIRECT: &str = "spark.gluten.sql.columnar.backend.velox.ssdODirect";
+/// `ssdCacheSize`'s default, 1GB (Gluten's docs); a bare number is bytes (`bytesConf(BYTE)`).
+pub const SSD_CACHE_SIZE_DEFAULT: u64 = 1 << 30;
+/// `ssdCachePath`'s default.
+pub const SSD_CACHE_PATH_DEFAULT: &str = "/tmp";
 
 /// `[scratch]` settings.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -129,6 +141,89 @@ pub struct Facts {
     pub dirs: Vec<DirFacts>,
     /// Groups of two or more configured dirs on one device (whole disk, else filesystem).
     pub shared_devices: Vec<SharedDevice>,
+    /// Velox's SSD cache (check 5.7); absent unless `cacheEnabled` and `ssdCacheSize` > 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssd_cache: Option<SsdCacheFacts>,
+}
+
+/// Velox's SSD cache as configured, and its path as probed (like a scratch dir).
+#[derive(Serialize, Debug, Default, Clone, PartialEq)]
+pub struct SsdCacheFacts {
+    /// `ssdCachePath` (default `/tmp`), a host path.
+    pub path: String,
+    /// `ssdCacheSize` in bytes (default 1 GiB).
+    pub size_bytes: u64,
+    /// `[memory] executors_per_node`: each executor creates its own cache files.
+    pub executors_per_node: u32,
+    /// `size_bytes` x `executors_per_node`.
+    pub required_bytes: u64,
+    pub avail_bytes: Option<u64>,
+    /// `ssdODirect` (default false).
+    pub o_direct: bool,
+    pub exists: Option<bool>,
+    pub is_dir: Option<bool>,
+    pub error: Option<String>,
+    pub timed_out: bool,
+    pub stuck_since: Option<String>,
+    pub mount_point: Option<String>,
+    pub fs_type: Option<String>,
+    pub disk: Option<String>,
+    pub rotational: Option<bool>,
+}
+
+/// The SSD cache settings read from the Spark conf.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SsdCacheConf {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub o_direct: bool,
+}
+
+/// The SSD cache Velox will set up under `conf`: `None` unless `cacheEnabled` is true and
+/// `ssdCacheSize` is above 0 (at 0 Velox caches in memory only).
+pub fn ssd_cache_conf(conf: &SparkConf) -> Result<Option<SsdCacheConf>, crate::check::ParseError> {
+    if !conf.bool(CACHE_ENABLED)?.unwrap_or(false) {
+        return Ok(None);
+    }
+    let size_bytes = conf
+        .size(SSD_CACHE_SIZE, ByteUnit::Byte)?
+        .unwrap_or(SSD_CACHE_SIZE_DEFAULT);
+    if size_bytes == 0 {
+        return Ok(None);
+    }
+    let path = conf
+        .get(SSD_CACHE_PATH)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(SSD_CACHE_PATH_DEFAULT);
+    Ok(Some(SsdCacheConf {
+        path: PathBuf::from(path),
+        size_bytes,
+        o_direct: conf.bool(SSD_ODIRECT)?.unwrap_or(false),
+    }))
+}
+
+impl SsdCacheFacts {
+    /// The cache facts from its configuration and its path's probe.
+    pub fn new(c: &SsdCacheConf, executors_per_node: u32, d: &DirFacts) -> Self {
+        SsdCacheFacts {
+            path: c.path.display().to_string(),
+            size_bytes: c.size_bytes,
+            executors_per_node,
+            required_bytes: c.size_bytes.saturating_mul(u64::from(executors_per_node)),
+            avail_bytes: d.avail_bytes,
+            o_direct: c.o_direct,
+            exists: d.exists,
+            is_dir: d.is_dir,
+            error: d.error.clone(),
+            timed_out: d.timed_out,
+            stuck_since: d.stuck_since.clone(),
+            mount_point: d.mount_point.clone(),
+            fs_type: d.fs_type.clone(),
+            disk: d.disk.clone(),
+            rotational: d.rotational,
+        }
+    }
 }
 
 /// One scratch dir. `null` means unknown (not observed), never a guess.
@@ -244,6 +339,9 @@ pub fn evaluate(facts: &Facts, s: &Settings) -> Outcome {
     for d in &facts.dirs {
         evaluate_dir(d, s, &mut o);
     }
+    if let Some(c) = &facts.ssd_cache {
+        evaluate_ssd_cache(c, s, &mut o);
+    }
     for g in &facts.shared_devices {
         o.push(Finding::new(
             Status::Warn,
@@ -275,6 +373,87 @@ pub fn evaluate(facts: &Facts, s: &Settings) -> Outcome {
         None => format!("{} scratch dir(s) usable", facts.dirs.len()),
     });
     o
+}
+
+/// Check 5.7: the cache path must hold every executor's cache files, take O_DIRECT when asked
+/// to, and should be on an SSD.
+fn evaluate_ssd_cache(c: &SsdCacheFacts, s: &Settings, o: &mut Outcome) {
+    let p = &c.path;
+    let mut push = |st: Status, m: String| o.push(Finding::new(st, m).about(p.as_str()));
+    if let Some(since) = &c.stuck_since {
+        push(
+            Status::Unknown,
+            format!(
+                "SSD cache path {p}: stat/statvfs still stuck since {since} (dir_timeout_seconds {}); not probed again until it returns",
+                format_seconds(s.dir_timeout_seconds)
+            ),
+        );
+        return;
+    }
+    if c.timed_out {
+        push(
+            Status::Unknown,
+            format!(
+                "SSD cache path {p}: stat/statvfs did not answer within dir_timeout_seconds {} (a hung mount?)",
+                format_seconds(s.dir_timeout_seconds)
+            ),
+        );
+        return;
+    }
+    if let Some(e) = &c.error {
+        push(
+            Status::Unknown,
+            format!("SSD cache path {p} could not be inspected: {e}"),
+        );
+    } else if c.exists == Some(false) || c.is_dir == Some(false) {
+        push(
+            Status::Fail,
+            format!(
+                "SSD cache path {p} (`{SSD_CACHE_PATH}`) {}: Velox cannot create its cache files \
+                 there and its init aborts",
+                if c.exists == Some(false) {
+                    "does not exist"
+                } else {
+                    "is not a directory"
+                }
+            ),
+        );
+    } else if let Some(avail) = c.avail_bytes
+        && avail < c.required_bytes
+    {
+        push(
+            Status::Fail,
+            format!(
+                "SSD cache path {p} has {} ({avail} bytes) available, below `{SSD_CACHE_SIZE}` {} x \
+                 {} executor(s) per node = {} ({} bytes): Velox init aborts: not enough space \
+                 for ssd cache (node-requirements 5.7)",
+                fmt_bytes(avail),
+                fmt_bytes(c.size_bytes),
+                c.executors_per_node,
+                fmt_bytes(c.required_bytes),
+                c.required_bytes
+            ),
+        );
+    }
+    if c.o_direct && c.fs_type.as_deref() == Some("tmpfs") {
+        push(
+            Status::Fail,
+            format!(
+                "SSD cache path {p} is on tmpfs but `{SSD_ODIRECT}` is true: tmpfs has no \
+                 O_DIRECT, so Velox cannot open its cache files"
+            ),
+        );
+    }
+    if c.rotational == Some(true) {
+        push(
+            Status::Warn,
+            format!(
+                "SSD cache path {p} is on a rotational disk ({}): Gluten recommends mounting SSDs \
+                 at the cache path",
+                c.disk.as_deref().unwrap_or("?")
+            ),
+        );
+    }
 }
 
 fn ratio(part: u64, total: u64) -> Option<f64> {
@@ -701,6 +880,8 @@ type ProbeFn = fn(&Host, &Path, &Settings) -> DirProbe;
 pub struct Scratch {
     settings: Settings,
     spark_defaults: Option<PathBuf>,
+    /// `[memory] executors_per_node`: how many executors' SSD cache files the cache path holds.
+    executors_per_node: u32,
     probe: ProbeFn,
     /// Dirs whose per-dir thread is still running past its deadline, by configured path.
     stuck: Mutex<HashMap<PathBuf, Stuck>>,
@@ -711,9 +892,28 @@ impl Scratch {
         Scratch {
             settings,
             spark_defaults,
+            executors_per_node: 1,
             probe: probe_dir,
             stuck: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the executors planned on this node (`[memory] executors_per_node`, default 1).
+    pub fn with_executors_per_node(mut self, n: u32) -> Self {
+        self.executors_per_node = n.max(1);
+        self
+    }
+
+    /// Velox's SSD cache as `spark_defaults` configures it (a missing file: none).
+    fn ssd_cache(&self, host: &Host) -> Result<Option<SsdCacheConf>, CheckError> {
+        let Some(path) = &self.spark_defaults else {
+            return Ok(None);
+        };
+        let Some(text) = host.read_optional(path)? else {
+            return Ok(None);
+        };
+        ssd_cache_conf(&parse_spark_defaults(&text))
+            .map_err(|e| CheckError::parse(&host.path(path), e))
     }
 
     /// The dirs to check and where that list came from.
@@ -836,15 +1036,25 @@ impl Check for Scratch {
 
     fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
         let (dirs, dirs_source) = self.dirs(host)?;
+        let cache = self.ssd_cache(host)?;
         let mountinfo = self.mountinfo(host)?;
-        let probes = self.probe_all(host, &dirs);
+        // The SSD cache path is probed like a scratch dir (same deadline, same stuck set); it
+        // is probed once when it is also a scratch dir.
+        let mut probed = dirs.clone();
+        if let Some(c) = &cache
+            && !probed.contains(&c.path)
+        {
+            probed.push(c.path.clone());
+        }
+        let probes = self.probe_all(host, &probed);
         let mut block_cache: HashMap<(u32, u32), Option<BlockFacts>> = HashMap::new();
         let mut facts = Facts {
             dirs_source,
             mountinfo_path: mountinfo.as_ref().map(|(p, _)| p.clone()),
             ..Facts::default()
         };
-        for (dir, (probe, stuck_since, timed_out)) in dirs.iter().zip(probes) {
+        let mut all = Vec::new();
+        for (dir, (probe, stuck_since, timed_out)) in probed.iter().zip(probes) {
             let mut d = DirFacts {
                 path: dir.display().to_string(),
                 timed_out,
@@ -918,8 +1128,16 @@ impl Check for Scratch {
                     }
                 }
             }
-            facts.dirs.push(d);
+            all.push(d);
         }
+        if let Some(c) = &cache {
+            let at = probed.iter().position(|p| p == &c.path).unwrap_or(0);
+            facts.ssd_cache = all
+                .get(at)
+                .map(|d| SsdCacheFacts::new(c, self.executors_per_node, d));
+        }
+        all.truncate(dirs.len());
+        facts.dirs = all;
         facts.shared_devices = shared_devices(&facts.dirs);
         let mut o = evaluate(&facts, &self.settings);
         add_metrics(&facts, &mut o);
@@ -1249,6 +1467,150 @@ mod tests {
         }
     }
 
+    /// A 10 GiB cache of 4 executors on the healthy dir /cache (50 GiB available).
+    fn cache() -> SsdCacheFacts {
+        SsdCacheFacts::new(
+            &SsdCacheConf {
+                path: "/cache".into(),
+                size_bytes: 10 * GIB,
+                o_direct: false,
+            },
+            4,
+            &healthy("/cache"),
+        )
+    }
+
+    #[test]
+    fn evaluate_ssd_cache_table() {
+        type Case = (&'static str, fn(&mut SsdCacheFacts), Status, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                "fits: 4 x 10 GiB in 50 GiB",
+                |_| {},
+                Status::Ok,
+                "1 scratch dir(s) usable",
+            ),
+            (
+                "too small for every executor",
+                |c| c.avail_bytes = Some(39 * GIB),
+                Status::Fail,
+                "SSD cache path /cache has 39.0 GiB (41875931136 bytes) available, below \
+                 `spark.gluten.sql.columnar.backend.velox.ssdCacheSize` 10.0 GiB x 4 executor(s) \
+                 per node = 40.0 GiB (42949672960 bytes): Velox init aborts: not enough space for \
+                 ssd cache",
+            ),
+            (
+                "exactly enough",
+                |c| c.avail_bytes = Some(40 * GIB),
+                Status::Ok,
+                "usable",
+            ),
+            (
+                "O_DIRECT on tmpfs",
+                |c| {
+                    c.o_direct = true;
+                    c.fs_type = Some("tmpfs".into());
+                },
+                Status::Fail,
+                "is on tmpfs but `spark.gluten.sql.columnar.backend.velox.ssdODirect` is true",
+            ),
+            (
+                "tmpfs without O_DIRECT",
+                |c| c.fs_type = Some("tmpfs".into()),
+                Status::Ok,
+                "usable",
+            ),
+            (
+                "rotational",
+                |c| {
+                    c.rotational = Some(true);
+                    c.disk = Some("sdb".into());
+                },
+                Status::Warn,
+                "SSD cache path /cache is on a rotational disk (sdb)",
+            ),
+            (
+                "missing path",
+                |c| {
+                    c.exists = Some(false);
+                    c.avail_bytes = None;
+                },
+                Status::Fail,
+                "SSD cache path /cache (`spark.gluten.sql.columnar.backend.velox.ssdCachePath`) does not exist",
+            ),
+            (
+                "timed out",
+                |c| c.timed_out = true,
+                Status::Unknown,
+                "SSD cache path /cache: stat/statvfs did not answer",
+            ),
+            (
+                "stuck",
+                |c| {
+                    c.timed_out = true;
+                    c.stuck_since = Some("2026-01-01T00:00:00Z".into());
+                },
+                Status::Unknown,
+                "SSD cache path /cache: stat/statvfs still stuck since 2026-01-01T00:00:00Z",
+            ),
+        ];
+        for (name, edit, status, needle) in cases {
+            let mut c = cache();
+            edit(&mut c);
+            let o = evaluate(
+                &Facts {
+                    dirs: vec![healthy("/data/spark")],
+                    ssd_cache: Some(c),
+                    ..Facts::default()
+                },
+                &Settings::default(),
+            );
+            assert_eq!(o.status(), status, "{name}: {:?}", o.findings);
+            assert!(
+                o.summary().contains(needle),
+                "{name}: {:?} lacks {needle:?}",
+                o.summary()
+            );
+        }
+    }
+
+    #[test]
+    fn ssd_cache_conf_follows_gluten_defaults_and_spark_sizes() {
+        let conf = |text: &str| ssd_cache_conf(&parse_spark_defaults(text));
+        assert_eq!(conf("").unwrap(), None);
+        assert_eq!(conf(&format!("{CACHE_ENABLED} false\n")).unwrap(), None);
+        assert_eq!(
+            conf(&format!("{CACHE_ENABLED} true\n")).unwrap(),
+            Some(SsdCacheConf {
+                path: "/tmp".into(),
+                size_bytes: GIB,
+                o_direct: false
+            }),
+            "defaults: /tmp, 1GB"
+        );
+        assert_eq!(
+            conf(&format!("{CACHE_ENABLED} true\n{SSD_CACHE_SIZE} 0\n")).unwrap(),
+            None,
+            "size 0: memory cache only"
+        );
+        let c = conf(&format!(
+            "{CACHE_ENABLED} TRUE\n{SSD_CACHE_SIZE} 4096\n{SSD_CACHE_PATH} /mnt/ssd\n{SSD_ODIRECT} true\n"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (c.path, c.size_bytes, c.o_direct),
+            (PathBuf::from("/mnt/ssd"), 4096, true),
+            "a bare number is bytes"
+        );
+        let c = conf(&format!("{CACHE_ENABLED} true\n{SSD_CACHE_SIZE} 2g\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.size_bytes, 2 * GIB);
+        let e = conf(&format!("{CACHE_ENABLED} true\n{SSD_CACHE_SIZE} 1.5g\n")).unwrap_err();
+        assert!(e.0.contains(SSD_CACHE_SIZE), "{e}");
+    }
+
     #[test]
     fn shared_devices_group_by_disk_then_device_and_warn() {
         let mut a = healthy("/data1/spark");
@@ -1475,6 +1837,88 @@ mod tests {
         let o = check.run(&h).unwrap();
         assert_eq!(o.status(), Status::Ok, "{:?}", o.findings);
         assert_eq!(HUNG_CALLS.load(Ordering::SeqCst), 2);
+    }
+
+    static CACHE_HUNG_RELEASED: AtomicBool = AtomicBool::new(false);
+    static CACHE_HUNG_CALLS: AtomicUsize = AtomicUsize::new(0);
+    static SHARED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn hanging_cache_probe(host: &Host, dir: &Path, s: &Settings) -> DirProbe {
+        if dir == Path::new("/cache-hung") {
+            CACHE_HUNG_CALLS.fetch_add(1, Ordering::SeqCst);
+            while !CACHE_HUNG_RELEASED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if dir == Path::new("/shared") {
+            SHARED_CALLS.fetch_add(1, Ordering::SeqCst);
+        }
+        probe_dir(host, dir, s)
+    }
+
+    #[test]
+    fn the_ssd_cache_path_is_probed_like_a_scratch_dir_under_the_deadline() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["ok", "cache-hung", "shared", "etc"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        let conf_at = |path: &str| {
+            std::fs::write(
+                root.path().join("etc/spark-defaults.conf"),
+                format!("{CACHE_ENABLED} true\n{SSD_CACHE_SIZE} 1k\n{SSD_CACHE_PATH} {path}\n"),
+            )
+            .unwrap();
+        };
+        let settings = Settings {
+            dirs: Some(vec!["/ok".into(), "/shared".into()]),
+            dir_timeout_seconds: 0.2,
+            min_free_bytes: 0,
+            warn_free_ratio: 0.0,
+            fail_free_ratio: 0.0,
+            min_free_inodes_ratio: 0.0,
+            ..Settings::default()
+        };
+        let mut check = Scratch::new(settings, Some("/etc/spark-defaults.conf".into()))
+            .with_executors_per_node(3);
+        check.probe = hanging_cache_probe;
+        let h = Host::new(root.path());
+
+        // A cache path that is also a scratch dir is probed once and reported in both places.
+        conf_at("/shared");
+        let o = check.run(&h).unwrap();
+        assert_eq!(SHARED_CALLS.load(Ordering::SeqCst), 1);
+        assert_eq!(o.facts["dirs"].as_array().unwrap().len(), 2);
+        assert_eq!(o.facts["ssd_cache"]["path"], "/shared");
+        assert_eq!(o.facts["ssd_cache"]["required_bytes"], 3 * 1024);
+        assert!(o.facts["ssd_cache"]["avail_bytes"].as_u64().unwrap() > 0);
+        assert!(
+            !o.findings.iter().any(|f| f.status == Status::Fail),
+            "{:?}",
+            o.findings
+        );
+
+        // A hung cache path is unknown on its own, then not probed again while stuck.
+        conf_at("/cache-hung");
+        let t0 = Instant::now();
+        let o = check.run(&h).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert_eq!(o.status(), Status::Unknown, "{:?}", o.findings);
+        assert!(
+            o.summary()
+                .contains("SSD cache path /cache-hung: stat/statvfs did not answer"),
+            "{}",
+            o.summary()
+        );
+        assert_eq!(o.facts["dirs"].as_array().unwrap().len(), 2);
+        let o = check.run(&h).unwrap();
+        assert!(
+            o.summary()
+                .contains("SSD cache path /cache-hung: stat/statvfs still stuck since"),
+            "{}",
+            o.summary()
+        );
+        assert_eq!(CACHE_HUNG_CALLS.load(Ordering::SeqCst), 1);
+        CACHE_HUNG_RELEASED.store(true, Ordering::SeqCst);
     }
 
     #[test]
