@@ -1,23 +1,123 @@
-//! The `Check` trait every node check implements, what a check returns (`Outcome`), and how it
-//! says it could not check (`CheckError`).
+//! The shape every node check has (`NodeCheck`: settings, a read from `Host` into typed facts, a
+//! pure evaluate), the object-safe `Check` the engine runs, what a run returns (`Outcome`), and how
+//! a check says it could not check (`CheckError`).
 
 use crate::host::Host;
 use proto::{Finding, Status};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
-/// One thing the agent inspects each round. Implementations live in `checks/`, one file each,
-/// and are listed in `checks::build`.
+/// What every check's settings type provides: its config table's own keys (strict, with
+/// defaults), plus rules that span fields.
+pub trait CheckSettings:
+    DeserializeOwned + Serialize + Default + Clone + std::fmt::Debug + Send + Sync + 'static
+{
+    /// Rules that span fields. The message starts with the key in backticks, without the
+    /// section: "`fail_free_ratio` (0.3) must be below `warn_free_ratio` (0.2)".
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Inputs that more than one check reads, taken from the config once by the registry
+/// (`checks::shared`), so that no check reads another check's settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Shared {
+    /// The Spark `spark-defaults.conf` of the executors (key `memory.spark_defaults`).
+    pub spark_defaults: Option<PathBuf>,
+    /// Executors planned per node (key `memory.executors_per_node`).
+    pub executors_per_node: u32,
+}
+
+/// The one shape of a node check. Every check module has the same parts in the same order:
+/// `Settings` (its config table), `Facts` (what it observed, typed), `read` (the only place that
+/// touches the machine, through `host`), and `evaluate` (pure: facts and settings in, verdict out).
 ///
 /// Synchronous on purpose: a check is testable without a runtime, and the engine runs it on its
 /// own thread under a deadline, so a read stuck in the kernel cannot block anything else.
+pub trait NodeCheck: Send + Sync + Sized + 'static {
+    /// Stable snake_case name: config table, JSON `name`, metric label, `/health/{name}`.
+    const NAME: &'static str;
+    /// The check's own keys of its config table `[NAME]`.
+    type Settings: CheckSettings;
+    /// What one read observed, in base units; serialised as the report's `facts`.
+    type Facts: Serialize;
+
+    /// Builds the check from its settings and the inputs checks share.
+    fn build(settings: Self::Settings, shared: &Shared) -> Self;
+
+    /// The settings the check was built with.
+    fn settings(&self) -> &Self::Settings;
+
+    /// Reads the machine only through `host`. Never panics on odd input (the engine isolates a
+    /// panic anyway). `Err` means "could not check" and becomes `unknown` with the reason.
+    /// May use caches the check keeps (keyed by file identity), never the network.
+    fn read(&self, host: &Host) -> Result<Self::Facts, CheckError>;
+
+    /// Pure: the findings, gauges and inventory that `facts` mean under `settings`. `warn` and
+    /// `fail` are findings here, not errors.
+    fn evaluate(facts: &Self::Facts, settings: &Self::Settings) -> Verdict;
+}
+
+/// What `NodeCheck::evaluate` decides: an `Outcome` without the facts.
+#[derive(Debug, Default, Clone)]
+pub struct Verdict {
+    pub findings: Vec<Finding>,
+    pub ok_summary: Option<String>,
+    pub metrics: Vec<Sample>,
+    pub inventory: Vec<(String, String)>,
+}
+
+impl Verdict {
+    pub fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    /// Adds a gauge sample.
+    pub fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        value: f64,
+    ) {
+        self.metrics.push(Sample::new(name, help, labels, value));
+    }
+
+    /// The outcome of this verdict with `facts` serialised.
+    pub fn with_facts<T: Serialize>(self, facts: &T) -> Outcome {
+        Outcome {
+            findings: self.findings,
+            ok_summary: self.ok_summary,
+            facts: serde_json::to_value(facts).unwrap_or(serde_json::Value::Null),
+            metrics: self.metrics,
+            inventory: self.inventory,
+        }
+    }
+}
+
+/// What the engine runs: the object-safe face of a `NodeCheck` (and of test doubles).
 pub trait Check: Send + Sync {
     /// Stable snake_case name: config table, JSON `name`, metric label.
     fn name(&self) -> &'static str;
 
-    /// Reads the machine only through `host`. Never panics on odd input (the engine isolates a
-    /// panic anyway). `Err` means "could not check" and becomes `unknown` with the reason;
-    /// `warn` and `fail` are findings inside an `Ok` outcome.
+    /// One run: read, then evaluate.
     fn run(&self, host: &Host) -> Result<Outcome, CheckError>;
+}
+
+/// Runs a `NodeCheck`: `read`, then `evaluate`, facts serialised into the outcome.
+pub struct Runner<C: NodeCheck>(pub C);
+
+impl<C: NodeCheck> Check for Runner<C> {
+    fn name(&self) -> &'static str {
+        C::NAME
+    }
+
+    fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
+        let facts = self.0.read(host)?;
+        Ok(C::evaluate(&facts, self.0.settings()).with_facts(&facts))
+    }
 }
 
 /// What one run of a check observed.
@@ -83,12 +183,7 @@ impl Outcome {
         labels: &[(&'static str, &str)],
         value: f64,
     ) {
-        self.metrics.push(Sample {
-            name,
-            help,
-            labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
-            value,
-        });
+        self.metrics.push(Sample::new(name, help, labels, value));
     }
 }
 
@@ -100,6 +195,22 @@ pub struct Sample {
     pub help: &'static str,
     pub labels: Vec<(&'static str, String)>,
     pub value: f64,
+}
+
+impl Sample {
+    pub fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        value: f64,
+    ) -> Self {
+        Sample {
+            name,
+            help,
+            labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            value,
+        }
+    }
 }
 
 /// A pure parser's complaint about its input, without the path (the reader adds it).

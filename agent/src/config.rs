@@ -35,16 +35,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// What every check's settings type provides.
-pub trait CheckSettings:
-    DeserializeOwned + Serialize + Default + Clone + std::fmt::Debug + Send + Sync + 'static
-{
-    /// Rules that span fields. The message starts with the key in backticks, without the
-    /// section: "`fail_free_ratio` (0.3) must be below `warn_free_ratio` (0.2)".
-    fn validate(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
+pub use crate::check::CheckSettings;
 
 /// The whole agent configuration.
 #[derive(Deserialize, Serialize, Clone, Debug)]
