@@ -7,6 +7,7 @@ pub mod check;
 pub mod checks;
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod host;
 pub mod http;
 pub mod metrics;

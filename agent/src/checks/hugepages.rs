@@ -6,8 +6,8 @@
 //! run THP `madvise`. Explicit hugetlb pools matter for the QAT codec and for the memory check,
 //! which must not count a static pool as "used" memory ([`read_pools`], [`pool_bytes`]).
 
-use crate::check::{Check, CheckError, Outcome, ParseError};
-use crate::config::CheckSettings;
+use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
+use crate::checks::Registration;
 use crate::host::Host;
 use crate::procfs_text::{
     NODES_DIR, field, node_ids, parse_count, parse_flat_keyed, parse_meminfo,
@@ -230,11 +230,8 @@ pub struct Hugepages {
     settings: Settings,
 }
 
-impl Hugepages {
-    pub fn new(settings: Settings) -> Self {
-        Hugepages { settings }
-    }
-}
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<Hugepages>();
 
 // ---------------------------------------------------------------------------------------------
 // Pure parsers.
@@ -507,8 +504,8 @@ fn pool_subject(size: u64, node: Option<u32>) -> String {
 const STALLING_DEFRAG: [&str; 3] = ["always", "madvise", "defer+madvise"];
 
 /// Compares the facts with the settings.
-pub fn evaluate(facts: &Facts, settings: &Settings) -> Outcome {
-    let mut o = Outcome::with_facts(facts);
+pub fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+    let mut o = Verdict::default();
     let expected = settings.thp_expected.as_str();
     let mut thp_note = String::new();
     match facts.thp_enabled.as_ref().map(|s| s.selected.as_str()) {
@@ -638,7 +635,7 @@ pub fn evaluate(facts: &Facts, settings: &Settings) -> Outcome {
     o
 }
 
-fn evaluate_required_pool(o: &mut Outcome, facts: &Facts, req: &RequiredPool) {
+fn evaluate_required_pool(o: &mut Verdict, facts: &Facts, req: &RequiredPool) {
     let subject = pool_subject(req.size_bytes, req.numa_node);
     let what = match req.numa_node {
         None => format!("global {} huge page pool", human_size(req.size_bytes)),
@@ -697,7 +694,7 @@ fn evaluate_required_pool(o: &mut Outcome, facts: &Facts, req: &RequiredPool) {
 const THP_ENABLED_MODES: [&str; 3] = ["always", "madvise", "never"];
 const THP_DEFRAG_MODES: [&str; 5] = ["always", "defer", "defer+madvise", "madvise", "never"];
 
-fn add_metrics(o: &mut Outcome, facts: &Facts) {
+fn add_metrics(o: &mut Verdict, facts: &Facts) {
     for p in &facts.pools {
         let size = p.page_size_bytes.to_string();
         let node = p.numa_node.map_or("global".to_string(), |n| n.to_string());
@@ -768,13 +765,25 @@ fn add_metrics(o: &mut Outcome, facts: &Facts) {
     }
 }
 
-impl Check for Hugepages {
-    fn name(&self) -> &'static str {
-        "hugepages"
+impl NodeCheck for Hugepages {
+    const NAME: &'static str = "hugepages";
+    type Settings = Settings;
+    type Facts = Facts;
+
+    fn build(settings: Settings, _shared: &Shared) -> Self {
+        Hugepages { settings }
     }
 
-    fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
-        Ok(evaluate(&read_facts(host)?, &self.settings))
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
+        read_facts(host)
+    }
+
+    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+        evaluate(facts, settings)
     }
 }
 
@@ -1236,7 +1245,7 @@ thp_split 69984\nthp_zero_page_alloc 9\n";
             &Settings::default(),
         );
         assert!(o.findings.iter().all(|f| !f.message.contains("fell back")));
-        let counter = |o: &Outcome, c: &str| {
+        let counter = |o: &Verdict, c: &str| {
             o.metrics
                 .iter()
                 .find(|s| {
@@ -1393,9 +1402,10 @@ thp_split 69984\nthp_zero_page_alloc 9\n";
             "proc/vmstat",
             "nr_free_pages 1\nthp_fault_alloc x\n",
         );
-        let e = Hugepages::new(Settings::default())
-            .run(&host)
-            .unwrap_err()
+        let e = Hugepages::build(Settings::default(), &Shared::default())
+            .read(&host)
+            .err()
+            .unwrap()
             .to_string();
         assert!(
             e.contains("proc/vmstat") && e.contains("line 2: thp_fault_alloc"),

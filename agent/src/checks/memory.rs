@@ -7,9 +7,8 @@
 //! `evaluate` (pure: observation + settings -> findings and derived numbers); `Memory::run`, the
 //! only part that reads the host.
 
-use crate::check::{Check, CheckError, Outcome, ParseError};
-use crate::checks::hugepages;
-use crate::config::CheckSettings;
+use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
+use crate::checks::{Registration, hugepages};
 use crate::host::Host;
 use crate::procfs_text::{field, parse_count, parse_flat_keyed, parse_meminfo, parse_mountinfo};
 use crate::spark_conf::{ByteUnit, SparkConf, parse_spark_defaults};
@@ -590,26 +589,104 @@ pub struct CgroupFacts {
     pub psi: Option<Psi>,
 }
 
-/// Everything the evaluation needs, as read from the host.
+/// What one read observed. Serialised in the report's layout ([`FactsReport`]), with the numbers
+/// derived from it (usable, planned, headroom).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observation {
+pub struct Facts {
     pub meminfo: Meminfo,
     pub cgroup: Option<CgroupFacts>,
     pub psi: Option<Psi>,
     pub oom_kill: Option<u64>,
     pub oom_kill_at_start: Option<u64>,
     pub plan: Option<SparkPlan>,
+    /// `reserve_bytes` of the settings read with (the report shows it beside the headroom).
+    pub reserve_bytes: u64,
 }
 
-/// What `evaluate` derives.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Evaluation {
-    pub findings: Vec<Finding>,
-    pub ok_summary: String,
+impl Facts {
+    /// Usable memory: the tighter of the cgroup limit and MemTotal minus the huge page pools,
+    /// and which of the two it is.
+    pub fn usable(&self) -> (Option<u64>, Option<&'static str>) {
+        let host_usable = self
+            .meminfo
+            .total
+            .map(|t| t.saturating_sub(self.meminfo.hugepages_pool_bytes.unwrap_or(0)));
+        let cg_limit = self.cgroup.as_ref().and_then(|c| c.limit_bytes);
+        match (cg_limit, host_usable) {
+            (Some(l), Some(h)) if l < h => (Some(l), Some("cgroup limit")),
+            (_, Some(h)) => (Some(h), Some("MemTotal minus huge page pools")),
+            (Some(l), None) => (Some(l), Some("cgroup limit")),
+            (None, None) => (None, None),
+        }
+    }
+
+    /// The definition: headroom = usable - planned - reserve (negative: overcommitted).
+    pub fn headroom(&self, reserve_bytes: u64) -> Option<i128> {
+        match (&self.plan, self.usable().0) {
+            (Some(p), Some(u)) => {
+                Some(i128::from(u) - i128::from(p.planned_bytes) - i128::from(reserve_bytes))
+            }
+            _ => None,
+        }
+    }
+
+    /// The facts in the report's layout.
+    pub fn report(&self) -> FactsReport {
+        let m = &self.meminfo;
+        let (usable_bytes, usable_source) = self.usable();
+        FactsReport {
+            mem_total_bytes: m.total,
+            mem_free_bytes: m.free,
+            mem_available_bytes: m.available,
+            mem_available_estimated: m.available_estimated,
+            swap_total_bytes: m.swap_total,
+            swap_free_bytes: m.swap_free,
+            hugepages_pool_bytes: m.hugepages_pool_bytes,
+            hugepages_pool_source: m.hugepages_pool_source,
+            cgroup_limit_bytes: self.cgroup.as_ref().and_then(|c| c.limit_bytes),
+            cgroup: self.cgroup.clone(),
+            psi_memory: self.psi,
+            oom_kill: self.oom_kill,
+            oom_kill_at_start: self.oom_kill_at_start,
+            planned_bytes: self.plan.as_ref().map(|p| p.planned_bytes),
+            spark_plan: self.plan.clone(),
+            usable_bytes,
+            usable_source,
+            reserve_bytes: self.reserve_bytes,
+            headroom_bytes: self.headroom(self.reserve_bytes),
+        }
+    }
+}
+
+/// The facts as the report shows them (see [`Facts::report`]).
+#[derive(Serialize, Debug, Default, PartialEq)]
+pub struct FactsReport {
+    pub mem_total_bytes: Option<u64>,
+    pub mem_free_bytes: Option<u64>,
+    pub mem_available_bytes: Option<u64>,
+    /// True when `MemAvailable` is missing and the number is our estimate.
+    pub mem_available_estimated: bool,
+    pub swap_total_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+    pub hugepages_pool_bytes: Option<u64>,
+    pub hugepages_pool_source: Option<&'static str>,
+    pub cgroup: Option<CgroupFacts>,
+    pub psi_memory: Option<Psi>,
+    pub oom_kill: Option<u64>,
+    pub oom_kill_at_start: Option<u64>,
+    pub spark_plan: Option<SparkPlan>,
+    pub cgroup_limit_bytes: Option<u64>,
     pub usable_bytes: Option<u64>,
     pub usable_source: Option<&'static str>,
-    /// Usable minus planned (negative: overcommitted).
+    pub planned_bytes: Option<u64>,
+    pub reserve_bytes: u64,
     pub headroom_bytes: Option<i128>,
+}
+
+impl Serialize for Facts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.report().serialize(s)
+    }
 }
 
 /// Sizes in sentences: GiB with one decimal, MiB below 1 GiB.
@@ -629,24 +706,13 @@ fn human_signed(b: i128) -> String {
     }
 }
 
-pub fn evaluate(o: &Observation, s: &Settings) -> Evaluation {
-    let mut ev = Evaluation::default();
+/// The findings, the ok sentence and the gauges that `o` means under `s` (pure).
+pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
+    let mut ev = Verdict::default();
     let mut f = |status: Status, msg: String| ev.findings.push(Finding::new(status, msg));
 
-    // Usable: the tighter of the cgroup limit and MemTotal minus the huge page pools.
-    let host_usable = o
-        .meminfo
-        .total
-        .map(|t| t.saturating_sub(o.meminfo.hugepages_pool_bytes.unwrap_or(0)));
+    let (usable, usable_source) = o.usable();
     let cg_limit = o.cgroup.as_ref().and_then(|c| c.limit_bytes);
-    let (usable, usable_source) = match (cg_limit, host_usable) {
-        (Some(l), Some(h)) if l < h => (Some(l), Some("cgroup limit")),
-        (_, Some(h)) => (Some(h), Some("MemTotal minus huge page pools")),
-        (Some(l), None) => (Some(l), Some("cgroup limit")),
-        (None, None) => (None, None),
-    };
-    ev.usable_bytes = usable;
-    ev.usable_source = usable_source;
 
     // The Spark plan against it.
     let mut summary = Vec::new();
@@ -665,7 +731,6 @@ pub fn evaluate(o: &Observation, s: &Settings) -> Evaluation {
             // The definition: headroom = usable - planned - reserve.
             let reserve = i128::from(s.reserve_bytes);
             let headroom = i128::from(u) - i128::from(p.planned_bytes) - reserve;
-            ev.headroom_bytes = Some(headroom);
             let src = usable_source.unwrap_or("");
             let planned = format!(
                 "planned {} x {} = {}",
@@ -826,11 +891,14 @@ pub fn evaluate(o: &Observation, s: &Settings) -> Evaluation {
         host.push(format!("cgroup limit {}", human(l)));
     }
     summary.push(host.join(", "));
-    ev.ok_summary = summary
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
+    ev.ok_summary = Some(
+        summary
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    gauges(&mut ev, &o.report());
     ev
 }
 
@@ -852,38 +920,8 @@ pub struct Memory {
     baselines: Mutex<Baselines>,
 }
 
-impl Memory {
-    pub fn new(settings: Settings) -> Self {
-        Memory {
-            settings,
-            baselines: Mutex::new(Baselines::default()),
-        }
-    }
-}
-
-#[derive(Serialize, Debug, Default, PartialEq)]
-pub struct Facts {
-    pub mem_total_bytes: Option<u64>,
-    pub mem_free_bytes: Option<u64>,
-    pub mem_available_bytes: Option<u64>,
-    /// True when `MemAvailable` is missing and the number is our estimate.
-    pub mem_available_estimated: bool,
-    pub swap_total_bytes: Option<u64>,
-    pub swap_free_bytes: Option<u64>,
-    pub hugepages_pool_bytes: Option<u64>,
-    pub hugepages_pool_source: Option<&'static str>,
-    pub cgroup: Option<CgroupFacts>,
-    pub psi_memory: Option<Psi>,
-    pub oom_kill: Option<u64>,
-    pub oom_kill_at_start: Option<u64>,
-    pub spark_plan: Option<SparkPlan>,
-    pub cgroup_limit_bytes: Option<u64>,
-    pub usable_bytes: Option<u64>,
-    pub usable_source: Option<&'static str>,
-    pub planned_bytes: Option<u64>,
-    pub reserve_bytes: u64,
-    pub headroom_bytes: Option<i128>,
-}
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<Memory>();
 
 /// Where the memory cgroup is, as found.
 struct Located {
@@ -1059,12 +1097,23 @@ impl Memory {
     }
 }
 
-impl Check for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
+impl NodeCheck for Memory {
+    const NAME: &'static str = "memory";
+    type Settings = Settings;
+    type Facts = Facts;
+
+    fn build(settings: Settings, _shared: &Shared) -> Self {
+        Memory {
+            settings,
+            baselines: Mutex::new(Baselines::default()),
+        }
     }
 
-    fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
         let fields = host.parse("/proc/meminfo", parse_meminfo)?;
         let meminfo = Meminfo::from_fields(&fields);
         let mut cgroup = match self.locate(host)? {
@@ -1083,101 +1132,89 @@ impl Check for Memory {
             c.oom_kill_at_start = cg_start;
         }
         let plan = self.plan(host)?;
-        let obs = Observation {
+        Ok(Facts {
             meminfo,
             cgroup,
             psi,
             oom_kill,
             oom_kill_at_start,
             plan,
-        };
-        let ev = evaluate(&obs, &self.settings);
-        let m = &obs.meminfo;
-        let facts = Facts {
-            mem_total_bytes: m.total,
-            mem_free_bytes: m.free,
-            mem_available_bytes: m.available,
-            mem_available_estimated: m.available_estimated,
-            swap_total_bytes: m.swap_total,
-            swap_free_bytes: m.swap_free,
-            hugepages_pool_bytes: m.hugepages_pool_bytes,
-            hugepages_pool_source: m.hugepages_pool_source,
-            cgroup_limit_bytes: obs.cgroup.as_ref().and_then(|c| c.limit_bytes),
-            cgroup: obs.cgroup.clone(),
-            psi_memory: obs.psi,
-            oom_kill: obs.oom_kill,
-            oom_kill_at_start: obs.oom_kill_at_start,
-            planned_bytes: obs.plan.as_ref().map(|p| p.planned_bytes),
-            spark_plan: obs.plan.clone(),
-            usable_bytes: ev.usable_bytes,
-            usable_source: ev.usable_source,
             reserve_bytes: self.settings.reserve_bytes,
-            headroom_bytes: ev.headroom_bytes,
-        };
-        let mut o = Outcome::with_facts(&facts);
-        o.findings = ev.findings;
-        o.ok_summary = Some(ev.ok_summary);
-        let mut gauge = |name, help, v: Option<f64>| {
-            if let Some(v) = v {
-                o.gauge(name, help, &[], v);
-            }
-        };
-        let f = |v: Option<u64>| v.map(|x| x as f64);
-        gauge(
-            "gluten_node_memory_total_bytes",
-            "MemTotal of the host.",
-            f(facts.mem_total_bytes),
-        );
-        gauge(
-            "gluten_node_memory_available_bytes",
-            "MemAvailable of the host (estimated on kernels without it).",
-            f(facts.mem_available_bytes),
-        );
-        gauge(
-            "gluten_node_memory_hugepages_pool_bytes",
-            "Memory held in huge page pools.",
-            f(facts.hugepages_pool_bytes),
-        );
-        gauge(
-            "gluten_node_memory_cgroup_limit_bytes",
-            "Memory limit of the inspected cgroup (tightest of it and its ancestors).",
-            f(facts.cgroup_limit_bytes),
-        );
-        gauge(
-            "gluten_node_memory_cgroup_usage_bytes",
-            "Memory usage of the inspected cgroup (memory.current or memory.usage_in_bytes).",
-            f(facts.cgroup.as_ref().and_then(|c| c.usage_bytes)),
-        );
-        gauge(
-            "gluten_node_memory_usable_bytes",
-            "Memory usable by executors: the tighter of the cgroup limit and MemTotal minus huge page pools.",
-            f(facts.usable_bytes),
-        );
-        gauge(
-            "gluten_node_memory_planned_bytes",
-            "Memory the Spark plan asks for on this node (all executors).",
-            f(facts.planned_bytes),
-        );
-        gauge(
-            "gluten_node_memory_headroom_bytes",
-            "Usable minus planned memory (negative: overcommitted).",
-            facts.headroom_bytes.map(|h| h as f64),
-        );
-        gauge(
-            "gluten_node_memory_psi_some_avg60_ratio",
-            "PSI memory some avg60 of the host, as a 0-1 ratio.",
-            facts
-                .psi_memory
-                .and_then(|p| p.some)
-                .map(|s| s.avg60 / 100.0),
-        );
-        gauge(
-            "gluten_node_memory_oom_kills",
-            "The kernel's oom_kill counter (/proc/vmstat) since boot.",
-            f(facts.oom_kill),
-        );
-        Ok(o)
+        })
     }
+
+    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+        evaluate(facts, settings)
+    }
+
+    /// `memory.spark_defaults` and `memory.executors_per_node` are every check's Spark plan.
+    fn share(settings: &Settings, shared: &mut Shared) {
+        shared.spark_defaults = settings.spark_defaults.clone();
+        shared.executors_per_node = settings.executors_per_node;
+    }
+}
+
+/// The key facts as gauges.
+fn gauges(v_: &mut Verdict, facts: &FactsReport) {
+    let mut gauge = |name, help, v: Option<f64>| {
+        if let Some(v) = v {
+            v_.gauge(name, help, &[], v);
+        }
+    };
+    let f = |v: Option<u64>| v.map(|x| x as f64);
+    gauge(
+        "gluten_node_memory_total_bytes",
+        "MemTotal of the host.",
+        f(facts.mem_total_bytes),
+    );
+    gauge(
+        "gluten_node_memory_available_bytes",
+        "MemAvailable of the host (estimated on kernels without it).",
+        f(facts.mem_available_bytes),
+    );
+    gauge(
+        "gluten_node_memory_hugepages_pool_bytes",
+        "Memory held in huge page pools.",
+        f(facts.hugepages_pool_bytes),
+    );
+    gauge(
+        "gluten_node_memory_cgroup_limit_bytes",
+        "Memory limit of the inspected cgroup (tightest of it and its ancestors).",
+        f(facts.cgroup_limit_bytes),
+    );
+    gauge(
+        "gluten_node_memory_cgroup_usage_bytes",
+        "Memory usage of the inspected cgroup (memory.current or memory.usage_in_bytes).",
+        f(facts.cgroup.as_ref().and_then(|c| c.usage_bytes)),
+    );
+    gauge(
+        "gluten_node_memory_usable_bytes",
+        "Memory usable by executors: the tighter of the cgroup limit and MemTotal minus huge page pools.",
+        f(facts.usable_bytes),
+    );
+    gauge(
+        "gluten_node_memory_planned_bytes",
+        "Memory the Spark plan asks for on this node (all executors).",
+        f(facts.planned_bytes),
+    );
+    gauge(
+        "gluten_node_memory_headroom_bytes",
+        "Usable minus planned memory (negative: overcommitted).",
+        facts.headroom_bytes.map(|h| h as f64),
+    );
+    gauge(
+        "gluten_node_memory_psi_some_avg60_ratio",
+        "PSI memory some avg60 of the host, as a 0-1 ratio.",
+        facts
+            .psi_memory
+            .and_then(|p| p.some)
+            .map(|s| s.avg60 / 100.0),
+    );
+    gauge(
+        "gluten_node_memory_oom_kills",
+        "The kernel's oom_kill counter (/proc/vmstat) since boot.",
+        f(facts.oom_kill),
+    );
 }
 
 #[cfg(test)]
@@ -1576,10 +1613,10 @@ mod tests {
     fn evaluate_table() {
         let s = Settings::default();
         // (name, observation, expected status, a phrase of the worst finding or the ok summary)
-        let cases: Vec<(&str, Observation, Status, &str)> = vec![
+        let cases: Vec<(&str, Facts, Status, &str)> = vec![
             (
                 "no plan: host facts only",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     ..Default::default()
                 },
@@ -1588,7 +1625,7 @@ mod tests {
             ),
             (
                 "fits with room",
-                Observation {
+                Facts {
                     meminfo: host(128, 0),
                     plan: Some(plan(40, 3, 4, 1)),
                     ..Default::default()
@@ -1598,7 +1635,7 @@ mod tests {
             ),
             (
                 "huge page pools are not usable",
-                Observation {
+                Facts {
                     meminfo: host(128, 10),
                     plan: Some(plan(40, 3, 4, 1)),
                     ..Default::default()
@@ -1608,7 +1645,7 @@ mod tests {
             ),
             (
                 "the cgroup limit is tighter",
-                Observation {
+                Facts {
                     meminfo: host(256, 0),
                     cgroup: Some(cgroup(Some(120), 1)),
                     plan: Some(plan(45, 3, 4, 1)),
@@ -1619,7 +1656,7 @@ mod tests {
             ),
             (
                 "headroom below the reserve",
-                Observation {
+                Facts {
                     meminfo: host(132, 0),
                     plan: Some(plan(43, 3, 4, 1)),
                     ..Default::default()
@@ -1629,7 +1666,7 @@ mod tests {
             ),
             (
                 "headroom exactly 0 is below the reserve, not a fail",
-                Observation {
+                Facts {
                     meminfo: host(122, 0),
                     plan: Some(plan(40, 3, 4, 1)),
                     ..Default::default()
@@ -1639,7 +1676,7 @@ mod tests {
             ),
             (
                 "overhead below Gluten's recommendation",
-                Observation {
+                Facts {
                     meminfo: host(128, 0),
                     plan: Some(plan(10, 1, 1, 6)),
                     ..Default::default()
@@ -1649,7 +1686,7 @@ mod tests {
             ),
             (
                 "cgroup working set at 90%",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     cgroup: Some(cgroup(Some(10), 9)),
                     ..Default::default()
@@ -1659,7 +1696,7 @@ mod tests {
             ),
             (
                 "cgroup working set at 96%",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     cgroup: Some(CgroupFacts {
                         working_set_bytes: Some(96 * GIB),
@@ -1673,7 +1710,7 @@ mod tests {
             ),
             (
                 "unlimited cgroup: no ratio",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     cgroup: Some(cgroup(None, 60)),
                     ..Default::default()
@@ -1683,7 +1720,7 @@ mod tests {
             ),
             (
                 "host memory pressure",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     psi: Some(psi(12.5)),
                     ..Default::default()
@@ -1693,7 +1730,7 @@ mod tests {
             ),
             (
                 "pressure below the threshold",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     psi: Some(psi(9.99)),
                     ..Default::default()
@@ -1703,7 +1740,7 @@ mod tests {
             ),
             (
                 "cgroup memory pressure",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     cgroup: Some(CgroupFacts {
                         psi: Some(psi(30.0)),
@@ -1716,7 +1753,7 @@ mod tests {
             ),
             (
                 "host OOM kills since start",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     oom_kill: Some(5),
                     oom_kill_at_start: Some(3),
@@ -1727,7 +1764,7 @@ mod tests {
             ),
             (
                 "OOM kills before start do not count",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     oom_kill: Some(5),
                     oom_kill_at_start: Some(5),
@@ -1738,7 +1775,7 @@ mod tests {
             ),
             (
                 "cgroup OOM kills since start",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     cgroup: Some(CgroupFacts {
                         oom_kill: Some(1),
@@ -1752,7 +1789,7 @@ mod tests {
             ),
             (
                 "configured cgroup missing",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     cgroup: Some(CgroupFacts {
                         exists: false,
@@ -1765,7 +1802,7 @@ mod tests {
             ),
             (
                 "Gluten without off-heap: startup throws",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     plan: Some(gluten_plan(false, 0, false)),
                     ..Default::default()
@@ -1775,7 +1812,7 @@ mod tests {
             ),
             (
                 "Gluten with off-heap below 1 MiB",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     plan: Some(gluten_plan(true, 1024, false)),
                     ..Default::default()
@@ -1785,7 +1822,7 @@ mod tests {
             ),
             (
                 "Gluten with dynamic off-heap sizing needs no off-heap",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     plan: Some(gluten_plan(false, 0, true)),
                     ..Default::default()
@@ -1795,7 +1832,7 @@ mod tests {
             ),
             (
                 "Gluten with 1 MiB off-heap",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     plan: Some(gluten_plan(true, GLUTEN_MIN_OFFHEAP_BYTES, false)),
                     ..Default::default()
@@ -1805,7 +1842,7 @@ mod tests {
             ),
             (
                 "no off-heap without Gluten's plugin: not Gluten's rule",
-                Observation {
+                Facts {
                     meminfo: host(64, 0),
                     plan: Some(plan(8, 1, 1, 1)),
                     ..Default::default()
@@ -1815,7 +1852,7 @@ mod tests {
             ),
             (
                 "plan but no MemTotal",
-                Observation {
+                Facts {
                     plan: Some(plan(1, 1, 1, 1)),
                     ..Default::default()
                 },
@@ -1827,7 +1864,7 @@ mod tests {
             let ev = evaluate(&obs, &s);
             let got = Status::worst(ev.findings.iter().map(|f| f.status));
             let text = if got == Status::Ok {
-                ev.ok_summary.clone()
+                ev.ok_summary.clone().unwrap_or_default()
             } else {
                 ev.findings
                     .iter()
@@ -1843,21 +1880,20 @@ mod tests {
 
     #[test]
     fn evaluate_reports_usable_and_headroom() {
-        let obs = Observation {
+        let obs = Facts {
             meminfo: host(256, 0),
             cgroup: Some(cgroup(Some(120), 1)),
             plan: Some(plan(45, 3, 4, 1)),
             ..Default::default()
         };
-        let ev = evaluate(&obs, &Settings::default());
-        assert_eq!(ev.usable_bytes, Some(120 * GIB));
-        assert_eq!(ev.usable_source, Some("cgroup limit"));
-        assert_eq!(ev.headroom_bytes, Some(-17 * i128::from(GIB)));
+        assert_eq!(obs.usable(), (Some(120 * GIB), Some("cgroup limit")));
+        let reserve = Settings::default().reserve_bytes;
+        assert_eq!(obs.headroom(reserve), Some(-17 * i128::from(GIB)));
     }
 
     #[test]
     fn oom_baselines_are_kept_and_reset_when_the_counter_drops() {
-        let m = Memory::new(Settings::default());
+        let m = Memory::build(Settings::default(), &Shared::default());
         assert_eq!(m.baselines(Some(3), Some(("/a", 1))), (Some(3), Some(1)));
         assert_eq!(m.baselines(Some(5), Some(("/a", 2))), (Some(3), Some(1)));
         // Another cgroup, or a counter that went down: a new baseline.

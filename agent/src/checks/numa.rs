@@ -4,8 +4,8 @@
 //! Gluten removed its own executor NUMA binding (apache/gluten#10578); its maintainers recommend
 //! kernel NUMA balancing on multi-node hosts instead (apache/gluten#10557).
 
-use crate::check::{Check, CheckError, Outcome, ParseError};
-use crate::config::CheckSettings;
+use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
+use crate::checks::Registration;
 use crate::host::Host;
 use crate::procfs_text::{
     CpuList, NODES_DIR, field, node_ids, parse_count, parse_cpulist, parse_meminfo,
@@ -96,11 +96,8 @@ pub struct Numa {
     settings: Settings,
 }
 
-impl Numa {
-    pub fn new(settings: Settings) -> Self {
-        Numa { settings }
-    }
-}
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<Numa>();
 
 // ---------------------------------------------------------------------------------------------
 // Pure parsers.
@@ -237,8 +234,8 @@ fn ids(ids: &[u32]) -> String {
 }
 
 /// Compares the facts with the settings.
-pub fn evaluate(facts: &Facts, settings: &Settings) -> Outcome {
-    let mut o = Outcome::with_facts(facts);
+pub fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+    let mut o = Verdict::default();
     let mem_nodes = facts.memory_nodes.len();
     match facts.numa_balancing {
         Some(v) if mem_nodes > 1 && v & NUMA_BALANCING_NORMAL == 0 => o.push(
@@ -358,7 +355,7 @@ fn summary(facts: &Facts) -> String {
     s
 }
 
-fn add_metrics(o: &mut Outcome, facts: &Facts) {
+fn add_metrics(o: &mut Verdict, facts: &Facts) {
     o.gauge(
         "gluten_node_numa_nodes",
         "NUMA nodes listed in /sys/devices/system/node.",
@@ -417,13 +414,25 @@ fn add_metrics(o: &mut Outcome, facts: &Facts) {
     }
 }
 
-impl Check for Numa {
-    fn name(&self) -> &'static str {
-        "numa"
+impl NodeCheck for Numa {
+    const NAME: &'static str = "numa";
+    type Settings = Settings;
+    type Facts = Facts;
+
+    fn build(settings: Settings, _shared: &Shared) -> Self {
+        Numa { settings }
     }
 
-    fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
-        Ok(evaluate(&read_facts(host)?, &self.settings))
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
+        read_facts(host)
+    }
+
+    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+        evaluate(facts, settings)
     }
 }
 

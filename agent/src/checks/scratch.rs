@@ -9,8 +9,8 @@
 //! conf turns on Velox's SSD cache, its path is probed the same way and must hold
 //! `ssdCacheSize` x `executors_per_node` (node-requirements check 5.7).
 
-use crate::check::{Check, CheckError, Outcome};
-use crate::config::CheckSettings;
+use crate::check::{CheckError, CheckSettings, NodeCheck, Shared, Verdict};
+use crate::checks::Registration;
 use crate::host::Host;
 use crate::procfs_text::{MountInfo, parse_mountinfo};
 use crate::spark_conf::{ByteUnit, SparkConf, parse_spark_defaults};
@@ -333,9 +333,9 @@ pub fn fmt_bytes(b: u64) -> String {
     }
 }
 
-/// The findings for `facts` under `settings`.
-pub fn evaluate(facts: &Facts, s: &Settings) -> Outcome {
-    let mut o = Outcome::with_facts(facts);
+/// The findings, gauges and inventory for `facts` under `settings` (pure).
+pub fn evaluate(facts: &Facts, s: &Settings) -> Verdict {
+    let mut o = Verdict::default();
     for d in &facts.dirs {
         evaluate_dir(d, s, &mut o);
     }
@@ -372,12 +372,13 @@ pub fn evaluate(facts: &Facts, s: &Settings) -> Outcome {
         ),
         None => format!("{} scratch dir(s) usable", facts.dirs.len()),
     });
+    add_metrics(facts, &mut o);
     o
 }
 
 /// Check 5.7: the cache path must hold every executor's cache files, take O_DIRECT when asked
 /// to, and should be on an SSD.
-fn evaluate_ssd_cache(c: &SsdCacheFacts, s: &Settings, o: &mut Outcome) {
+fn evaluate_ssd_cache(c: &SsdCacheFacts, s: &Settings, o: &mut Verdict) {
     let p = &c.path;
     let mut push = |st: Status, m: String| o.push(Finding::new(st, m).about(p.as_str()));
     if let Some(since) = &c.stuck_since {
@@ -460,7 +461,7 @@ fn ratio(part: u64, total: u64) -> Option<f64> {
     (total > 0).then(|| part as f64 / total as f64)
 }
 
-fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Outcome) {
+fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
     let p = &d.path;
     let mut push = |st: Status, m: String| o.push(Finding::new(st, m).about(p.as_str()));
     if let Some(since) = &d.stuck_since {
@@ -880,30 +881,17 @@ type ProbeFn = fn(&Host, &Path, &Settings) -> DirProbe;
 pub struct Scratch {
     settings: Settings,
     spark_defaults: Option<PathBuf>,
-    /// `[memory] executors_per_node`: how many executors' SSD cache files the cache path holds.
+    /// `Shared::executors_per_node`: how many executors' SSD cache files the cache path holds.
     executors_per_node: u32,
     probe: ProbeFn,
     /// Dirs whose per-dir thread is still running past its deadline, by configured path.
     stuck: Mutex<HashMap<PathBuf, Stuck>>,
 }
 
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<Scratch>();
+
 impl Scratch {
-    pub fn new(settings: Settings, spark_defaults: Option<PathBuf>) -> Self {
-        Scratch {
-            settings,
-            spark_defaults,
-            executors_per_node: 1,
-            probe: probe_dir,
-            stuck: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Sets the executors planned on this node (`[memory] executors_per_node`, default 1).
-    pub fn with_executors_per_node(mut self, n: u32) -> Self {
-        self.executors_per_node = n.max(1);
-        self
-    }
-
     /// Velox's SSD cache as `spark_defaults` configures it (a missing file: none).
     fn ssd_cache(&self, host: &Host) -> Result<Option<SsdCacheConf>, CheckError> {
         let Some(path) = &self.spark_defaults else {
@@ -1029,12 +1017,31 @@ impl Scratch {
     }
 }
 
-impl Check for Scratch {
-    fn name(&self) -> &'static str {
-        "scratch"
+impl NodeCheck for Scratch {
+    const NAME: &'static str = "scratch";
+    type Settings = Settings;
+    type Facts = Facts;
+
+    /// The Spark plan (`spark_defaults`, `executors_per_node`) comes from `Shared`.
+    fn build(settings: Settings, shared: &Shared) -> Self {
+        Scratch {
+            settings,
+            spark_defaults: shared.spark_defaults.clone(),
+            executors_per_node: shared.executors_per_node.max(1),
+            probe: probe_dir,
+            stuck: Mutex::new(HashMap::new()),
+        }
     }
 
-    fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+        evaluate(facts, settings)
+    }
+
+    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
         let (dirs, dirs_source) = self.dirs(host)?;
         let cache = self.ssd_cache(host)?;
         let mountinfo = self.mountinfo(host)?;
@@ -1139,13 +1146,11 @@ impl Check for Scratch {
         all.truncate(dirs.len());
         facts.dirs = all;
         facts.shared_devices = shared_devices(&facts.dirs);
-        let mut o = evaluate(&facts, &self.settings);
-        add_metrics(&facts, &mut o);
-        Ok(o)
+        Ok(facts)
     }
 }
 
-fn add_metrics(facts: &Facts, o: &mut Outcome) {
+fn add_metrics(facts: &Facts, o: &mut Verdict) {
     for d in &facts.dirs {
         let l = [("dir", d.path.as_str())];
         let gauges: [(&'static str, &'static str, Option<f64>); 8] = [
@@ -1212,6 +1217,21 @@ fn add_metrics(facts: &Facts, o: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Outcome;
+
+    fn scratch(settings: Settings, spark_defaults: Option<PathBuf>, executors: u32) -> Scratch {
+        let shared = Shared {
+            spark_defaults,
+            executors_per_node: executors,
+        };
+        Scratch::build(settings, &shared)
+    }
+
+    /// One run as the engine does it: read, evaluate, facts serialised.
+    fn run(check: &Scratch, h: &Host) -> Outcome {
+        let facts = check.read(h).unwrap();
+        Scratch::evaluate(&facts, check.settings()).with_facts(&facts)
+    }
     use std::os::unix::fs::symlink;
     use std::sync::atomic::AtomicUsize;
 
@@ -1784,7 +1804,7 @@ mod tests {
             min_free_inodes_ratio: 0.0,
             ..Settings::default()
         };
-        let mut check = Scratch::new(settings, None);
+        let mut check = scratch(settings, None, 1);
         check.probe = hanging_probe;
         let h = Host::new(root.path());
         let by_path = |o: &Outcome, p: &str| {
@@ -1797,7 +1817,7 @@ mod tests {
                 .clone()
         };
         let t0 = Instant::now();
-        let o = check.run(&h).unwrap();
+        let o = run(&check, &h);
         assert!(t0.elapsed() < Duration::from_secs(2));
         assert_eq!(o.status(), Status::Unknown, "{:?}", o.findings);
         assert!(
@@ -1809,7 +1829,7 @@ mod tests {
         assert_eq!(by_path(&o, "/ok")["write_probe_ok"], true);
         assert_eq!(by_path(&o, "/hung")["exists"], serde_json::Value::Null);
 
-        let o = check.run(&h).unwrap();
+        let o = run(&check, &h);
         assert!(
             o.summary()
                 .contains("/hung: stat/statvfs still stuck since"),
@@ -1834,7 +1854,7 @@ mod tests {
                 .all(|s| s.done.load(Ordering::Acquire))
         });
         assert!(freed);
-        let o = check.run(&h).unwrap();
+        let o = run(&check, &h);
         assert_eq!(o.status(), Status::Ok, "{:?}", o.findings);
         assert_eq!(HUNG_CALLS.load(Ordering::SeqCst), 2);
     }
@@ -1878,14 +1898,13 @@ mod tests {
             min_free_inodes_ratio: 0.0,
             ..Settings::default()
         };
-        let mut check = Scratch::new(settings, Some("/etc/spark-defaults.conf".into()))
-            .with_executors_per_node(3);
+        let mut check = scratch(settings, Some("/etc/spark-defaults.conf".into()), 3);
         check.probe = hanging_cache_probe;
         let h = Host::new(root.path());
 
         // A cache path that is also a scratch dir is probed once and reported in both places.
         conf_at("/shared");
-        let o = check.run(&h).unwrap();
+        let o = run(&check, &h);
         assert_eq!(SHARED_CALLS.load(Ordering::SeqCst), 1);
         assert_eq!(o.facts["dirs"].as_array().unwrap().len(), 2);
         assert_eq!(o.facts["ssd_cache"]["path"], "/shared");
@@ -1900,7 +1919,7 @@ mod tests {
         // A hung cache path is unknown on its own, then not probed again while stuck.
         conf_at("/cache-hung");
         let t0 = Instant::now();
-        let o = check.run(&h).unwrap();
+        let o = run(&check, &h);
         assert!(t0.elapsed() < Duration::from_secs(2));
         assert_eq!(o.status(), Status::Unknown, "{:?}", o.findings);
         assert!(
@@ -1910,7 +1929,7 @@ mod tests {
             o.summary()
         );
         assert_eq!(o.facts["dirs"].as_array().unwrap().len(), 2);
-        let o = check.run(&h).unwrap();
+        let o = run(&check, &h);
         assert!(
             o.summary()
                 .contains("SSD cache path /cache-hung: stat/statvfs still stuck since"),
@@ -1932,10 +1951,10 @@ mod tests {
         .unwrap();
         let h = Host::new(root.path());
         let conf = Some(PathBuf::from("/etc/spark/spark-defaults.conf"));
-        let (d, src) = Scratch::new(Settings::default(), conf).dirs(&h).unwrap();
+        let (d, src) = scratch(Settings::default(), conf, 1).dirs(&h).unwrap();
         assert_eq!(d, [PathBuf::from("/d1"), PathBuf::from("/d2")]);
         assert_eq!(src, "spark.local.dir in /etc/spark/spark-defaults.conf");
-        let (d, src) = Scratch::new(Settings::default(), Some("/nope.conf".into()))
+        let (d, src) = scratch(Settings::default(), Some("/nope.conf".into()), 1)
             .dirs(&h)
             .unwrap();
         assert_eq!((d, src.as_str()), (vec![PathBuf::from("/tmp")], "default"));
@@ -1943,7 +1962,7 @@ mod tests {
             dirs: Some(vec!["/x".into()]),
             ..Settings::default()
         };
-        let (d, src) = Scratch::new(s, Some("/etc/spark/spark-defaults.conf".into()))
+        let (d, src) = scratch(s, Some("/etc/spark/spark-defaults.conf".into()), 1)
             .dirs(&h)
             .unwrap();
         assert_eq!((d, src.as_str()), (vec![PathBuf::from("/x")], "config"));

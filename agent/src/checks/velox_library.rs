@@ -4,8 +4,8 @@
 //! versions they need with what the host's libraries define, and the CPU flags they need with
 //! `/proc/cpuinfo`.
 
-use crate::check::{Check, CheckError, Outcome, ParseError};
-use crate::config::CheckSettings;
+use crate::check::{Check, CheckError, CheckSettings, Outcome, ParseError};
+use crate::checks::Registration;
 use crate::host::Host;
 use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
@@ -1930,6 +1930,51 @@ fn probe(path: &str) -> ProbeResult {
                     Some(format!("no answer within {}s", PROBE_DEADLINE.as_secs())),
                 ),
             }
+        }
+    }
+}
+
+/// This check in the registry. Temporary: until `VeloxLibrary` is a `NodeCheck` itself
+/// (velox lane), [`Legacy`] runs the old `Check::run` in `read` and hands its outcome through
+/// `evaluate`; the documented form is `Registration::of::<VeloxLibrary>()`.
+pub const REGISTRATION: Registration = Registration::of::<Legacy>();
+
+/// The old `Check` face of `VeloxLibrary` as a `NodeCheck` (see [`REGISTRATION`]).
+pub struct Legacy(VeloxLibrary, Settings);
+
+/// The old outcome, carried from `read` to `evaluate`; serialises as its facts.
+pub struct LegacyFacts(Outcome);
+
+impl Serialize for LegacyFacts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.facts.serialize(s)
+    }
+}
+
+impl crate::check::NodeCheck for Legacy {
+    const NAME: &'static str = "velox_library";
+    type Settings = Settings;
+    type Facts = LegacyFacts;
+
+    fn build(settings: Settings, _shared: &crate::check::Shared) -> Self {
+        Legacy(VeloxLibrary::new(settings.clone()), settings)
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.1
+    }
+
+    fn read(&self, host: &Host) -> Result<LegacyFacts, CheckError> {
+        self.0.run(host).map(LegacyFacts)
+    }
+
+    fn evaluate(facts: &LegacyFacts, _settings: &Settings) -> crate::check::Verdict {
+        let o = &facts.0;
+        crate::check::Verdict {
+            findings: o.findings.clone(),
+            ok_summary: o.ok_summary.clone(),
+            metrics: o.metrics.clone(),
+            inventory: o.inventory.clone(),
         }
     }
 }
