@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             if let Ok(fields) = procfs_text::parse_meminfo(&text) {
-                let _ = hugepages::meminfo_hugepages(&fields);
+                let _ = procfs_text::meminfo_hugepages(&fields);
             }
         }
     }

@@ -8,7 +8,7 @@
 //! only part that reads the host.
 
 use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
-use crate::checks::{Registration, hugepages};
+use crate::checks::Registration;
 use crate::host::Host;
 use crate::procfs_text::{field, parse_count, parse_flat_keyed, parse_meminfo, parse_mountinfo};
 use crate::spark_conf::{ByteUnit, SparkConf, parse_spark_defaults};
@@ -210,7 +210,7 @@ impl Meminfo {
         // It is the same number as `hugepages::pool_bytes` over the global sysfs pools (the
         // kernel sums nr_hugepages x page size over its hstates for it). On older kernels the
         // fallback, like read_pools' own meminfo fallback, sees only the default page size.
-        let hp = hugepages::meminfo_hugepages(fields);
+        let hp = crate::procfs_text::meminfo_hugepages(fields);
         let (hugepages_pool_bytes, hugepages_pool_source) = match hp.hugetlb_bytes {
             Some(b) => (Some(b), Some("Hugetlb")),
             None => match (hp.hugepages_total, hp.hugepagesize_bytes) {
