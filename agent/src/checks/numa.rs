@@ -3,6 +3,9 @@
 //!
 //! Gluten removed its own executor NUMA binding (apache/gluten#10578); its maintainers recommend
 //! kernel NUMA balancing on multi-node hosts instead (apache/gluten#10557).
+//!
+//! Parts, in the order every check has them: the check and its registration, settings, facts,
+//! pure parsers, the read (the only part that touches the `Host`), the pure evaluation.
 
 use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
 use crate::checks::Registration;
@@ -17,6 +20,42 @@ const NUMA_BALANCING: &str = "/proc/sys/kernel/numa_balancing";
 /// `NUMA_BALANCING_NORMAL`: the bit of `numa_balancing` that migrates pages and tasks between
 /// nodes (bit 2 is memory tiering only).
 const NUMA_BALANCING_NORMAL: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// The check
+
+/// The check: its settings; every read is fresh.
+pub struct Numa {
+    settings: Settings,
+}
+
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<Numa>();
+
+impl NodeCheck for Numa {
+    const NAME: &'static str = "numa";
+    type Settings = Settings;
+    type Facts = Facts;
+
+    fn build(settings: Settings, _shared: &Shared) -> Self {
+        Numa { settings }
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
+        read_facts(host)
+    }
+
+    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+        evaluate(facts, settings)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
 
 /// `[numa]` settings.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -45,6 +84,9 @@ impl CheckSettings for Settings {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Facts
 
 /// One NUMA node. `None`: the file that says it is missing.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -91,13 +133,6 @@ pub struct Facts {
     /// `None` when `/proc/self/status` is missing.
     pub cpuset: Option<Cpuset>,
 }
-
-pub struct Numa {
-    settings: Settings,
-}
-
-/// This check in the registry (`checks::ALL`).
-pub const REGISTRATION: Registration = Registration::of::<Numa>();
 
 // ---------------------------------------------------------------------------------------------
 // Pure parsers.
@@ -163,7 +198,7 @@ pub fn free_skew_ratio(nodes: &[Node]) -> Option<f64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading.
+// Read: the only part that touches the host.
 
 fn read_node(host: &Host, id: u32) -> Result<Node, CheckError> {
     let dir = format!("{NODES_DIR}/node{id}");
@@ -220,7 +255,7 @@ pub fn read_facts(host: &Host) -> Result<Facts, CheckError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Evaluation.
+// Evaluate (pure).
 
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
@@ -411,28 +446,6 @@ fn add_metrics(o: &mut Verdict, facts: &Facts) {
             &[],
             c.cpu_nodes.len() as f64,
         );
-    }
-}
-
-impl NodeCheck for Numa {
-    const NAME: &'static str = "numa";
-    type Settings = Settings;
-    type Facts = Facts;
-
-    fn build(settings: Settings, _shared: &Shared) -> Self {
-        Numa { settings }
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
-        read_facts(host)
-    }
-
-    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
-        evaluate(facts, settings)
     }
 }
 
