@@ -5,8 +5,9 @@
 use crate::check::{Check, CheckError, Outcome, Sample};
 use crate::checks::Common;
 use crate::config::Config;
+use crate::fmt::seconds as format_seconds;
 use crate::host::Host;
-use crate::time::{format_seconds, rfc3339_now};
+use crate::time::rfc3339_now;
 use proto::{CheckResult, Finding, NodeInfo, NodeReport, SCHEMA_VERSION, Status};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fmt;
 pub mod host;
 pub mod http;
 pub mod metrics;

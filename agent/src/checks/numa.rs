@@ -9,6 +9,7 @@
 
 use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
 use crate::checks::Registration;
+use crate::fmt;
 use crate::host::Host;
 use crate::procfs_text::{
     CpuList, NODES_DIR, field, node_ids, parse_count, parse_cpulist, parse_meminfo,
@@ -257,10 +258,6 @@ pub fn read_facts(host: &Host) -> Result<Facts, CheckError> {
 // ---------------------------------------------------------------------------------------------
 // Evaluate (pure).
 
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
-}
-
 fn ids(ids: &[u32]) -> String {
     ids.iter()
         .map(|i| format!("node{i}"))
@@ -303,7 +300,7 @@ pub fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
         let free = with_mem
             .filter_map(|n| {
                 n.memory_free_bytes
-                    .map(|f| format!("node{} {}", n.id, gib(f)))
+                    .map(|f| format!("node{} {}", n.id, fmt::bytes(f)))
             })
             .collect::<Vec<_>>()
             .join(", ");

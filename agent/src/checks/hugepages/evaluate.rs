@@ -3,34 +3,8 @@
 
 use super::*;
 use crate::check::Verdict;
+use crate::fmt;
 use proto::{Finding, Status};
-
-/// `2097152` -> `2 MiB`; exact binary units only, otherwise bytes.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TiB", 1 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ];
-    for (unit, size) in UNITS {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    format!("{bytes} bytes")
-}
-
-/// Like [`human_size`] but for any amount: one decimal in the largest unit that fits.
-pub(super) fn approx_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 3] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)];
-    for (unit, size) in UNITS {
-        if bytes >= size {
-            return format!("{:.1} {unit}", bytes as f64 / size as f64);
-        }
-    }
-    format!("{bytes} bytes")
-}
 
 pub(super) fn node_name(n: Option<u32>) -> String {
     match n {
@@ -140,14 +114,14 @@ pub fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
     let held = if facts.pools.iter().any(|p| p.numa_node.is_none()) {
         format!(
             "{} held in huge page pools ({})",
-            approx_size(facts.pool_bytes),
+            fmt::bytes(facts.pool_bytes),
             facts
                 .pools
                 .iter()
                 .filter(|p| p.numa_node.is_none())
                 .map(|p| match p.total {
-                    Some(t) => format!("{} x {t}", human_size(p.page_size_bytes)),
-                    None => format!("{} x ?", human_size(p.page_size_bytes)),
+                    Some(t) => format!("{} x {t}", fmt::exact_bytes(p.page_size_bytes)),
+                    None => format!("{} x ?", fmt::exact_bytes(p.page_size_bytes)),
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -184,10 +158,10 @@ pub fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
 pub(super) fn evaluate_required_pool(o: &mut Verdict, facts: &Facts, req: &RequiredPool) {
     let subject = pool_subject(req.size_bytes, req.numa_node);
     let what = match req.numa_node {
-        None => format!("global {} huge page pool", human_size(req.size_bytes)),
+        None => format!("global {} huge page pool", fmt::exact_bytes(req.size_bytes)),
         Some(n) => format!(
             "{} huge page pool on NUMA node {n}",
-            human_size(req.size_bytes)
+            fmt::exact_bytes(req.size_bytes)
         ),
     };
     let Some(pool) = facts

@@ -2,24 +2,8 @@
 
 use super::*;
 use crate::check::Verdict;
+use crate::fmt;
 use proto::{Finding, Status};
-
-/// Sizes in sentences: GiB with one decimal, MiB below 1 GiB.
-pub fn human(bytes: u64) -> String {
-    if bytes >= GIB {
-        format!("{:.1} GiB", bytes as f64 / GIB as f64)
-    } else {
-        format!("{} MiB", bytes / MIB)
-    }
-}
-
-pub(super) fn human_signed(b: i128) -> String {
-    if b < 0 {
-        format!("-{}", human(b.unsigned_abs() as u64))
-    } else {
-        human(b as u64)
-    }
-}
 
 /// The findings, the ok sentence and the gauges that `o` means under `s` (pure).
 pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
@@ -38,8 +22,8 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
             format!(
                 "planned {} x {} = {}, but usable memory is unknown (no MemTotal)",
                 p.executors_per_node,
-                human(p.per_executor_bytes),
-                human(p.planned_bytes)
+                fmt::bytes(p.per_executor_bytes),
+                fmt::bytes(p.planned_bytes)
             ),
         ),
         (Some(p), Some(u)) => {
@@ -50,17 +34,17 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
             let planned = format!(
                 "planned {} x {} = {}",
                 p.executors_per_node,
-                human(p.per_executor_bytes),
-                human(p.planned_bytes)
+                fmt::bytes(p.per_executor_bytes),
+                fmt::bytes(p.planned_bytes)
             );
             if headroom < 0 {
                 f(
                     Status::Fail,
                     format!(
                         "{planned} plus `reserve_bytes` {} exceeds usable {} ({src}) by {}",
-                        human(s.reserve_bytes),
-                        human(u),
-                        human(headroom.unsigned_abs() as u64)
+                        fmt::bytes(s.reserve_bytes),
+                        fmt::bytes(u),
+                        fmt::bytes(headroom.unsigned_abs() as u64)
                     ),
                 );
             } else if headroom < reserve {
@@ -68,17 +52,17 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
                     Status::Warn,
                     format!(
                         "{planned} plus `reserve_bytes` {} leaves headroom {} of usable {} ({src}), below `reserve_bytes`",
-                        human(s.reserve_bytes),
-                        human(headroom as u64),
-                        human(u),
+                        fmt::bytes(s.reserve_bytes),
+                        fmt::bytes(headroom as u64),
+                        fmt::bytes(u),
                     ),
                 );
             }
             summary.push(format!(
                 "{planned} plus reserve {} fits usable {} ({src}) with headroom {}",
-                human(s.reserve_bytes),
-                human(u),
-                human_signed(headroom)
+                fmt::bytes(s.reserve_bytes),
+                fmt::bytes(u),
+                fmt::signed_bytes(headroom)
             ));
         }
     }
@@ -98,9 +82,9 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
                 "`{EXECUTOR_MEMORY_OVERHEAD}` {} is below Gluten's recommended {} \
                  (max(0.3 x off-heap {}, 384 MiB)); executors risk being killed for \
                  exceeding memory limits",
-                human(p.memory_overhead_bytes),
-                human(p.gluten_recommended_overhead_bytes),
-                human(p.offheap_bytes)
+                fmt::bytes(p.memory_overhead_bytes),
+                fmt::bytes(p.gluten_recommended_overhead_bytes),
+                fmt::bytes(p.offheap_bytes)
             ),
         );
     }
@@ -121,9 +105,9 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
                 format!(
                     "cgroup {} working set {} is {:.0}% of its limit {}, at or above `{key}` {:.0}%",
                     c.path,
-                    human(ws),
+                    fmt::bytes(ws),
                     ratio * 100.0,
-                    human(limit),
+                    fmt::bytes(limit),
                     level * 100.0
                 )
             };
@@ -192,7 +176,7 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
     // The ok sentence.
     let mut host = Vec::new();
     if let Some(t) = o.meminfo.total {
-        host.push(format!("MemTotal {}", human(t)));
+        host.push(format!("MemTotal {}", fmt::bytes(t)));
     }
     if let Some(a) = o.meminfo.available {
         let est = if o.meminfo.available_estimated {
@@ -200,10 +184,10 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
         } else {
             ""
         };
-        host.push(format!("MemAvailable {}{est}", human(a)));
+        host.push(format!("MemAvailable {}{est}", fmt::bytes(a)));
     }
     if let Some(l) = cg_limit {
-        host.push(format!("cgroup limit {}", human(l)));
+        host.push(format!("cgroup limit {}", fmt::bytes(l)));
     }
     summary.push(host.join(", "));
     ev.ok_summary = Some(
@@ -410,7 +394,7 @@ mod tests {
                     ..Default::default()
                 },
                 Status::Warn,
-                "leaves headroom 0 MiB",
+                "leaves headroom 0 B",
             ),
             (
                 "overhead below Gluten's recommendation",

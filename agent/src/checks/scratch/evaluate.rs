@@ -3,34 +3,9 @@
 
 use super::*;
 use crate::check::Verdict;
-use crate::time::format_seconds;
+use crate::fmt;
 use proto::{Finding, Status};
 use std::collections::BTreeSet;
-
-pub(super) fn pct(r: f64) -> String {
-    let p = r * 100.0;
-    if p > 0.0 && p < 0.1 {
-        "<0.1%".to_string()
-    } else {
-        format!("{:.1}%", p)
-    }
-}
-
-/// Bytes for a sentence: `512 B`, `3.5 MiB`, `1.0 GiB`.
-pub fn fmt_bytes(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
 
 /// The findings, gauges and inventory for `facts` under `settings` (pure).
 pub fn evaluate(facts: &Facts, s: &Settings) -> Verdict {
@@ -66,8 +41,8 @@ pub fn evaluate(facts: &Facts, s: &Settings) -> Verdict {
             "{} scratch dir(s) usable; least free: {} with {} ({})",
             facts.dirs.len(),
             d.path,
-            pct(r),
-            fmt_bytes(d.avail_bytes.unwrap_or(0))
+            fmt::percent(r),
+            fmt::bytes(d.avail_bytes.unwrap_or(0))
         ),
         None => format!("{} scratch dir(s) usable", facts.dirs.len()),
     });
@@ -85,7 +60,7 @@ pub(super) fn evaluate_ssd_cache(c: &SsdCacheFacts, s: &Settings, o: &mut Verdic
             Status::Unknown,
             format!(
                 "SSD cache path {p}: stat/statvfs still stuck since {since} (dir_timeout_seconds {}); not probed again until it returns",
-                format_seconds(s.dir_timeout_seconds)
+                fmt::seconds(s.dir_timeout_seconds)
             ),
         );
         return;
@@ -95,7 +70,7 @@ pub(super) fn evaluate_ssd_cache(c: &SsdCacheFacts, s: &Settings, o: &mut Verdic
             Status::Unknown,
             format!(
                 "SSD cache path {p}: stat/statvfs did not answer within dir_timeout_seconds {} (a hung mount?)",
-                format_seconds(s.dir_timeout_seconds)
+                fmt::seconds(s.dir_timeout_seconds)
             ),
         );
         return;
@@ -127,10 +102,10 @@ pub(super) fn evaluate_ssd_cache(c: &SsdCacheFacts, s: &Settings, o: &mut Verdic
                 "SSD cache path {p} has {} ({avail} bytes) available, below `{SSD_CACHE_SIZE}` {} x \
                  {} executor(s) per node = {} ({} bytes): Velox init aborts: not enough space \
                  for ssd cache (node-requirements 5.7)",
-                fmt_bytes(avail),
-                fmt_bytes(c.size_bytes),
+                fmt::bytes(avail),
+                fmt::bytes(c.size_bytes),
                 c.executors_per_node,
-                fmt_bytes(c.required_bytes),
+                fmt::bytes(c.required_bytes),
                 c.required_bytes
             ),
         );
@@ -168,7 +143,7 @@ pub(super) fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
             Status::Unknown,
             format!(
                 "{p}: stat/statvfs still stuck since {since} (dir_timeout_seconds {}); not probed again until it returns",
-                format_seconds(s.dir_timeout_seconds)
+                fmt::seconds(s.dir_timeout_seconds)
             ),
         );
     } else if d.timed_out {
@@ -176,7 +151,7 @@ pub(super) fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
             Status::Unknown,
             format!(
                 "{p}: stat/statvfs did not answer within dir_timeout_seconds {} (a hung mount?)",
-                format_seconds(s.dir_timeout_seconds)
+                fmt::seconds(s.dir_timeout_seconds)
             ),
         );
     }
@@ -220,19 +195,25 @@ pub(super) fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
         if let Some(r) = ratio(avail, total) {
             let have = format!(
                 "{p} has {} available ({} of {})",
-                pct(r),
-                fmt_bytes(avail),
-                fmt_bytes(total)
+                fmt::percent(r),
+                fmt::bytes(avail),
+                fmt::bytes(total)
             );
             if r < s.fail_free_ratio {
                 push(
                     Status::Fail,
-                    format!("{have}, below fail_free_ratio {}", pct(s.fail_free_ratio)),
+                    format!(
+                        "{have}, below fail_free_ratio {}",
+                        fmt::percent(s.fail_free_ratio)
+                    ),
                 );
             } else if r < s.warn_free_ratio {
                 push(
                     Status::Warn,
-                    format!("{have}, below warn_free_ratio {}", pct(s.warn_free_ratio)),
+                    format!(
+                        "{have}, below warn_free_ratio {}",
+                        fmt::percent(s.warn_free_ratio)
+                    ),
                 );
             }
         }
@@ -241,8 +222,8 @@ pub(super) fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
                 Status::Fail,
                 format!(
                     "{p} has {} available, below min_free_bytes {}",
-                    fmt_bytes(avail),
-                    fmt_bytes(s.min_free_bytes)
+                    fmt::bytes(avail),
+                    fmt::bytes(s.min_free_bytes)
                 ),
             );
         }
@@ -259,8 +240,8 @@ pub(super) fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
                 Status::Warn,
                 format!(
                     "{p} has {} of its inodes free ({free} of {total}), below min_free_inodes_ratio {}",
-                    pct(r),
-                    pct(s.min_free_inodes_ratio)
+                    fmt::percent(r),
+                    fmt::percent(s.min_free_inodes_ratio)
                 ),
             );
         }
@@ -289,10 +270,10 @@ pub(super) fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
             format!(
                 "{p} holds {n} leftover(s) of killed executors (gluten-* dirs, cache.* files \
                      untouched for over {}) taking {}{}, above leftover_warn_bytes {}",
-                format_seconds(s.leftover_age_seconds as f64),
-                fmt_bytes(bytes),
+                fmt::seconds(s.leftover_age_seconds as f64),
+                fmt::bytes(bytes),
                 if d.leftovers_capped { " or more" } else { "" },
-                fmt_bytes(s.leftover_warn_bytes)
+                fmt::bytes(s.leftover_warn_bytes)
             ),
         );
     }
