@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use agent::checks::{hugepages, memory, numa, scratch};
+use agent::checks::{memory, numa, scratch};
 use agent::procfs_text;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
