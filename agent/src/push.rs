@@ -10,7 +10,7 @@
 
 use crate::engine::Snapshot;
 use proto::Status;
-use rand::Rng;
+use rand::RngExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
