@@ -5,13 +5,17 @@
 pub mod aggregator;
 pub mod check;
 pub mod checks;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod outputs;
 pub mod procfs_text;
 pub mod push;
 pub mod spark_conf;
 pub mod time;
+pub mod token;
