@@ -15,3 +15,4 @@ pub mod procfs_text;
 pub mod push;
 pub mod spark_conf;
 pub mod time;
+pub mod token;

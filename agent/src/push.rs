@@ -229,7 +229,7 @@ async fn push_once(
     let mut req = client.post(&settings.endpoint).json(&snapshot.report);
     if let Some(path) = &settings.token_file {
         // Read on every attempt, so a rotated token is picked up without a restart.
-        let token = crate::aggregator::read_token(path)?;
+        let token = crate::token::read_token(path)?;
         req = req.bearer_auth(token);
     }
     let resp = req.send().await.map_err(|e| {
