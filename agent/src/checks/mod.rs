@@ -6,7 +6,7 @@ pub mod numa;
 pub mod scratch;
 pub mod velox_library;
 
-use crate::check::Check;
+use crate::check::{Check, NodeCheck, Runner, Shared};
 use crate::config::Config;
 use std::sync::Arc;
 
@@ -15,11 +15,16 @@ pub const NAMES: [&str; 5] = ["velox_library", "hugepages", "numa", "scratch", "
 
 /// The enabled checks, built from their config tables, in report order.
 pub fn build(config: &Config) -> Vec<Arc<dyn Check>> {
+    let shared = Shared {
+        spark_defaults: config.memory.settings.spark_defaults.clone(),
+        executors_per_node: config.memory.settings.executors_per_node,
+    };
     let mut checks: Vec<Arc<dyn Check>> = Vec::new();
     if config.velox_library.enabled {
-        checks.push(Arc::new(velox_library::VeloxLibrary::new(
+        checks.push(Arc::new(Runner(velox_library::VeloxLibrary::build(
             config.velox_library.settings.clone(),
-        )));
+            &shared,
+        ))));
     }
     if config.hugepages.enabled {
         checks.push(Arc::new(hugepages::Hugepages::new(
