@@ -125,10 +125,6 @@ fn the_tidy_scanner_catches_what_it_is_meant_to() {
     }
 }
 
-/// Files over the limit that another change is splitting right now; each entry must still be
-/// over the limit (a stale entry fails), so the list only shrinks.
-const OVER_900_BEING_SPLIT: [&str; 2] = ["agent/src/checks/velox_library.rs", "tests/support.rs"];
-
 #[test]
 fn no_source_file_is_over_900_lines() {
     let root = repo_root();
@@ -136,21 +132,8 @@ fn no_source_file_is_over_900_lines() {
     for f in all_rust_files() {
         let lines = std::fs::read_to_string(&f).unwrap().lines().count();
         let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
-        let allowed = OVER_900_BEING_SPLIT.contains(&rel.as_str());
-        if lines > 900 && !allowed {
+        if lines > 900 {
             over.push(format!("{rel}: {lines} lines"));
-        }
-        if allowed && lines <= 900 {
-            over.push(format!(
-                "{rel}: {lines} lines, remove it from OVER_900_BEING_SPLIT"
-            ));
-        }
-    }
-    for rel in OVER_900_BEING_SPLIT {
-        if !root.join(rel).exists() {
-            over.push(format!(
-                "{rel} is gone: remove it from OVER_900_BEING_SPLIT"
-            ));
         }
     }
     assert!(over.is_empty(), "{}", over.join("\n"));
