@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::check::ParseError;
+use crate::error::excerpt;
 use crate::procfs_text::{field, parse_flat_keyed};
 
 /// Parses a THP mode file such as `always [madvise] never` (the selected mode is bracketed).
@@ -12,16 +13,19 @@ pub fn parse_thp_setting(text: &str) -> Result<ThpSetting, ParseError> {
     for word in text.split_whitespace() {
         let mode = match word.strip_prefix('[') {
             Some(inner) => {
-                let inner = inner
-                    .strip_suffix(']')
-                    .ok_or_else(|| ParseError::new(format!("unbalanced bracket in {word:?}")))?;
+                let inner = inner.strip_suffix(']').ok_or_else(|| {
+                    ParseError::new(format!("unbalanced bracket in {}", excerpt(word)))
+                })?;
                 if selected.replace(inner.to_string()).is_some() {
                     return Err(ParseError::new("more than one [selected] mode"));
                 }
                 inner
             }
             None if word.contains(['[', ']']) => {
-                return Err(ParseError::new(format!("unbalanced bracket in {word:?}")));
+                return Err(ParseError::new(format!(
+                    "unbalanced bracket in {}",
+                    excerpt(word)
+                )));
             }
             None => word,
         };
