@@ -282,6 +282,22 @@ impl Config {
                 format!("must be positive, got {}", self.push.max_backoff_seconds),
             );
         }
+        for (key, name) in [
+            ("node_name", &self.node_name),
+            ("push.node_name", &self.push.node_name),
+        ] {
+            if let Some(name) = name
+                && !proto::valid_node_name(name)
+            {
+                return bad(
+                    key,
+                    format!(
+                        "{name:?} is not a node name (1-253 ASCII letters, digits, '.', '_', '-'; \
+                         not \".\" or \"..\")"
+                    ),
+                );
+            }
+        }
         if let Some(url) = &self.push.url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -566,5 +582,24 @@ mod tests {
             e,
             "config: memory.executors_per_node: invalid type: string \"two\", expected u32"
         );
+    }
+
+    #[test]
+    fn node_names_the_aggregator_cannot_address_are_refused() {
+        for (key, value) in [
+            ("node_name", "."),
+            ("push.node_name", ".."),
+            ("node_name", "a/b"),
+        ] {
+            let e = Config::load(
+                None,
+                &[parse_override(&format!("{key}=\"{value}\"")).unwrap()],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with(&format!("config key `{key}`: ")), "{e}");
+        }
+        let c = Config::load(None, &[parse_override("node_name=\"worker-1\"").unwrap()]).unwrap();
+        assert_eq!(c.effective_node_name(), "worker-1");
     }
 }
