@@ -41,6 +41,8 @@ pub use crate::check::CheckSettings;
 
 /// The whole agent configuration: the top-level keys, `[push]`, and one table per registered
 /// check (`checks::ALL`), reached typed with [`Config::check`] or by name with [`Config::common`].
+/// Made by [`Config::load`], [`Config::from_toml_str`] or `Default`: serde alone reads only the
+/// top-level keys (it is how `from_toml_str` reads them) and leaves the check tables empty.
 #[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
