@@ -9,6 +9,7 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Largest kernel or config file a check reads whole (a `/proc` file is a few KiB; this only
 /// stops a misconfigured path to a huge file from eating memory).
@@ -22,6 +23,8 @@ const MAX_SYMLINKS: usize = 40;
 pub struct Host {
     root: PathBuf,
     arch: String,
+    /// The root opened once (`O_PATH`) for `openat2`, shared by clones.
+    root_dir: Arc<OnceLock<File>>,
 }
 
 impl Host {
@@ -33,6 +36,7 @@ impl Host {
         Host {
             root: root.into(),
             arch,
+            root_dir: Arc::default(),
         }
     }
 
@@ -170,7 +174,10 @@ impl Host {
             rel
         };
         if OPENAT2.load(Ordering::Relaxed) != OPENAT2_MISSING {
-            match openat2_in_root(&self.root, rel, flags) {
+            match self
+                .root_dir()
+                .and_then(|dir| openat2_in_root(dir, rel, flags))
+            {
                 Ok(file) => {
                     OPENAT2.store(OPENAT2_WORKS, Ordering::Relaxed);
                     return Ok(file);
@@ -186,6 +193,19 @@ impl Host {
             }
         }
         self.open_by_resolving(p, flags)
+    }
+
+    /// The root directory, opened `O_PATH` on first use and kept (the root is a mount or a
+    /// fixture that lives as long as the agent or the test).
+    fn root_dir(&self) -> std::io::Result<&File> {
+        if let Some(dir) = self.root_dir.get() {
+            return Ok(dir);
+        }
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&self.root)?;
+        Ok(self.root_dir.get_or_init(|| dir))
     }
 
     /// The fallback of [`Host::open_in_root`]: [`Host::resolve`], then an open that does not
@@ -295,15 +315,11 @@ const OPENAT2_UNKNOWN: u8 = 0;
 const OPENAT2_WORKS: u8 = 1;
 const OPENAT2_MISSING: u8 = 2;
 
-/// `openat2(root, rel, O_RDONLY | flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: `..` and
-/// absolute links stop at `root`; `/proc/<pid>/fd`-style magic links are refused. Retried on
+/// `openat2(dir, rel, O_RDONLY | flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: `..` and
+/// absolute links stop at `dir`; `/proc/<pid>/fd`-style magic links are refused. Retried on
 /// `EAGAIN` (a rename raced with a `..` lookup).
-fn openat2_in_root(root: &Path, rel: &Path, flags: libc::c_int) -> std::io::Result<File> {
+fn openat2_in_root(dir: &File, rel: &Path, flags: libc::c_int) -> std::io::Result<File> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-    let dir = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(root)?;
     let how = || {
         OpenHow::new()
             .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::from_bits_retain(flags))
@@ -311,7 +327,7 @@ fn openat2_in_root(root: &Path, rel: &Path, flags: libc::c_int) -> std::io::Resu
     };
     let mut tries = 0;
     loop {
-        match openat2(&dir, rel, how()) {
+        match openat2(dir, rel, how()) {
             Ok(fd) => return Ok(File::from(fd)),
             Err(nix::errno::Errno::EAGAIN) if tries < 8 => tries += 1,
             Err(e) => return Err(std::io::Error::from(e)),
@@ -471,11 +487,12 @@ mod tests {
         let mut ways: Vec<(&str, Open)> =
             vec![("resolve", Box::new(|p: &Path| h.open_by_resolving(p, 0)))];
         // openat2 where this kernel has it (5.6+; a seccomp profile may refuse it).
-        if openat2_in_root(&root, Path::new("etc/x"), 0).is_ok() {
+        let dir = h.root_dir().unwrap();
+        if openat2_in_root(dir, Path::new("etc/x"), 0).is_ok() {
             ways.push((
                 "openat2",
                 Box::new(|p: &Path| {
-                    openat2_in_root(&root, h.path(p).strip_prefix(&root).unwrap(), 0)
+                    openat2_in_root(dir, h.path(p).strip_prefix(&root).unwrap(), 0)
                 }),
             ));
         }
