@@ -15,6 +15,9 @@ use std::sync::{Arc, OnceLock};
 /// stops a misconfigured path to a huge file from eating memory).
 pub const MAX_TEXT_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The longest value [`Host::read_value`] returns, in bytes.
+pub const MAX_VALUE_BYTES: usize = 256;
+
 /// How many symlinks [`Host::resolve`] follows before it gives up (the kernel's limit is 40).
 const MAX_SYMLINKS: usize = 40;
 
@@ -101,11 +104,18 @@ impl Host {
         }
     }
 
-    /// The first line of a small file, trimmed; `None` when the file is missing.
+    /// The first line of a small file, trimmed, at most [`MAX_VALUE_BYTES`] (cut at a character
+    /// boundary: a sysfs value is a word or a number, and whatever is longer must not grow the
+    /// report); `None` when the file is missing.
     pub fn read_value(&self, p: impl AsRef<Path>) -> Result<Option<String>, CheckError> {
-        Ok(self
-            .read_optional(p)?
-            .map(|s| s.lines().next().unwrap_or("").trim().to_string()))
+        Ok(self.read_optional(p)?.map(|s| {
+            let line = s.lines().next().unwrap_or("").trim();
+            let mut end = line.len().min(MAX_VALUE_BYTES);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line[..end].to_string()
+        }))
     }
 
     /// Reads and parses a file with a pure parser; a parse error names the file.
@@ -520,5 +530,18 @@ mod tests {
         assert!(h.is_dir("/etc"));
         let e = h.read_to_string("/proc/abs").unwrap_err().to_string();
         assert!(e.contains(&format!("{}/proc/abs", root.display())), "{e}");
+    }
+
+    #[test]
+    fn values_are_first_lines_and_short() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sys")).unwrap();
+        std::fs::write(dir.path().join("sys/model"), "  Samsung SSD  \nsecond\n").unwrap();
+        std::fs::write(dir.path().join("sys/long"), "é".repeat(1 << 20)).unwrap();
+        let h = Host::new(dir.path());
+        assert_eq!(h.read_value("/sys/model").unwrap().unwrap(), "Samsung SSD");
+        let long = h.read_value("/sys/long").unwrap().unwrap();
+        assert_eq!(long, "é".repeat(MAX_VALUE_BYTES / 2));
+        assert_eq!(h.read_value("/sys/none").unwrap(), None);
     }
 }

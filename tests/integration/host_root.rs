@@ -124,6 +124,42 @@ fn a_2mb_malformed_kernel_file_gives_a_short_error() {
         &memory.summary[..512]
     );
     assert!(!memory.summary.contains('\u{1b}'), "{}", memory.summary);
+    let hugepages = s.check("hugepages").unwrap();
+    assert_eq!(
+        hugepages.status,
+        proto::Status::Unknown,
+        "{}",
+        hugepages.summary
+    );
+    assert!(hugepages.summary.len() < 512, "{}", hugepages.summary.len());
+    let report = serde_json::to_string(&s.report).unwrap();
+    assert!(report.len() < 64 * 1024, "report of {} bytes", report.len());
+}
+
+#[test]
+fn a_2mb_thp_mode_word_stays_out_of_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root);
+    std::fs::write(
+        root.join("sys/kernel/mm/transparent_hugepage/enabled"),
+        format!("always [{}] never\n", "m".repeat(2 << 20)),
+    )
+    .unwrap();
+    let s = round(&config(root, ""), "x86_64");
+    let hugepages = s.check("hugepages").unwrap();
+    assert_eq!(
+        hugepages.status,
+        proto::Status::Unknown,
+        "{}",
+        hugepages.summary
+    );
+    assert!(
+        hugepages.summary.contains("is not a THP mode"),
+        "{}",
+        hugepages.summary
+    );
+    assert!(hugepages.summary.len() < 512, "{}", hugepages.summary.len());
     let report = serde_json::to_string(&s.report).unwrap();
     assert!(report.len() < 64 * 1024, "report of {} bytes", report.len());
 }
