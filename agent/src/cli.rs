@@ -212,12 +212,17 @@ pub struct RunArgs {
     /// Address to serve HTTP on. Key `listen`.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// node-feature-discovery features file to write after every round. Key
+    /// `nfd.features_file`.
+    #[arg(long, value_name = "FILE")]
+    pub nfd_features_file: Option<PathBuf>,
 }
 
 impl RunArgs {
     pub fn load(&self) -> Result<Config, String> {
         let mut o = Overrides::default();
-        o.set("listen", &self.listen);
+        o.set("listen", &self.listen)
+            .set("nfd.features_file", &self.nfd_features_file);
         self.common.load(o)
     }
 }
@@ -300,6 +305,8 @@ mod tests {
             "json",
             "--listen",
             "127.0.0.1:1",
+            "--nfd-features-file",
+            "/etc/kubernetes/node-feature-discovery/features.d/gluten",
         ]) else {
             panic!("not run")
         };
@@ -309,6 +316,16 @@ mod tests {
         assert_eq!(c.push.token_file, Some(PathBuf::from("/t")));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(
+            c.nfd.features_file,
+            Some(PathBuf::from(
+                "/etc/kubernetes/node-feature-discovery/features.d/gluten"
+            ))
+        );
+        let Command::Run(run) = parse(&["run", "--nfd-features-file", ".hidden"]) else {
+            panic!("not run")
+        };
+        assert!(run.load().unwrap_err().contains("nfd.features_file"));
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub struct Config {
     pub node_name: Option<String>,
     pub log_format: LogFormat,
     pub push: PushConfig,
+    pub nfd: crate::outputs::nfd::NfdConfig,
     pub velox_library: CheckSection<velox_library::Settings>,
     pub hugepages: CheckSection<hugepages::Settings>,
     pub numa: CheckSection<numa::Settings>,
@@ -70,6 +71,7 @@ impl Default for Config {
             node_name: None,
             log_format: LogFormat::Text,
             push: PushConfig::default(),
+            nfd: Default::default(),
             velox_library: CheckSection::default(),
             hugepages: CheckSection::default(),
             numa: CheckSection::default(),
@@ -266,6 +268,7 @@ impl Config {
                 format!("must start with http:// or https://, got {url:?}"),
             );
         }
+        self.nfd.validate().map_err(ConfigError::Invalid)?;
         validate_section("velox_library", &self.velox_library)?;
         validate_section("hugepages", &self.hugepages)?;
         validate_section("numa", &self.numa)?;

@@ -133,6 +133,15 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
+    if let Some(path) = config.nfd.features_file.clone() {
+        tracing::info!(path = %path.display(), "writing node-feature-discovery labels");
+        tokio::spawn(crate::outputs::nfd::run(
+            path,
+            interval,
+            tx.subscribe(),
+            stop_rx.clone(),
+        ));
+    }
     let engine_task = tokio::spawn(engine.run_loop(interval, tx, heartbeat, stop_rx.clone()));
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {

@@ -7,6 +7,7 @@ mod faults;
 mod fleet;
 mod hugepages;
 mod memory;
+mod nfd;
 mod numa;
 mod scratch;
 mod systemd;
