@@ -167,6 +167,10 @@ pub struct CommonArgs {
     /// File holding the aggregator's bearer token. Key `push.token_file`.
     #[arg(long, value_name = "FILE")]
     pub push_token_file: Option<PathBuf>,
+    /// PEM CA certificates for an `https://` push URL, besides the system roots. Key
+    /// `push.ca_file`.
+    #[arg(long, value_name = "FILE")]
+    pub push_ca_file: Option<PathBuf>,
     /// Any config key, e.g. `--set scratch.dirs='["/data1","/data2"]'` (value in TOML syntax).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     pub set: Vec<(String, toml::Value)>,
@@ -185,7 +189,8 @@ impl CommonArgs {
             .set("check_timeout_seconds", &self.check_timeout_seconds)
             .set("node_name", &self.node_name)
             .set("push.url", &self.push_url)
-            .set("push.token_file", &self.push_token_file);
+            .set("push.token_file", &self.push_token_file)
+            .set("push.ca_file", &self.push_ca_file);
         o
     }
 

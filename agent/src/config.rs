@@ -97,6 +97,11 @@ pub struct PushConfig {
     pub max_backoff_seconds: f64,
     /// Seconds between pushes while nothing changes; default the round interval.
     pub interval_seconds: Option<f64>,
+    /// PEM CA certificates trusted for an `https://` url, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) and key for mTLS; both or neither.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for PushConfig {
@@ -108,6 +113,9 @@ impl Default for PushConfig {
             timeout_seconds: 5.0,
             max_backoff_seconds: 60.0,
             interval_seconds: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -267,6 +275,23 @@ impl Config {
                 "push.url",
                 format!("must start with http:// or https://, got {url:?}"),
             );
+        }
+        if self.push.client_cert_file.is_some() != self.push.client_key_file.is_some() {
+            return bad(
+                "push.client_cert_file",
+                "push.client_cert_file and push.client_key_file go together".into(),
+            );
+        }
+        for (key, path) in [
+            ("push.ca_file", &self.push.ca_file),
+            ("push.client_cert_file", &self.push.client_cert_file),
+            ("push.client_key_file", &self.push.client_key_file),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                return bad(key, format!("{} is not a readable file", p.display()));
+            }
         }
         self.nfd.validate().map_err(ConfigError::Invalid)?;
         validate_section("velox_library", &self.velox_library)?;

@@ -27,6 +27,8 @@ pub enum DaemonError {
     },
     #[error("serving HTTP: {0}")]
     Http(#[source] std::io::Error),
+    #[error(transparent)]
+    Push(#[from] crate::push_client::ClientError),
 }
 
 /// The engine and everything it needs, from a validated config.
@@ -125,9 +127,17 @@ pub async fn run(
     tracing::info!(listen = %local, host_root = %config.host_root.display(), "serving");
 
     if let Some(settings) = crate::push::PushSettings::from_config(&config) {
+        let client = crate::push_client::build(settings.timeout, &settings.tls)?;
+        if let Some(w) = crate::push_client::plain_token_warning(
+            &settings.endpoint,
+            settings.token_file.is_some(),
+        ) {
+            tracing::warn!("{w}");
+        }
         tracing::info!(endpoint = %settings.endpoint, node = %config.effective_node_name(), "pushing reports");
         tokio::spawn(crate::push::run(
             settings,
+            client,
             tx.subscribe(),
             push_stats,
             stop_rx.clone(),

@@ -2,6 +2,7 @@
 
 mod agent_cli;
 mod agent_http;
+mod agent_push;
 mod docker;
 mod faults;
 mod fleet;
