@@ -195,3 +195,26 @@ fn features_file_follows_flap_damping() {
         label(t, "ready") == Some("true")
     });
 }
+
+#[test]
+fn features_file_carries_the_real_velox_build_identity() {
+    // pyvelox's real libvelox.so, which has a GNU build-id note.
+    let lib = "/opt/pyvelox/pyvelox/libvelox.so";
+    let (_dir, root) = pyvelox_tree(lib, "processor\t: 0\nflags\t\t: fpu sse2 avx avx2\n");
+    let a = agent(
+        &root,
+        "1",
+        &["--set", &format!("velox_library.paths=[{lib:?}]")],
+    );
+    let text = wait_for(&a, Duration::from_secs(60), "a velox-build line", |t| {
+        label(t, "velox-build").is_some()
+    });
+    let health: proto::NodeReport =
+        serde_json::from_str(&get(a.proc_.addr, "/health").unwrap().body).unwrap();
+    let id = &health.node.inventory["velox_library.build_id"];
+    assert_eq!(label(&text, "velox-build"), Some(id.as_str()), "{text}");
+    assert!(
+        id.len() == 40 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+}
