@@ -364,6 +364,27 @@ mod tests {
     }
 
     #[test]
+    fn push_tls_files_are_checked_naming_their_keys() {
+        let Command::Run(run) = parse(&["run", "--push-ca-file", "/nonexistent/ca.pem"]) else {
+            panic!("not run")
+        };
+        let e = run.load().unwrap_err();
+        assert!(
+            e.contains("push.ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let Command::Run(run) = parse(&[
+            "run",
+            "--set",
+            "push.client_cert_file=\"/nonexistent/c.pem\"",
+        ]) else {
+            panic!("not run")
+        };
+        let e = run.load().unwrap_err();
+        assert!(e.contains("push.client_key_file"), "{e}");
+    }
+
+    #[test]
     fn from_daemon_must_be_loopback() {
         let Command::Check(c) = parse(&["check", "--from-daemon", "10.0.0.1:9899"]) else {
             panic!()
