@@ -230,9 +230,10 @@ for path in files:
         else:
             kustomizations.append(d)
         continue
-    for i, doc in enumerate(yaml.safe_load_all(open(path))):
-        if doc is None:
-            continue
+    docs = [d for d in yaml.safe_load_all(open(path)) if d is not None]
+    if not docs:
+        print(f"FAIL {rel}: no document in it"); failed += 1
+    for i, doc in enumerate(docs):
         counted += 1
         failed += check(doc, f"{rel} #{i}")
 
@@ -243,6 +244,9 @@ for d in kustomizations:
     if r.returncode != 0:
         print(f"FAIL kubectl kustomize {rel}: {r.stderr.strip()}"); failed += 1; continue
     docs = [x for x in yaml.safe_load_all(r.stdout) if x]
+    if not docs:
+        print(f"FAIL kubectl kustomize {rel}: rendered nothing: {r.stderr.strip()}"); failed += 1
+        continue
     print(f"ok   kubectl kustomize {rel}: {len(docs)} documents")
     for doc in docs:
         counted += 1
