@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    agent::push_client::install_crypto_provider();
     match Cli::parse().command {
         Command::Run(args) => match args.load() {
             Err(e) => config_error(&e),
@@ -67,7 +68,7 @@ fn finished<E: std::error::Error + Send + Sync + 'static>(r: Result<(), E>) -> E
 /// One round (or the daemon's cached one), printed; exits the process at once afterwards, so a
 /// check stuck in the kernel cannot keep it alive.
 fn check(args: &CheckArgs, config: &agent::config::Config) -> ExitCode {
-    let deadline = daemon::longest_timeout(config) + Duration::from_secs(1);
+    let deadline = config.longest_timeout() + Duration::from_secs(1);
     if args.output == Output::Yarn {
         // Whatever hangs (even reading the node's identity), the health script answers in time.
         std::thread::spawn(move || {
@@ -86,7 +87,7 @@ fn check(args: &CheckArgs, config: &agent::config::Config) -> ExitCode {
                 // The /livez rule: a verdict older than 3 intervals + the longest deadline is
                 // from a stalled loop, and is not the node's state any more.
                 let max_age = Duration::from_secs_f64(config.interval_seconds * 3.0)
-                    + daemon::longest_timeout(config);
+                    + config.longest_timeout();
                 if let Some(why) = yarn::stale(&r, max_age) {
                     let _once = PRINTING.lock();
                     print!("{}", yarn::no_verdict(&why));

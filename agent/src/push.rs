@@ -12,7 +12,7 @@
 use crate::engine::Snapshot;
 pub use crate::outputs::PushStats;
 use proto::Status;
-use rand::Rng;
+use rand::RngExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -105,6 +105,14 @@ pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, ClientError>
     }
 }
 
+/// Makes ring the process-wide rustls provider. reqwest is built with `rustls-no-provider` (its
+/// only other rustls choice, aws-lc-rs, needs cmake for the static musl build), so any reqwest
+/// client built without a preconfigured TLS config (ours always has one) panics unless a
+/// provider is installed first: `main` and the tests' HTTP client call this. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The push client: `timeout` per request (body included), no redirects, our TLS.
 pub fn build(timeout: Duration, files: &TlsFiles) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
