@@ -17,6 +17,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     echo "build.sh: adding the Rust target $target" >&2
     rustup target add "$target"
 fi
+# ring (rustls' crypto) compiles a little C and assembly; its code needs no libc, so the host's gcc
+# serves for the musl target when no musl-gcc is installed.
+export CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-$(command -v musl-gcc || command -v x86_64-linux-musl-gcc || echo gcc)}"
 (cd "$root" && cargo build --release --locked --target "$target" \
     -p gluten-node-agent --bin gluten-node-agent)
 bin="$root/target/$target/release/gluten-node-agent"

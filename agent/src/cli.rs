@@ -167,6 +167,10 @@ pub struct CommonArgs {
     /// File holding the aggregator's bearer token. Key `push.token_file`.
     #[arg(long, value_name = "FILE")]
     pub push_token_file: Option<PathBuf>,
+    /// PEM CA certificates for an `https://` push URL, besides the system roots. Key
+    /// `push.ca_file`.
+    #[arg(long, value_name = "FILE")]
+    pub push_ca_file: Option<PathBuf>,
     /// Any config key, e.g. `--set scratch.dirs='["/data1","/data2"]'` (value in TOML syntax).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     pub set: Vec<(String, toml::Value)>,
@@ -185,7 +189,8 @@ impl CommonArgs {
             .set("check_timeout_seconds", &self.check_timeout_seconds)
             .set("node_name", &self.node_name)
             .set("push.url", &self.push_url)
-            .set("push.token_file", &self.push_token_file);
+            .set("push.token_file", &self.push_token_file)
+            .set("push.ca_file", &self.push_ca_file);
         o
     }
 
@@ -212,12 +217,17 @@ pub struct RunArgs {
     /// Address to serve HTTP on. Key `listen`.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// node-feature-discovery features file to write after every round. Key
+    /// `nfd.features_file`.
+    #[arg(long, value_name = "FILE")]
+    pub nfd_features_file: Option<PathBuf>,
 }
 
 impl RunArgs {
     pub fn load(&self) -> Result<Config, String> {
         let mut o = Overrides::default();
-        o.set("listen", &self.listen);
+        o.set("listen", &self.listen)
+            .set("nfd.features_file", &self.nfd_features_file);
         self.common.load(o)
     }
 }
@@ -300,6 +310,8 @@ mod tests {
             "json",
             "--listen",
             "127.0.0.1:1",
+            "--nfd-features-file",
+            "/etc/kubernetes/node-feature-discovery/features.d/gluten",
         ]) else {
             panic!("not run")
         };
@@ -309,6 +321,16 @@ mod tests {
         assert_eq!(c.push.token_file, Some(PathBuf::from("/t")));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(
+            c.nfd.features_file,
+            Some(PathBuf::from(
+                "/etc/kubernetes/node-feature-discovery/features.d/gluten"
+            ))
+        );
+        let Command::Run(run) = parse(&["run", "--nfd-features-file", ".hidden"]) else {
+            panic!("not run")
+        };
+        assert!(run.load().unwrap_err().contains("nfd.features_file"));
     }
 
     #[test]
@@ -339,6 +361,27 @@ mod tests {
             panic!()
         };
         assert!(a.load().unwrap_err().contains("max_report_bytes"));
+    }
+
+    #[test]
+    fn push_tls_files_are_checked_naming_their_keys() {
+        let Command::Run(run) = parse(&["run", "--push-ca-file", "/nonexistent/ca.pem"]) else {
+            panic!("not run")
+        };
+        let e = run.load().unwrap_err();
+        assert!(
+            e.contains("push.ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let Command::Run(run) = parse(&[
+            "run",
+            "--set",
+            "push.client_cert_file=\"/nonexistent/c.pem\"",
+        ]) else {
+            panic!("not run")
+        };
+        let e = run.load().unwrap_err();
+        assert!(e.contains("push.client_key_file"), "{e}");
     }
 
     #[test]

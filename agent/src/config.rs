@@ -58,6 +58,7 @@ pub struct Config {
     pub node_name: Option<String>,
     pub log_format: LogFormat,
     pub push: PushConfig,
+    pub nfd: crate::outputs::nfd::NfdConfig,
     /// The table of every registered check, in report order (filled from the registry, never
     /// by serde directly).
     #[serde(skip)]
@@ -86,6 +87,11 @@ pub struct PushConfig {
     pub max_backoff_seconds: f64,
     /// Seconds between pushes while nothing changes; default the round interval.
     pub interval_seconds: Option<f64>,
+    /// PEM CA certificates trusted for an `https://` url, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) and key for mTLS; both or neither.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for PushConfig {
@@ -97,6 +103,9 @@ impl Default for PushConfig {
             timeout_seconds: 5.0,
             max_backoff_seconds: 60.0,
             interval_seconds: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -175,6 +184,7 @@ impl Config {
             node_name: None,
             log_format: LogFormat::Text,
             push: PushConfig::default(),
+            nfd: Default::default(),
             checks: registry.iter().map(|r| (*r, r.default_section())).collect(),
         }
     }
@@ -308,6 +318,24 @@ impl Config {
                 format!("must start with http:// or https://, got {url:?}"),
             );
         }
+        if self.push.client_cert_file.is_some() != self.push.client_key_file.is_some() {
+            return bad(
+                "push.client_cert_file",
+                "push.client_cert_file and push.client_key_file go together".into(),
+            );
+        }
+        for (key, path) in [
+            ("push.ca_file", &self.push.ca_file),
+            ("push.client_cert_file", &self.push.client_cert_file),
+            ("push.client_key_file", &self.push.client_key_file),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                return bad(key, format!("{} is not a readable file", p.display()));
+            }
+        }
+        self.nfd.validate().map_err(ConfigError::Invalid)?;
         for (r, s) in self.sections() {
             if let Some(t) = s.common().timeout_seconds
                 && !(t.is_finite() && t > 0.0)

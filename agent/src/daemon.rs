@@ -25,6 +25,8 @@ pub enum DaemonError {
     },
     #[error("serving HTTP: {0}")]
     Http(#[source] std::io::Error),
+    #[error(transparent)]
+    Push(#[from] crate::push_client::ClientError),
 }
 
 /// The runtime both the daemon and the aggregator run on: two workers (checks run on their own
@@ -101,11 +103,28 @@ pub async fn run(
     tracing::info!(listen = %local, host_root = %config.host_root.display(), "serving");
 
     if let Some(settings) = crate::push::PushSettings::from_config(&config) {
+        let client = crate::push_client::build(settings.timeout, &settings.tls)?;
+        if let Some(w) = crate::push_client::plain_token_warning(
+            &settings.endpoint,
+            settings.token_file.is_some(),
+        ) {
+            tracing::warn!("{w}");
+        }
         tracing::info!(endpoint = %settings.endpoint, node = %config.effective_node_name(), "pushing reports");
         tokio::spawn(crate::push::run(
             settings,
+            client,
             tx.subscribe(),
             push_stats,
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(path) = config.nfd.features_file.clone() {
+        tracing::info!(path = %path.display(), "writing node-feature-discovery labels");
+        tokio::spawn(crate::outputs::nfd::run(
+            path,
+            interval,
+            tx.subscribe(),
             stop_rx.clone(),
         ));
     }

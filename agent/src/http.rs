@@ -221,13 +221,22 @@ async fn health_check(State(st): State<Arc<AppState>>, Path(name): Path<String>)
 }
 
 /// The verdict in one line (`ok`, `fail: scratch, memory`, ...): 200 unless a check fails, 503
-/// then and before the first round. For node-readiness-controller's reporter, which copies a
-/// non-2xx body into the node condition's message.
+/// then, before the first round, and while the check loop is stalled (a stale `ok` must not keep
+/// a node untainted). For node-readiness-controller's reporter, which copies a non-2xx body into
+/// the node condition's message.
 async fn health_verdict(State(st): State<Arc<AppState>>) -> Response {
+    let age = st.heartbeat.age();
     match st.current() {
         None => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "unknown: no check round has completed yet\n".into(),
+        ),
+        Some(_) if age > st.live_threshold => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "unknown: check loop stalled, last beat {} ago\n",
+                crate::time::format_seconds(age.as_secs_f64())
+            ),
         ),
         Some(s) => text(
             verdict_code(s.report.status),
@@ -407,13 +416,23 @@ mod tests {
 
     #[tokio::test]
     async fn livez_fails_once_the_loop_stops_beating() {
-        let (r, _tx, hb) = app(Duration::from_millis(50));
+        let (r, tx, hb) = app(Duration::from_millis(50));
+        tx.send_replace(Some(snapshot(vec![check("memory", Status::Ok)])));
         assert_eq!(call(&r, "/livez").await.0, StatusCode::OK);
+        assert_eq!(
+            call(&r, "/health/verdict").await,
+            (StatusCode::OK, "ok\n".into())
+        );
         tokio::time::sleep(Duration::from_millis(120)).await;
         let (code, body) = call(&r, "/livez").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("check loop stalled"), "{body}");
+        // A stale `ok` is not served as a verdict.
+        let (code, body) = call(&r, "/health/verdict").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("unknown: check loop stalled"), "{body}");
         hb.beat();
+        assert_eq!(call(&r, "/health/verdict").await.0, StatusCode::OK);
         assert_eq!(call(&r, "/livez").await.0, StatusCode::OK);
     }
 }

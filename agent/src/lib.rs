@@ -18,6 +18,7 @@ pub mod notify;
 pub mod outputs;
 pub mod procfs_text;
 pub mod push;
+pub mod push_client;
 pub mod spark_conf;
 pub mod time;
 pub mod token;

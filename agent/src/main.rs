@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    agent::push_client::install_crypto_provider();
     match Cli::parse().command {
         Command::Run(args) => match args.load() {
             Err(e) => config_error(&e),
@@ -82,6 +83,18 @@ fn check(args: &CheckArgs, config: &agent::config::Config) -> ExitCode {
     }
     let report = match args.from_daemon {
         Some(addr) => match yarn::fetch_daemon_report(addr, Duration::from_secs(2)) {
+            Ok(r) if args.output == Output::Yarn => {
+                // The /livez rule: a verdict older than 3 intervals + the longest deadline is
+                // from a stalled loop, and is not the node's state any more.
+                let max_age = Duration::from_secs_f64(config.interval_seconds * 3.0)
+                    + config.longest_timeout();
+                if let Some(why) = yarn::stale(&r, max_age) {
+                    let _once = PRINTING.lock();
+                    print!("{}", yarn::no_verdict(&why));
+                    std::process::exit(0)
+                }
+                r
+            }
             Ok(r) => r,
             Err(why) if args.output == Output::Yarn => {
                 let _once = PRINTING.lock();

@@ -63,6 +63,8 @@ pub struct PushSettings {
     pub timeout: Duration,
     pub max_backoff: Duration,
     pub interval: Duration,
+    /// CA, client certificate and key (`push.ca_file`, `client_cert_file`, `client_key_file`).
+    pub tls: crate::push_client::TlsFiles,
 }
 
 impl PushSettings {
@@ -76,6 +78,11 @@ impl PushSettings {
             interval: Duration::from_secs_f64(
                 c.push.interval_seconds.unwrap_or(c.interval_seconds),
             ),
+            tls: crate::push_client::TlsFiles {
+                ca_file: c.push.ca_file.clone(),
+                client_cert_file: c.push.client_cert_file.clone(),
+                client_key_file: c.push.client_key_file.clone(),
+            },
         })
     }
 }
@@ -90,21 +97,15 @@ pub fn endpoint(url: &str) -> String {
     }
 }
 
-/// Runs until `shutdown` turns true. Never returns early, whatever the aggregator does.
+/// Runs until `shutdown` turns true, with `client` from [`crate::push_client::build`]. Never
+/// returns early, whatever the aggregator does.
 pub async fn run(
     settings: PushSettings,
+    client: reqwest::Client,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     stats: Arc<PushStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder().timeout(settings.timeout).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the push HTTP client; not pushing");
-            let _ = shutdown.changed().await;
-            return;
-        }
-    };
     // The fingerprint the aggregator last acknowledged, and when the next periodic push is due.
     let mut acked: Option<Fingerprint> = None;
     let mut next_periodic = Instant::now();
@@ -196,11 +197,24 @@ async fn push_once(
     if status.is_success() {
         return Ok(());
     }
-    let body = resp.text().await.unwrap_or_default();
-    let why = serde_json::from_str::<proto::ApiError>(&body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| body.chars().take(200).collect());
-    Err(format!("aggregator answered {status}: {why}"))
+    if status.is_redirection() {
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| l.chars().take(200).collect::<String>())
+            .unwrap_or_default();
+        return Err(format!(
+            "aggregator answered {status} (to {to:?}): redirects are not followed, set push.url \
+             to the final address"
+        ));
+    }
+    // Never more than a few KiB, however much the target sends.
+    let body = crate::push_client::read_capped(resp, crate::push_client::MAX_ERROR_BODY).await;
+    Err(format!(
+        "aggregator answered {status}: {}",
+        crate::push_client::excerpt(&body)
+    ))
 }
 
 #[cfg(test)]

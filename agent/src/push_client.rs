@@ -1,0 +1,230 @@
+//! The push's HTTP client, hardened against the target it talks to: rustls only (ring, no
+//! OpenSSL: the image is a static musl binary) with the system roots plus `[push] ca_file` and an
+//! optional client certificate (mTLS); no redirect is followed (a 302 would turn the POST into a
+//! body-less GET that "succeeds"); and at most [`MAX_ERROR_BODY`] bytes of any answer are read,
+//! however much the target sends.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most bytes of a response body the push ever reads (only of a non-2xx answer, for the log).
+pub const MAX_ERROR_BODY: usize = 4096;
+
+/// TLS material of the push, from `[push]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsFiles {
+    /// PEM certificates trusted in addition to the system roots (`push.ca_file`).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain and its key, for mTLS (`push.client_cert_file`,
+    /// `push.client_key_file`).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+}
+
+/// Why the push client could not be built; names the file and the config key.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("config key `{key}`: {path}: {why}")]
+    File {
+        key: &'static str,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("push TLS setup: {0}")]
+    Tls(String),
+    #[error("push HTTP client: {0}")]
+    Http(String),
+}
+
+fn pem_certs(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, ClientError> {
+    use rustls_pki_types::pem::PemObject;
+    let bad = |why: String| ClientError::File {
+        key,
+        path: path.to_path_buf(),
+        why,
+    };
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// The rustls configuration of the push: system roots (those that parse; none is fine when
+/// `ca_file` is given), `ca_file`, and the client certificate when both files are given.
+pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if let Some(ca) = &files.ca_file {
+        for cert in pem_certs("push.ca_file", ca)? {
+            roots.add(cert).map_err(|e| ClientError::File {
+                key: "push.ca_file",
+                path: ca.clone(),
+                why: e.to_string(),
+            })?;
+        }
+    } else if added == 0 {
+        tracing::debug!("no system root certificates found; https:// push needs push.ca_file");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+    match (&files.client_cert_file, &files.client_key_file) {
+        (None, None) => Ok(builder.with_no_client_auth()),
+        (Some(cert), Some(key)) => {
+            use rustls_pki_types::pem::PemObject;
+            let chain = pem_certs("push.client_cert_file", cert)?;
+            let key_der = rustls_pki_types::PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                ClientError::File {
+                    key: "push.client_key_file",
+                    path: key.clone(),
+                    why: e.to_string(),
+                }
+            })?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| ClientError::File {
+                    key: "push.client_key_file",
+                    path: key.clone(),
+                    why: format!("does not match push.client_cert_file: {e}"),
+                })
+        }
+        _ => Err(ClientError::Tls(
+            "push.client_cert_file and push.client_key_file go together".into(),
+        )),
+    }
+}
+
+/// Makes ring the process-wide rustls provider. reqwest is built with `rustls-no-provider` (its
+/// only other rustls choice, aws-lc-rs, needs cmake for the static musl build), so any reqwest
+/// client built without a preconfigured TLS config (ours always has one) panics unless a
+/// provider is installed first: `main` and the tests' HTTP client call this. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The push client: `timeout` per request (body included), no redirects, our TLS.
+pub fn build(timeout: Duration, files: &TlsFiles) -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(tls_config(files)?)
+        .build()
+        .map_err(|e| ClientError::Http(e.to_string()))
+}
+
+/// At most `limit` bytes of `resp`'s body; the rest is never read (dropping the response closes
+/// the connection).
+pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - out.len();
+                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// A short, printable excerpt of an error body for the log: the `error` of a JSON
+/// [`proto::ApiError`], else the first 200 printable characters.
+pub fn excerpt(body: &[u8]) -> String {
+    if let Ok(e) = serde_json::from_slice::<proto::ApiError>(body) {
+        return e.error.chars().take(200).collect();
+    }
+    String::from_utf8_lossy(body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// The warning to log at start when a bearer token would travel in clear text: an `http://` URL
+/// to anything but a loopback address. `None` when there is nothing to warn about.
+pub fn plain_token_warning(url: &str, has_token: bool) -> Option<String> {
+    if !has_token {
+        return None;
+    }
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if parsed.scheme() != "http" {
+        return None;
+    }
+    let host = parsed.host_str()?;
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| {
+        format!(
+            "push.url {url} is plain http to a non-loopback host: the bearer token in \
+             push.token_file travels in clear text; use https:// (push.ca_file for a private CA)"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_with_a_token_to_a_remote_host_warns() {
+        let w = |u| plain_token_warning(u, true);
+        assert!(w("http://aggregator:9900").is_some());
+        assert!(w("http://10.0.0.5:9900/api/v1/reports").is_some());
+        assert!(w("http://127.0.0.1:9900").is_none());
+        assert!(w("http://localhost:9900").is_none());
+        assert!(w("http://[::1]:9900").is_none());
+        assert!(w("https://aggregator:9900").is_none());
+        assert!(plain_token_warning("http://aggregator:9900", false).is_none());
+    }
+
+    #[test]
+    fn excerpts_are_short_and_printable() {
+        assert_eq!(excerpt(br#"{"error":"bad token"}"#), "bad token");
+        let noisy = [b'\x1b', b'[', b'2', b'J'].repeat(100);
+        let e = excerpt(&noisy);
+        assert!(
+            e.len() <= 200 && !e.chars().any(|c| c.is_control()),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn bad_tls_files_name_the_key_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = tls_config(&TlsFiles {
+            ca_file: Some(empty.clone()),
+            ..TlsFiles::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("push.ca_file") && e.contains("empty.pem"), "{e}");
+        let e = tls_config(&TlsFiles {
+            client_cert_file: Some(empty),
+            ..TlsFiles::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("go together"), "{e}");
+    }
+}
