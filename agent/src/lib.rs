@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod notify;
 pub mod procfs_text;
 pub mod push;
+pub mod server;
 pub mod spark_conf;
 pub mod time;
