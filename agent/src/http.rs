@@ -1,9 +1,10 @@
 //! The agent's HTTP server: probes (`/livez`, `/readyz`), the node verdict (`/health`,
-//! `/health/{check}`), Prometheus `/metrics` and a landing page. Every handler reads the cached
-//! snapshot of the last round and returns at once: nothing here touches the host.
+//! `/health/{check}`, the one-line `/health/verdict`), Prometheus `/metrics` (rendered by
+//! whatever [`MetricsRender`] the daemon hands in) and a landing page. Every handler reads the
+//! cached snapshot of the last round and returns at once: nothing here touches the host.
 
 use crate::engine::{Heartbeat, Snapshot};
-use crate::metrics::{self, MetricsCache};
+use crate::outputs::{MetricsFormat, MetricsRender, verdict};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,7 +22,7 @@ pub struct AppState {
     heartbeat: Arc<Heartbeat>,
     /// `/livez` fails once the heartbeat is older than this.
     live_threshold: Duration,
-    metrics: MetricsCache,
+    metrics: Arc<dyn MetricsRender>,
     /// The enabled checks, for `/health/{check}` errors.
     check_names: Vec<String>,
     json: Mutex<Option<JsonCache>>,
@@ -39,7 +40,7 @@ impl AppState {
         snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
         heartbeat: Arc<Heartbeat>,
         live_threshold: Duration,
-        metrics: MetricsCache,
+        metrics: Arc<dyn MetricsRender>,
         check_names: Vec<String>,
     ) -> Self {
         AppState {
@@ -97,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/-/ready", get(readyz))
         .route("/health", get(health))
+        .route("/health/verdict", get(health_verdict))
         .route("/health/{check}", get(health_check))
         .route("/metrics", get(metrics_handler))
         .with_state(state)
@@ -218,17 +220,31 @@ async fn health_check(State(st): State<Arc<AppState>>, Path(name): Path<String>)
     }
 }
 
+/// The verdict in one line (`ok`, `fail: scratch, memory`, ...): 200 unless a check fails, 503
+/// then and before the first round. For node-readiness-controller's reporter, which copies a
+/// non-2xx body into the node condition's message.
+async fn health_verdict(State(st): State<Arc<AppState>>) -> Response {
+    match st.current() {
+        None => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unknown: no check round has completed yet\n".into(),
+        ),
+        Some(s) => text(
+            verdict_code(s.report.status),
+            format!("{}\n", verdict::line(&s.report)),
+        ),
+    }
+}
+
 async fn metrics_handler(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let om = metrics::wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let body = st.metrics.render(st.current(), om);
-    let ct = if om {
-        metrics::CONTENT_TYPE_OPENMETRICS
-    } else {
-        metrics::CONTENT_TYPE_TEXT
-    };
+    let format =
+        MetricsFormat::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let body = st.metrics.render(st.current(), format);
     let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     r
 }
 
@@ -244,7 +260,8 @@ async fn landing(State(st): State<Arc<AppState>>) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>gluten-node-agent</title></head>\
          <body><h1>gluten-node-agent {}</h1><p>Node status: <b>{status}</b></p><ul>\
-         <li><a href=\"/health\">/health</a>: node verdict (JSON; 200, or 503 when a check fails)</li>{checks}\
+         <li><a href=\"/health\">/health</a>: node verdict (JSON; 200, or 503 when a check fails)</li>\
+         <li><a href=\"/health/verdict\">/health/verdict</a>: the verdict in one line (200 or 503)</li>{checks}\
          <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\
          <li><a href=\"/livez\">/livez</a>: liveness (check loop alive)</li>\
          <li><a href=\"/readyz\">/readyz</a>: readiness (first round done)</li></ul></body></html>\n",
@@ -298,6 +315,14 @@ mod tests {
         })
     }
 
+    /// A metrics renderer that names the format it was asked for.
+    struct Fixed;
+    impl MetricsRender for Fixed {
+        fn render(&self, _: Option<Arc<Snapshot>>, format: MetricsFormat) -> Bytes {
+            Bytes::from(format!("{format:?}\n"))
+        }
+    }
+
     fn app(
         live_threshold: Duration,
     ) -> (Router, watch::Sender<Option<Arc<Snapshot>>>, Arc<Heartbeat>) {
@@ -308,7 +333,7 @@ mod tests {
             rx,
             hb.clone(),
             live_threshold,
-            MetricsCache::new(15.0, None),
+            Arc::new(Fixed),
             vec!["memory".into(), "scratch".into()],
         );
         (router(Arc::new(state)), tx, hb)
@@ -333,7 +358,13 @@ mod tests {
         let (code, body) = call(&r, "/health").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("no check round has completed yet"), "{body}");
-        assert_eq!(call(&r, "/metrics").await.0, StatusCode::OK);
+        assert_eq!(
+            call(&r, "/metrics").await,
+            (StatusCode::OK, "Text\n".into())
+        );
+        let (code, body) = call(&r, "/health/verdict").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body.lines().count(), 1, "{body}");
     }
 
     #[tokio::test]
@@ -345,6 +376,11 @@ mod tests {
         ])));
         assert_eq!(call(&r, "/health").await.0, StatusCode::OK);
         assert_eq!(call(&r, "/readyz").await.0, StatusCode::OK);
+        let (code, body) = call(&r, "/health/verdict").await;
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::OK, "unknown: memory; warn: scratch\n")
+        );
         tx.send_replace(Some(snapshot(vec![
             check("memory", Status::Ok),
             check("scratch", Status::Fail),
@@ -356,6 +392,11 @@ mod tests {
         let (code, body) = call(&r, "/health/scratch").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("scratch is fail"), "{body}");
+        let (code, body) = call(&r, "/health/verdict").await;
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "fail: scratch\n")
+        );
         let (code, body) = call(&r, "/health/numa").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
         assert!(body.contains("disabled"), "{body}");

@@ -1,10 +1,10 @@
 //! Prometheus encoding of the latest round plus the agent's self-metrics, with `prometheus-client`
-//! (a `Collector` over the immutable snapshot). OpenMetrics when the scraper asks for it, the
-//! classic text format (0.0.4) otherwise. Rendered text is cached per round, so a scrape is a
-//! copy of bytes.
+//! (a `Collector` over the immutable snapshot): its OpenMetrics encoder, or its classic text
+//! (0.0.4) encoder, whichever the scraper negotiated. Rendered bodies are cached per round, so a
+//! scrape is a copy of bytes.
 
 use crate::engine::Snapshot;
-use crate::push::PushStats;
+use crate::outputs::{MetricsFormat, MetricsRender, PushSnapshot, PushStats};
 use bytes::Bytes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -15,10 +15,6 @@ use prometheus_client::registry::Registry;
 use proto::Status;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-pub const CONTENT_TYPE_OPENMETRICS: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Self-metrics of this process, read from the real `/proc/self` (not the host root).
 #[derive(Debug, Clone, Default)]
@@ -67,7 +63,7 @@ type Family = (
 struct Exposition {
     snapshot: Option<Arc<Snapshot>>,
     process: ProcessStats,
-    push: Option<crate::push::PushSnapshot>,
+    push: Option<PushSnapshot>,
     interval_seconds: f64,
 }
 
@@ -308,80 +304,38 @@ impl Collector for Exposition {
     }
 }
 
-/// Encodes one exposition in OpenMetrics text.
-fn encode_openmetrics(e: Exposition) -> String {
+/// Encodes one exposition with prometheus-client's own encoder for `format`.
+fn encode(e: Exposition, format: MetricsFormat) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(e));
     let mut out = String::with_capacity(16 * 1024);
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    let _ = match format {
+        MetricsFormat::OpenMetrics => {
+            prometheus_client::encoding::text::encode(&mut out, &registry)
+        }
+        MetricsFormat::Text => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        }
+    };
     out
 }
 
-/// The classic text format (0.0.4) from OpenMetrics text: no `# EOF`/`# UNIT`, counter families
-/// named with their `_total` suffix, info families as `_info` gauges.
-pub fn openmetrics_to_text(om: &str) -> String {
-    let mut renamed: Vec<(String, String, &'static str)> = Vec::new();
-    for line in om.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut w = rest.split(' ');
-            if let (Some(name), Some(kind)) = (w.next(), w.next()) {
-                match kind {
-                    "counter" => {
-                        renamed.push((name.to_string(), format!("{name}_total"), "counter"))
-                    }
-                    "info" => renamed.push((name.to_string(), format!("{name}_info"), "gauge")),
-                    _ => {}
-                }
-            }
-        }
-    }
-    let mut out = String::with_capacity(om.len());
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let mut written = false;
-        for (prefix, is_type) in [("# HELP ", false), ("# TYPE ", true)] {
-            if let Some(rest) = line.strip_prefix(prefix) {
-                let name = rest.split(' ').next().unwrap_or("");
-                if let Some((_, new, kind)) = renamed.iter().find(|(old, _, _)| old == name) {
-                    out.push_str(prefix);
-                    out.push_str(new);
-                    if is_type {
-                        out.push(' ');
-                        out.push_str(kind);
-                    } else {
-                        out.push_str(&rest[name.len()..]);
-                    }
-                    out.push('\n');
-                    written = true;
-                }
-            }
-        }
-        if !written {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// One rendered body in both formats.
-#[derive(Clone)]
+/// One rendered body.
 struct Rendered {
     /// The snapshot rendered (held, so identity comparison is sound) and the push version.
     key: (Option<Arc<Snapshot>>, u64),
     at: Instant,
-    text: Bytes,
-    openmetrics: Bytes,
+    body: Bytes,
 }
 
-/// Renders `/metrics` at most once per round (and per second, for the process figures).
+/// Renders `/metrics` at most once per round and format (and per second, for the process
+/// figures).
 pub struct MetricsCache {
     interval_seconds: f64,
     push: Option<Arc<PushStats>>,
-    cached: Mutex<Option<Rendered>>,
+    /// One slot per format: [text, OpenMetrics].
+    cached: Mutex<[Option<Rendered>; 2]>,
 }
 
 /// How long process figures (RSS, fds, CPU) in a cached body may be reused.
@@ -392,56 +346,59 @@ impl MetricsCache {
         MetricsCache {
             interval_seconds,
             push,
-            cached: Mutex::new(None),
+            cached: Mutex::new([None, None]),
         }
     }
 
-    /// The body for `snapshot`, in OpenMetrics or classic text.
+    /// The body for `snapshot`, in OpenMetrics (`openmetrics`) or classic text.
     pub fn render(&self, snapshot: Option<Arc<Snapshot>>, openmetrics: bool) -> Bytes {
+        let format = if openmetrics {
+            MetricsFormat::OpenMetrics
+        } else {
+            MetricsFormat::Text
+        };
+        self.render_as(snapshot, format)
+    }
+
+    fn render_as(&self, snapshot: Option<Arc<Snapshot>>, format: MetricsFormat) -> Bytes {
         let push_version = self.push.as_ref().map_or(0, |p| p.version());
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut cached[usize::from(format == MetricsFormat::OpenMetrics)];
         let same_snapshot = |r: &Rendered| match (&r.key.0, &snapshot) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (None, None) => true,
             _ => false,
         };
-        if let Some(r) = cached.as_ref()
+        if let Some(r) = slot.as_ref()
             && same_snapshot(r)
             && r.key.1 == push_version
             && r.at.elapsed() < PROCESS_REFRESH
         {
-            return if openmetrics {
-                r.openmetrics.clone()
-            } else {
-                r.text.clone()
-            };
+            return r.body.clone();
         }
         let key = (snapshot.clone(), push_version);
-        let om = encode_openmetrics(Exposition {
-            snapshot,
-            process: ProcessStats::read(),
-            push: self.push.as_ref().map(|p| p.snapshot()),
-            interval_seconds: self.interval_seconds,
-        });
-        let r = Rendered {
+        let body = Bytes::from(encode(
+            Exposition {
+                snapshot,
+                process: ProcessStats::read(),
+                push: self.push.as_ref().map(|p| p.snapshot()),
+                interval_seconds: self.interval_seconds,
+            },
+            format,
+        ));
+        *slot = Some(Rendered {
             key,
             at: Instant::now(),
-            text: Bytes::from(openmetrics_to_text(&om)),
-            openmetrics: Bytes::from(om),
-        };
-        let out = if openmetrics {
-            r.openmetrics.clone()
-        } else {
-            r.text.clone()
-        };
-        *cached = Some(r);
-        out
+            body: body.clone(),
+        });
+        body
     }
 }
 
-/// Whether an `Accept` header asks for OpenMetrics.
-pub fn wants_openmetrics(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+impl MetricsRender for MetricsCache {
+    fn render(&self, snapshot: Option<Arc<Snapshot>>, format: MetricsFormat) -> Bytes {
+        self.render_as(snapshot, format)
+    }
 }
 
 #[cfg(test)]
@@ -449,41 +406,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classic_text_renames_counters_and_infos_and_drops_eof() {
-        let om = "# HELP a_build Build.\n# TYPE a_build info\na_build_info{version=\"1\"} 1\n\
-                  # HELP a_rounds Rounds.\n# TYPE a_rounds counter\na_rounds_total 3\n\
-                  # HELP a_g G.\n# TYPE a_g gauge\na_g 1.5\n# EOF\n";
-        let t = openmetrics_to_text(om);
-        assert_eq!(
-            t,
-            "# HELP a_build_info Build.\n# TYPE a_build_info gauge\na_build_info{version=\"1\"} 1\n\
-             # HELP a_rounds_total Rounds.\n# TYPE a_rounds_total counter\na_rounds_total 3\n\
-             # HELP a_g G.\n# TYPE a_g gauge\na_g 1.5\n"
-        );
-    }
-
-    #[test]
-    fn renders_without_a_round_and_ends_with_eof_in_openmetrics() {
+    fn renders_without_a_round_and_ends_with_eof_in_openmetrics_only() {
         let cache = MetricsCache::new(15.0, None);
         let om = cache.render(None, true);
         let om = std::str::from_utf8(&om).unwrap();
         assert!(om.ends_with("# EOF\n"), "{om}");
         assert!(om.contains("gluten_node_build_info{version="), "{om}");
+        assert!(
+            om.contains("# TYPE gluten_node_rounds counter\ngluten_node_rounds_total 0.0\n"),
+            "{om}"
+        );
         let text = cache.render(None, false);
         let text = std::str::from_utf8(&text).unwrap();
-        assert!(!text.contains("# EOF"));
         assert!(
-            text.contains("# TYPE gluten_node_rounds_total counter\ngluten_node_rounds_total 0"),
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE gluten_node_rounds_total counter\ngluten_node_rounds_total 0.0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE gluten_node_build_info gauge\ngluten_node_build_info{version="),
             "{text}"
         );
     }
 
     #[test]
-    fn accept_negotiation() {
-        assert!(wants_openmetrics(Some(
-            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
-        )));
-        assert!(!wants_openmetrics(Some("text/plain")));
-        assert!(!wants_openmetrics(None));
+    fn push_counters_appear_and_refresh_when_push_stats_change() {
+        let stats = Arc::new(PushStats::default());
+        let cache = MetricsCache::new(15.0, Some(stats.clone()));
+        let body = |c: &MetricsCache| String::from_utf8(c.render(None, false).to_vec()).unwrap();
+        let b = body(&cache);
+        assert!(b.contains("gluten_node_push_failures_total 0.0\n"), "{b}");
+        stats.record_failure();
+        assert!(body(&cache).contains("gluten_node_push_failures_total 1.0\n"));
     }
 }

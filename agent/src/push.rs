@@ -1,4 +1,5 @@
-//! Pushing the report to the fleet aggregator, and the push health counters `/metrics` shows.
+//! Pushing the report to the fleet aggregator; its health counters ([`PushStats`]) live in
+//! `crate::outputs`, where `/metrics` reads them.
 //!
 //! The pusher watches the engine's snapshot channel (a `watch` channel holds only the latest
 //! snapshot, so memory stays bounded however long the aggregator is away). It pushes at once
@@ -9,65 +10,14 @@
 //! It never exits and never blocks the checks or the HTTP endpoints.
 
 use crate::engine::Snapshot;
+pub use crate::outputs::PushStats;
 use proto::Status;
 use rand::RngExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-/// Push health, shared between the pusher and `/metrics`.
-#[derive(Debug, Default)]
-pub struct PushStats {
-    attempts_total: AtomicU64,
-    failures_total: AtomicU64,
-    version: AtomicU64,
-    last_success_unix_seconds: Mutex<f64>,
-}
-
-/// A copy of [`PushStats`] at one instant.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PushSnapshot {
-    pub attempts_total: u64,
-    pub failures_total: u64,
-    pub last_success_unix_seconds: f64,
-}
-
-impl PushStats {
-    pub fn record_success(&self) {
-        self.attempts_total.fetch_add(1, Ordering::Relaxed);
-        *self
-            .last_success_unix_seconds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = crate::time::unix_seconds_now();
-        self.version.fetch_add(1, Ordering::Release);
-    }
-
-    pub fn record_failure(&self) {
-        self.attempts_total.fetch_add(1, Ordering::Relaxed);
-        self.failures_total.fetch_add(1, Ordering::Relaxed);
-        self.version.fetch_add(1, Ordering::Release);
-    }
-
-    /// Changes whenever a counter changes (the metrics cache keys on it).
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    pub fn snapshot(&self) -> PushSnapshot {
-        PushSnapshot {
-            attempts_total: self.attempts_total.load(Ordering::Relaxed),
-            failures_total: self.failures_total.load(Ordering::Relaxed),
-            last_success_unix_seconds: *self
-                .last_success_unix_seconds
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        }
-    }
-}
 
 /// First retry delay after a failure; doubles per consecutive failure up to the cap.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -229,7 +179,7 @@ async fn push_once(
     let mut req = client.post(&settings.endpoint).json(&snapshot.report);
     if let Some(path) = &settings.token_file {
         // Read on every attempt, so a rotated token is picked up without a restart.
-        let token = crate::aggregator::read_token(path)?;
+        let token = crate::token::read_token(path)?;
         req = req.bearer_auth(token);
     }
     let resp = req.send().await.map_err(|e| {

@@ -71,6 +71,26 @@ fn probes_verdict_and_check_endpoints() {
         );
     }
 
+    // The one-line verdict: 503 with the failing checks named, or 200.
+    let v = get(p.addr, "/health/verdict").unwrap();
+    assert_eq!(v.status, expected, "{}", v.body);
+    assert_eq!(v.body.lines().count(), 1, "{}", v.body);
+    let failing: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == proto::Status::Fail)
+        .map(|c| c.name.as_str())
+        .collect();
+    if failing.is_empty() {
+        assert!(!v.body.starts_with("fail"), "{}", v.body);
+    } else {
+        assert!(
+            v.body.starts_with(&format!("fail: {}", failing.join(", "))),
+            "{}",
+            v.body
+        );
+    }
+
     let nf = get(p.addr, "/health/nosuch").unwrap();
     assert_eq!(nf.status, 404);
     let err: proto::ApiError = serde_json::from_str(&nf.body).unwrap();
@@ -147,6 +167,23 @@ fn metrics_negotiate_format_and_pass_promtool() {
         om.body
             .contains("# TYPE gluten_node_rounds counter\ngluten_node_rounds_total ")
     );
+    // q=0 means "not acceptable" (RFC 9110): classic text, not OpenMetrics.
+    let refused = request(
+        p.addr,
+        "GET",
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;q=0, text/plain;q=0.5",
+        )],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        refused.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(!refused.body.contains("# EOF"));
 
     assert!(
         have("promtool"),

@@ -128,15 +128,7 @@ impl AggregatorConfig {
     }
 }
 
-/// The first line of a token file, trimmed; an error when unreadable or empty.
-pub fn read_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let token = text.lines().next().unwrap_or("").trim().to_string();
-    if token.is_empty() {
-        return Err(format!("{}: no token on the first line", path.display()));
-    }
-    Ok(token)
-}
+pub use crate::token::read_token;
 
 /// Why the aggregator could not start.
 #[derive(Debug, thiserror::Error)]

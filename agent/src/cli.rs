@@ -1,0 +1,351 @@
+//! The command line of the one `gluten-node-agent` binary: the clap types of every subcommand
+//! and the one mapping from flags to config keys ([`Overrides`]), used by the agent (`run`,
+//! `check`) and the aggregator alike. A flag is a field with its doc and `--help` text; the line
+//! in its `overrides` method names the config key it sets, so flag and key cannot drift apart.
+
+use crate::aggregator::AggregatorConfig;
+use crate::config::{Config, LogFormat, parse_override};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gluten-node-agent",
+    version,
+    about = "Node agent for Spark + Apache Gluten (Velox) worker hosts"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the daemon: checks in the background, HTTP endpoints, push to the aggregator.
+    Run(RunArgs),
+    /// Run one round of checks, print it, exit 0 (no check fails), 1 (a check fails) or 2.
+    /// With `--output yarn`: the NodeManager health script, always exit 0.
+    Check(CheckArgs),
+    /// Run the fleet aggregator.
+    Aggregator(AggregatorArgs),
+}
+
+/// A value a flag can carry into the config table.
+pub trait ToToml {
+    fn to_toml(&self) -> toml::Value;
+}
+
+impl ToToml for String {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.clone())
+    }
+}
+
+impl ToToml for PathBuf {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.to_string_lossy().into_owned())
+    }
+}
+
+impl ToToml for f64 {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Float(*self)
+    }
+}
+
+impl ToToml for u64 {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Integer(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
+
+impl ToToml for LogFormat {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(match self {
+            LogFormat::Json => "json".into(),
+            LogFormat::Text => "text".into(),
+        })
+    }
+}
+
+/// Config overrides from flags, in the order given: later ones win.
+#[derive(Default, Debug)]
+pub struct Overrides(pub Vec<(String, toml::Value)>);
+
+impl Overrides {
+    /// Sets config `key` when the flag was given.
+    pub fn set<T: ToToml>(&mut self, key: &str, flag: &Option<T>) -> &mut Self {
+        if let Some(v) = flag {
+            self.0.push((key.to_string(), v.to_toml()));
+        }
+        self
+    }
+}
+
+/// Flags of `aggregator`. Each sets the config key of the same name.
+#[derive(Args)]
+pub struct AggregatorArgs {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to serve HTTP on. Key `listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory of the embedded store. Key `data_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL connection string, shared by replicas. Key `database_url`.
+    #[arg(long, value_name = "URL", env = "GLUTEN_AGGREGATOR_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// File holding the bearer token agents must send. Key `auth_token_file`.
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Seconds without a report before a node is stale. Key `stale_after_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    pub stale_after_seconds: Option<f64>,
+    /// Seconds without a report before a node is forgotten. Key `gc_after_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    pub gc_after_seconds: Option<f64>,
+    /// Largest accepted report. Key `max_report_bytes`.
+    #[arg(long, value_name = "BYTES")]
+    pub max_report_bytes: Option<u64>,
+    /// Log format. Key `log_format`.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Only validate the config, then exit 0 or 2.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+impl AggregatorArgs {
+    /// The flags as config overrides (top-level keys).
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::default();
+        o.set("listen", &self.listen)
+            .set("data_dir", &self.data_dir)
+            .set("database_url", &self.database_url)
+            .set("auth_token_file", &self.auth_token_file)
+            .set("stale_after_seconds", &self.stale_after_seconds)
+            .set("gc_after_seconds", &self.gc_after_seconds)
+            .set("max_report_bytes", &self.max_report_bytes)
+            .set("log_format", &self.log_format);
+        o
+    }
+
+    /// The validated config, or the message for exit code 2.
+    pub fn load(&self) -> Result<AggregatorConfig, String> {
+        AggregatorConfig::load(self.config.as_deref(), &self.overrides().0)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Flags shared by `run` and `check`. Each sets the config key named in its help.
+#[derive(Args)]
+pub struct CommonArgs {
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the host's `/` is (`/host` in a container). Key `host_root`.
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+    /// Log format. Key `log_format`.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds between rounds. Key `interval_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    pub interval_seconds: Option<f64>,
+    /// Deadline of one check. Key `check_timeout_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    pub check_timeout_seconds: Option<f64>,
+    /// Name of this node in reports. Key `node_name` (default NODE_NAME, else the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Aggregator base URL. Key `push.url`.
+    #[arg(long, value_name = "URL")]
+    pub push_url: Option<String>,
+    /// File holding the aggregator's bearer token. Key `push.token_file`.
+    #[arg(long, value_name = "FILE")]
+    pub push_token_file: Option<PathBuf>,
+    /// Any config key, e.g. `--set scratch.dirs='["/data1","/data2"]'` (value in TOML syntax).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    pub set: Vec<(String, toml::Value)>,
+    /// Only validate the config (and the host root), then exit 0 or 2.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+impl CommonArgs {
+    /// The flags as config overrides, after any `--set` (so a dedicated flag wins).
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides(self.set.clone());
+        o.set("host_root", &self.host_root)
+            .set("log_format", &self.log_format)
+            .set("interval_seconds", &self.interval_seconds)
+            .set("check_timeout_seconds", &self.check_timeout_seconds)
+            .set("node_name", &self.node_name)
+            .set("push.url", &self.push_url)
+            .set("push.token_file", &self.push_token_file);
+        o
+    }
+
+    /// The validated config with `extra` overrides on top, or the message for exit code 2.
+    pub fn load(&self, extra: Overrides) -> Result<Config, String> {
+        let mut o = self.overrides();
+        o.0.extend(extra.0);
+        let config = Config::load(self.config.as_deref(), &o.0).map_err(|e| e.to_string())?;
+        if !config.host_root.is_dir() {
+            return Err(format!(
+                "config key `host_root`: {} is not a directory",
+                config.host_root.display()
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// Flags of `run`.
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address to serve HTTP on. Key `listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+impl RunArgs {
+    pub fn load(&self) -> Result<Config, String> {
+        let mut o = Overrides::default();
+        o.set("listen", &self.listen);
+        self.common.load(o)
+    }
+}
+
+/// How `check` prints the round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// One line per check, then the node verdict; exit 1 when a check fails.
+    Table,
+    /// Exactly the `/health` body; exit 1 when a check fails.
+    Json,
+    /// YARN NodeManager health script: `ERROR <check>: <summary>` per failing check; exit 0.
+    Yarn,
+}
+
+/// Flags of `check`.
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// `table` (one line per check), `json` (exactly the `/health` body) or `yarn` (the
+    /// NodeManager health script's lines, always exit 0).
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Instead of running a round, read the verdict of the daemon already running on this
+    /// loopback address (its cached `/health`), e.g. `127.0.0.1:9899`.
+    #[arg(long, value_name = "ADDR")]
+    pub from_daemon: Option<SocketAddr>,
+}
+
+impl CheckArgs {
+    pub fn load(&self) -> Result<Config, String> {
+        if let Some(addr) = self.from_daemon
+            && !addr.ip().is_loopback()
+        {
+            return Err(format!(
+                "--from-daemon {addr}: only a loopback address is allowed (the daemon on this node)"
+            ));
+        }
+        self.common.load(Overrides::default())
+    }
+}
+
+/// Logs to stderr in `format`; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("gluten-node-agent").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    #[test]
+    fn agent_flags_map_to_their_config_keys_and_win_over_set() {
+        let Command::Run(run) = parse(&[
+            "run",
+            "--set",
+            "interval_seconds=9",
+            "--interval-seconds",
+            "2.5",
+            "--push-url",
+            "http://agg:9900",
+            "--push-token-file",
+            "/t",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:1",
+        ]) else {
+            panic!("not run")
+        };
+        let c = run.load().unwrap();
+        assert_eq!(c.interval_seconds, 2.5);
+        assert_eq!(c.push.url.as_deref(), Some("http://agg:9900"));
+        assert_eq!(c.push.token_file, Some(PathBuf::from("/t")));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn aggregator_flags_map_to_their_config_keys() {
+        let Command::Aggregator(a) = parse(&[
+            "aggregator",
+            "--listen",
+            "127.0.0.1:2",
+            "--stale-after-seconds",
+            "30",
+            "--gc-after-seconds",
+            "60",
+            "--max-report-bytes",
+            "4096",
+            "--data-dir",
+            "/d",
+        ]) else {
+            panic!("not aggregator")
+        };
+        let c = a.load().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:2");
+        assert_eq!(c.stale_after_seconds, 30.0);
+        assert_eq!(c.gc_after_seconds, 60.0);
+        assert_eq!(c.max_report_bytes, 4096);
+        assert_eq!(c.data_dir, PathBuf::from("/d"));
+        let bad = parse(&["aggregator", "--max-report-bytes", "10"]);
+        let Command::Aggregator(a) = bad else {
+            panic!()
+        };
+        assert!(a.load().unwrap_err().contains("max_report_bytes"));
+    }
+
+    #[test]
+    fn from_daemon_must_be_loopback() {
+        let Command::Check(c) = parse(&["check", "--from-daemon", "10.0.0.1:9899"]) else {
+            panic!()
+        };
+        assert!(c.load().unwrap_err().contains("loopback"));
+    }
+}

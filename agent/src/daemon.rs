@@ -1,0 +1,159 @@
+//! Wiring of the agent daemon (`gluten-node-agent run`), mirroring `aggregator::serve`: the
+//! engine publishes each round's snapshot on a `watch` channel; the outputs (HTTP, metrics,
+//! push, systemd notify, the NFD features file) each read that channel and nothing else of
+//! each other. Also the one-shot round of `gluten-node-agent check`.
+
+use crate::check::Check;
+use crate::config::Config;
+use crate::engine::{self, Engine, Heartbeat, Policy, Snapshot};
+use crate::host::Host;
+use crate::http::{self, AppState};
+use crate::metrics::MetricsCache;
+use crate::outputs::PushStats;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why the daemon could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("listening on {addr} (config key `listen`): {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// The engine and everything it needs, from a validated config.
+pub fn engine_for(config: &Config) -> Engine {
+    let host = Host::new(&config.host_root);
+    let checks: Vec<Arc<dyn Check>> = crate::checks::build(config);
+    let node = engine::node_info(&host, config.effective_node_name());
+    Engine::new(
+        host,
+        node,
+        checks,
+        &engine::policies(config),
+        Policy::with_timeout(Duration::from_secs_f64(config.check_timeout_seconds)),
+    )
+}
+
+/// The longest deadline any one check may run under: a round never takes longer.
+pub fn longest_timeout(config: &Config) -> Duration {
+    engine::policies(config).values().map(|p| p.timeout).fold(
+        Duration::from_secs_f64(config.check_timeout_seconds),
+        Duration::max,
+    )
+}
+
+/// The runtime both the daemon and the aggregator run on: two workers (checks run on their own
+/// threads, the async side only serves and pushes).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// One round, for `check`: bounded by the longest check deadline.
+pub async fn run_once(config: &Config) -> Snapshot {
+    engine_for(config).run_round().await
+}
+
+/// Runs the daemon until `shutdown` completes; then stops within a second.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let engine = engine_for(&config);
+    let names: Vec<String> = engine.check_names().iter().map(|s| s.to_string()).collect();
+    let interval = Duration::from_secs_f64(config.interval_seconds);
+    let heartbeat = Arc::new(Heartbeat::default());
+    heartbeat.beat();
+    let push_stats = Arc::new(PushStats::default());
+    let (tx, rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Three intervals, plus the longest deadline a round may wait on.
+    let live_threshold = interval * 3 + longest_timeout(&config);
+    // systemd Type=notify: READY=1 after the first round, WATCHDOG=1 on the /livez rule.
+    let notifier = crate::notify::Notifier::from_env().map(Arc::new);
+    if let Some(n) = notifier.clone() {
+        tokio::spawn(crate::notify::supervise(
+            n,
+            rx.clone(),
+            heartbeat.clone(),
+            live_threshold,
+            crate::notify::watchdog_interval(),
+            stop_rx.clone(),
+        ));
+    }
+    let state = Arc::new(AppState::new(
+        rx,
+        heartbeat.clone(),
+        live_threshold,
+        Arc::new(MetricsCache::new(
+            config.interval_seconds,
+            Some(push_stats.clone()),
+        )),
+        names,
+    ));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(DaemonError::Http)?;
+    tracing::info!(listen = %local, host_root = %config.host_root.display(), "serving");
+
+    if let Some(settings) = crate::push::PushSettings::from_config(&config) {
+        tracing::info!(endpoint = %settings.endpoint, node = %config.effective_node_name(), "pushing reports");
+        tokio::spawn(crate::push::run(
+            settings,
+            tx.subscribe(),
+            push_stats,
+            stop_rx.clone(),
+        ));
+    }
+    let engine_task = tokio::spawn(engine.run_loop(interval, tx, heartbeat, stop_rx.clone()));
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.changed().await;
+            })
+            .await
+    });
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1");
+    }
+    let _ = stop_tx.send(true);
+    // Give in-flight requests a moment, but never more than a second in all.
+    let _ = tokio::time::timeout(Duration::from_millis(900), async {
+        let _ = engine_task.await;
+        let _ = server.await;
+    })
+    .await;
+    Ok(())
+}
