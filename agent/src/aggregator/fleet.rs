@@ -1,6 +1,7 @@
-//! Pure views of the aggregator: the serving model of one node ([`Node`]), status transitions
-//! between two reports, and the node list, fleet summary, drift groups and metrics computed from
-//! the stored nodes. No I/O and no clock here: `now` is an argument.
+//! Pure fleet logic of the aggregator: the serving model of one node ([`Node`]), status
+//! transitions between two reports, the folding of a batch of reports into one record per node,
+//! and the node list, fleet summary and drift groups computed from the stored nodes. No I/O and no
+//! clock here: `now` is an argument.
 
 use proto::fleet::{
     ABSENT, CheckCount, DriftDimension, DriftGroup, FleetView, NodeSummary, Transition,
@@ -162,6 +163,95 @@ pub fn append_transitions(history: &mut Vec<Transition>, new: Vec<Transition>) {
     }
 }
 
+/// A node as persisted: what survives a restart.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub name: String,
+    pub report_json: Arc<[u8]>,
+    pub last_seen_ms: i64,
+    pub transitions: Arc<Vec<Transition>>,
+    /// Monotonic write number (PostgreSQL's sequence; 0 for the embedded store).
+    pub seq: i64,
+}
+
+/// A report that passed every check, on its way to the store.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub report: NodeReport,
+    /// The report as compact JSON.
+    pub json: Arc<[u8]>,
+}
+
+/// The previous state of a node as the transition computation needs it.
+#[derive(Clone, Default, Debug)]
+pub struct Prev {
+    pub checks: Vec<(String, Status)>,
+    pub transitions: Arc<Vec<Transition>>,
+}
+
+/// What [`fold_batch`] makes of one node's reports in a batch.
+#[derive(Debug)]
+pub struct Folded {
+    pub record: Record,
+    /// The node's checks after the batch (the next report's "previous").
+    pub checks: Vec<(String, Status)>,
+    /// Index in the batch of the report the record holds (the node's last one).
+    pub index: usize,
+    /// Whether the batch added transitions (the store rewrites them only then).
+    pub transitions_changed: bool,
+}
+
+/// Folds a batch of reports over the previous states (`prev`): one record per node, holding its
+/// last report in the batch, with the transitions of every report of the batch accumulated.
+/// Sorted by batch index.
+pub fn fold_batch(
+    batch: &[Accepted],
+    now_ms: i64,
+    mut prev: impl FnMut(&str) -> Option<Prev>,
+) -> Vec<Folded> {
+    let at = rfc3339_ms(now_ms);
+    let mut folded: HashMap<&str, Folded> = HashMap::new();
+    for (index, inc) in batch.iter().enumerate() {
+        let name = inc.report.node.name.as_str();
+        let (before, mut changed) = match folded.remove(name) {
+            Some(f) => (
+                Some(Prev {
+                    checks: f.checks,
+                    transitions: f.record.transitions,
+                }),
+                f.transitions_changed,
+            ),
+            None => (prev(name), false),
+        };
+        let checks = check_statuses(&inc.report);
+        let new = transitions(before.as_ref().map(|p| p.checks.as_slice()), &checks, &at);
+        let mut history = before.map(|p| p.transitions).unwrap_or_default();
+        if !new.is_empty() {
+            append_transitions(Arc::make_mut(&mut history), new);
+            changed = true;
+        }
+        let record = Record {
+            name: name.to_string(),
+            report_json: inc.json.clone(),
+            last_seen_ms: now_ms,
+            transitions: history,
+            seq: 0,
+        };
+        folded.insert(
+            name,
+            Folded {
+                record,
+                checks,
+                index,
+                transitions_changed: changed,
+            },
+        );
+    }
+    let mut out: Vec<Folded> = folded.into_values().collect();
+    out.sort_by_key(|f| f.index);
+    out
+}
+
 /// The fleet summary of `nodes` at `now_ms`.
 pub fn fleet_view<'a>(
     nodes: impl IntoIterator<Item = &'a Node>,
@@ -274,97 +364,6 @@ fn capped(mut names: Vec<&str>) -> (Vec<String>, u64) {
     let omitted = names.len().saturating_sub(MAX_NAMES) as u64;
     names.truncate(MAX_NAMES);
     (names.into_iter().map(str::to_string).collect(), omitted)
-}
-
-/// A counter family: name, help, and (label set, value) samples.
-pub type Counter<'a> = (&'a str, &'a str, Vec<(String, u64)>);
-
-/// The aggregator's `/metrics` gauges for a fleet view, plus its own counters, in the
-/// Prometheus text format.
-pub fn render_metrics(view: &FleetView, counters: &[Counter<'_>]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(4096);
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
-    family(
-        "gluten_fleet_nodes",
-        "gauge",
-        "Nodes known to the aggregator, by the status of their latest report.",
-        view.by_status
-            .iter()
-            .map(|(s, n)| (format!("{{status=\"{s}\"}}"), *n as f64))
-            .collect(),
-    );
-    family(
-        "gluten_fleet_stale_nodes",
-        "gauge",
-        "Nodes without a report within stale_after_seconds.",
-        vec![(String::new(), view.stale as f64)],
-    );
-    family(
-        "gluten_fleet_check_failing_nodes",
-        "gauge",
-        "Nodes whose latest report fails the check.",
-        view.failing_checks
-            .iter()
-            .map(|c| {
-                (
-                    format!("{{check=\"{}\"}}", escape(&c.check)),
-                    c.nodes as f64,
-                )
-            })
-            .collect(),
-    );
-    family(
-        "gluten_fleet_drift_groups",
-        "gauge",
-        "Distinct values of an inventory key across the fleet (1: no drift).",
-        view.drift
-            .iter()
-            .map(|d| {
-                (
-                    format!("{{key=\"{}\"}}", escape(&d.key)),
-                    d.groups.len() as f64,
-                )
-            })
-            .collect(),
-    );
-    family(
-        "gluten_fleet_drift_outlier_nodes",
-        "gauge",
-        "Nodes outside the majority group of an inventory key.",
-        view.drift
-            .iter()
-            .map(|d| {
-                let outliers: u64 = d.groups.iter().skip(1).map(|g| g.nodes).sum();
-                (format!("{{key=\"{}\"}}", escape(&d.key)), outliers as f64)
-            })
-            .collect(),
-    );
-    for (name, help, samples) in counters {
-        family(
-            name,
-            "counter",
-            help,
-            samples
-                .iter()
-                .map(|(l, v)| (l.clone(), *v as f64))
-                .collect(),
-        );
-    }
-    out
-}
-
-/// A Prometheus label value with `\`, `"` and newlines escaped.
-pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC.
@@ -489,12 +488,36 @@ mod tests {
         assert_eq!(d.groups[2].node_names, vec!["c"]);
         let k = v.drift.iter().find(|d| d.key == KERNEL_RELEASE).unwrap();
         assert!(!k.drifted);
-        let m = render_metrics(&v, &[]);
-        assert!(m.contains("gluten_fleet_nodes{status=\"fail\"} 2\n"), "{m}");
-        assert!(
-            m.contains("gluten_fleet_drift_groups{key=\"v.id\"} 3\n"),
-            "{m}"
-        );
+    }
+
+    fn accepted(name: &str, status: Status) -> Accepted {
+        let report = report(name, &[("numa", status)], &[]);
+        let json = Arc::from(serde_json::to_vec(&report).unwrap());
+        Accepted { report, json }
+    }
+
+    #[test]
+    fn a_batch_folds_per_node_and_keeps_every_transition() {
+        let batch = vec![
+            accepted("a", Status::Ok),
+            accepted("b", Status::Ok),
+            accepted("a", Status::Fail),
+        ];
+        let out = fold_batch(&batch, 1000, |_| None);
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].record.name.as_str(), out[0].index), ("b", 1));
+        let a = &out[1];
+        assert_eq!(a.index, 2);
+        assert!(a.transitions_changed);
+        assert_eq!(a.checks[0].1, Status::Fail);
+        assert_eq!(a.record.transitions.len(), 2, "{:?}", a.record.transitions);
+        let again = fold_batch(&batch[2..], 2000, |_| {
+            Some(Prev {
+                checks: a.checks.clone(),
+                transitions: a.record.transitions.clone(),
+            })
+        });
+        assert!(!again[0].transitions_changed);
     }
 
     #[test]

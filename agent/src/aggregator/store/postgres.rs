@@ -2,20 +2,17 @@
 //!
 //! Consistency: writers of all replicas serialise on one transaction-scoped advisory lock, so the
 //! `seq` numbers they take from the sequence commit in order. Each replica serves from its own
-//! memory and polls `seq > watermark` every [`REFRESH`]: a replica reflects another replica's
+//! memory and polls `seq > watermark` every second (`tasks::REFRESH`): a replica reflects another replica's
 //! writes within about one second, and its own at once. Transitions are computed from the row in
 //! the database (under the lock), so they are right whichever replica receives a report.
 
-use super::store::{Folded, Incoming, Prev, Record, StoreError, fold_batch};
+use super::{BoxFuture, KnownPrev, Store, StoreError};
+use crate::aggregator::fleet::{Accepted, Folded, Prev, Record, fold_batch};
 use proto::Status;
 use proto::fleet::Transition;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
-
-/// How often a replica reads what other replicas wrote.
-pub const REFRESH: Duration = Duration::from_secs(1);
 
 /// Key of the advisory lock that orders writes (and schema creation) across replicas.
 const LOCK: i64 = 0x676c_7574_656e; // "gluten" (113715524691310, also in SCHEMA)
@@ -115,7 +112,11 @@ impl Postgres {
     }
 
     /// Commits a batch in one transaction; returns the records written, with their `seq`.
-    pub async fn write(&self, batch: &[Incoming], now_ms: i64) -> Result<Vec<Folded>, StoreError> {
+    pub async fn write_batch(
+        &self,
+        batch: &[Accepted],
+        now_ms: i64,
+    ) -> Result<Vec<Folded>, StoreError> {
         let what = "writing reports to PostgreSQL";
         let mut guard = self.client().await?;
         let client = guard.as_mut().expect("connected");
@@ -181,7 +182,7 @@ impl Postgres {
 
     /// Deletes the named nodes if they are still older than `cutoff_ms` (another replica may
     /// have received a report meanwhile).
-    pub async fn delete(&self, names: &[String], cutoff_ms: i64) -> Result<(), StoreError> {
+    pub async fn delete_older(&self, names: &[String], cutoff_ms: i64) -> Result<(), StoreError> {
         let guard = self.client().await?;
         let c = guard.as_ref().expect("connected");
         c.execute(
@@ -191,5 +192,36 @@ impl Postgres {
         .await
         .map_err(err("deleting departed nodes"))?;
         Ok(())
+    }
+}
+
+impl Store for Postgres {
+    fn describe(&self) -> String {
+        "PostgreSQL".to_string()
+    }
+
+    fn load_all(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        Box::pin(self.changed_since(-1))
+    }
+
+    fn write<'a>(
+        &'a self,
+        batch: &'a [Accepted],
+        now_ms: i64,
+        _known: KnownPrev<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Folded>, StoreError>> {
+        // Other replicas write too: the previous state comes from the rows, not this memory.
+        Box::pin(self.write_batch(batch, now_ms))
+    }
+
+    fn delete(&self, names: Vec<String>, cutoff_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.delete_older(&names, cutoff_ms).await })
+    }
+
+    fn changed_since(
+        &self,
+        watermark: i64,
+    ) -> Option<BoxFuture<'_, Result<Vec<Record>, StoreError>>> {
+        Some(Box::pin(Postgres::changed_since(self, watermark)))
     }
 }
