@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// One connection as the table and its task share it.
-pub(crate) struct ConnState {
-    id: u64,
+/// What the table and a connection's task share about it. Holds no resources: the table may
+/// keep and drop these freely (dropping one never re-enters the table's lock).
+pub(crate) struct Slot {
     /// Requests running (service called, response body not yet finished).
     pub in_flight: AtomicUsize,
     /// When it last became idle (accepted, or its last response finished).
@@ -20,10 +20,9 @@ pub(crate) struct ConnState {
     /// Tells the task to drop the connection now.
     pub kill: Notify,
     evicted: AtomicBool,
-    table: Arc<Inner>,
 }
 
-impl ConnState {
+impl Slot {
     pub fn idle_since(&self) -> Instant {
         *self.idle_since.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -33,11 +32,28 @@ impl ConnState {
     }
 }
 
+/// A connection's registration: dropped (by its task, with the last clone) when it closes,
+/// which takes it out of the table.
+pub(crate) struct ConnState {
+    id: u64,
+    slot: Arc<Slot>,
+    table: Arc<Inner>,
+}
+
+impl std::ops::Deref for ConnState {
+    type Target = Slot;
+    fn deref(&self) -> &Slot {
+        &self.slot
+    }
+}
+
 impl Drop for ConnState {
     fn drop(&mut self) {
-        let mut map = self.table.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&self.id);
-        drop(map);
+        self.table
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
         self.table.closed.notify_waiters();
         release_freed_memory();
     }
@@ -45,7 +61,7 @@ impl Drop for ConnState {
 
 struct Inner {
     /// Open connections by id (ids grow with accept order, so the first is the oldest).
-    map: Mutex<BTreeMap<u64, std::sync::Weak<ConnState>>>,
+    map: Mutex<BTreeMap<u64, Arc<Slot>>>,
     closed: Notify,
 }
 
@@ -78,32 +94,34 @@ impl Table {
     /// A new connection, idle since now.
     pub fn register(&self) -> Arc<ConnState> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let state = Arc::new(ConnState {
-            id,
+        let slot = Arc::new(Slot {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
             activity: Notify::new(),
             kill: Notify::new(),
             evicted: AtomicBool::new(false),
-            table: self.inner.clone(),
         });
         self.inner
             .map
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::downgrade(&state));
-        state
+            .insert(id, slot.clone());
+        Arc::new(ConnState {
+            id,
+            slot,
+            table: self.inner.clone(),
+        })
     }
 
     /// Tells the oldest connection without a request in flight to close; false when every
     /// connection is busy.
     pub fn evict_oldest_idle(&self) -> bool {
         let map = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
-        for conn in map.values().filter_map(|w| w.upgrade()) {
-            if conn.in_flight.load(Ordering::Acquire) == 0
-                && !conn.evicted.swap(true, Ordering::AcqRel)
+        for slot in map.values() {
+            if slot.in_flight.load(Ordering::Acquire) == 0
+                && !slot.evicted.swap(true, Ordering::AcqRel)
             {
-                conn.kill.notify_one();
+                slot.kill.notify_one();
                 return true;
             }
         }
@@ -129,7 +147,7 @@ impl Table {
 
 /// Hands memory that closed connections freed back to the kernel: glibc keeps freed heap pages,
 /// so RSS would stay at its peak after a burst of connections. Coalesced: one `malloc_trim` a
-/// second after the first close of a burst, on a blocking thread.
+/// second after the first close of a burst.
 pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -143,8 +161,9 @@ pub(crate) fn release_freed_memory() {
         rt.spawn(async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             SCHEDULED.store(false, Ordering::Release);
-            // SAFETY: malloc_trim only walks the allocator's own free lists.
-            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+            // SAFETY: malloc_trim only walks the allocator's own free lists. Called inline (a
+            // millisecond on this heap): a blocking thread would linger and count as a thread.
+            unsafe { libc::malloc_trim(0) };
         });
     }
 }
