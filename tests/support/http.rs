@@ -33,6 +33,7 @@ impl Response {
 fn client() -> &'static reqwest::blocking::Client {
     static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
+        crate::tls::install_crypto_provider();
         reqwest::blocking::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)
