@@ -2,13 +2,16 @@
 
 mod agent_cli;
 mod agent_http;
+mod connections;
 mod docker;
 mod faults;
 mod fleet;
 mod hugepages;
 mod memory;
 mod numa;
+mod postgres_tls;
 mod scratch;
 mod systemd;
 mod tidy;
+mod tls;
 mod velox_library;
