@@ -4,7 +4,8 @@
 #   in --strict mode (unknown fields are errors) against Kubernetes $K8S_VERSION;
 # * the Prometheus Operator kinds (PodMonitor, ServiceMonitor, PrometheusRule), which
 #   kubernetes-validate has no schema for, with the pydantic models generated from the operator's
-#   CRDs (PyPI cloudcoil-models-prometheus-operator), unknown fields forbidden;
+#   CRDs (PyPI cloudcoil-models-prometheus-operator), unknown fields forbidden; cert-manager's
+#   Certificate and Issuer (tls/) likewise (PyPI cloudcoil-models-cert-manager);
 # * no document may go unvalidated: an unknown kind is an error, not a skip;
 # * the PrometheusRule's groups equal docker/prometheus/rules.yml;
 # * the ConfigMap's agent.toml passes `gluten-node-agent run --check-config` (needs $AGENT_BIN or
@@ -16,9 +17,9 @@ root="$(cd "$here/../.." && pwd)"
 venv="${K8S_VALIDATE_VENV:-$root/target/k8s-validate-venv}"
 K8S_VERSION="${K8S_VERSION:-1.33.0}"
 
-if [ ! -x "$venv/bin/kubernetes-validate" ] || ! "$venv/bin/python" -c 'import cloudcoil.models.prometheus_operator' 2>/dev/null; then
+if [ ! -x "$venv/bin/kubernetes-validate" ] || ! "$venv/bin/python" -c 'import cloudcoil.models.prometheus_operator, cloudcoil.models.cert_manager' 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q kubernetes-validate==1.37.0 cloudcoil-models-prometheus-operator
+    "$venv/bin/pip" install -q kubernetes-validate==1.37.0 cloudcoil-models-prometheus-operator cloudcoil-models-cert-manager
 fi
 
 "$venv/bin/python" - "$root" "$K8S_VERSION" "${1:-}" <<'PY'
@@ -43,6 +44,9 @@ if pr["spec"] != rules:
 from cloudcoil.models.prometheus_operator import v1 as pov1
 crd_models = {"PodMonitor": pov1.PodMonitor, "ServiceMonitor": pov1.ServiceMonitor,
               "PrometheusRule": pov1.PrometheusRule}
+# cert-manager's kinds (the TLS overlay, tls/), from the models generated from its CRDs.
+from cloudcoil.models.cert_manager import v1 as cmv1
+crd_models.update({"Certificate": cmv1.Certificate, "Issuer": cmv1.Issuer})
 core_kinds = {"Namespace", "PriorityClass", "ServiceAccount", "Secret", "ConfigMap", "DaemonSet",
               "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Pod"}
 
