@@ -273,6 +273,9 @@ struct Pki {
     ca_pem: String,
     cert_pem: String,
     key_pem: String,
+    /// A client certificate of the same CA (for mutual TLS).
+    client_cert_pem: String,
+    client_key_pem: String,
 }
 
 fn pki(names: &[&str]) -> Pki {
@@ -289,10 +292,16 @@ fn pki(names: &[&str]) -> Pki {
         rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(vec!["scraper".to_string()]).unwrap();
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
     Pki {
         ca_pem: ca.pem(),
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        client_cert_pem: client.pem(),
+        client_key_pem: client_key.serialize_pem(),
     }
 }
 
@@ -315,7 +324,16 @@ use rustls_pki_types::pem::PemObject;
 
 /// GET over TLS trusting `ca_pem`: the response text, or the handshake error.
 async fn tls_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<String, String> {
-    let connector = tokio_rustls::TlsConnector::from(client_config(ca_pem));
+    tls_get_with(addr, client_config(ca_pem), path).await
+}
+
+/// GET over TLS with `config`.
+async fn tls_get_with(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    path: &str,
+) -> Result<String, String> {
+    let connector = tokio_rustls::TlsConnector::from(config);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut s = connector
@@ -393,6 +411,30 @@ async fn tls_serves_with_the_right_ca_refuses_a_wrong_one_and_follows_a_rotated_
         kept.as_ref().is_ok_and(|r| r.starts_with("HTTP/1.1 200")),
         "{kept:?}"
     );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_that_never_handshakes_is_closed_at_the_head_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_pki(dir.path(), &pki(&["localhost"]));
+    let srv = start(
+        short(),
+        Some(Arc::new(tls::ReloadingTls::load(files).unwrap())),
+        app(),
+    )
+    .await;
+    let addr = srv.addr;
+    let took = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        // Half a ClientHello record header, then silence.
+        s.write_all(&[0x16, 0x03]).unwrap();
+        closed_within(&mut s, Duration::from_secs(5))
+    })
+    .await
+    .unwrap()
+    .expect("closed");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
     srv.stop().await;
 }
 
@@ -540,6 +582,39 @@ async fn mutual_tls_from_the_web_config_requires_a_client_certificate_of_its_ca(
     assert!(
         !anon.as_ref().is_ok_and(|r| r.starts_with("HTTP/1.1 200")),
         "{anon:?}"
+    );
+    // With a client certificate of the CA it gets in; with one of another CA it does not.
+    let with_cert = |p: &Pki| {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(server.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let chain = CertificateDer::pem_slice_iter(p.client_cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key =
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(p.client_key_pem.as_bytes()).unwrap();
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .unwrap(),
+        )
+    };
+    let ok = tls_get_with(srv.addr, with_cert(&server), "/livez").await;
+    assert!(
+        ok.as_ref().is_ok_and(|r| r.starts_with("HTTP/1.1 200")),
+        "{ok:?}"
+    );
+    let stranger = pki(&["localhost"]);
+    let refused = tls_get_with(srv.addr, with_cert(&stranger), "/livez").await;
+    assert!(
+        !refused
+            .as_ref()
+            .is_ok_and(|r| r.starts_with("HTTP/1.1 200")),
+        "{refused:?}"
     );
     srv.stop().await;
 }
