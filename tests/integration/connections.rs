@@ -269,3 +269,33 @@ fn the_aggregator_exits_on_sigterm_with_a_half_sent_request_open_and_bounds_bodi
         agg.log()
     );
 }
+
+/// Every HTTP server of the binary goes through `agent::server` (the limits above hold for all
+/// of them): no `axum::serve` or hand-rolled hyper connection elsewhere in `agent/src`.
+#[test]
+fn no_server_bypasses_the_hardened_serving() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("server") {
+                    walk(&p, out);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    if line.contains("axum::serve(") || line.contains("serve_connection(") {
+                        out.push(format!("{}:{}: {}", p.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&repo_root().join("agent/src"), &mut found);
+    assert!(
+        found.is_empty(),
+        "serve through agent::server::serve:\n{}",
+        found.join("\n")
+    );
+}
