@@ -3,10 +3,8 @@
 //! push, systemd notify, the NFD features file) each read that channel and nothing else of
 //! each other. Also the one-shot round of `gluten-node-agent check`.
 
-use crate::check::Check;
 use crate::config::Config;
-use crate::engine::{self, Engine, Heartbeat, Policy, Snapshot};
-use crate::host::Host;
+use crate::engine::{Engine, Heartbeat, Snapshot};
 use crate::http::{self, AppState};
 use crate::metrics::MetricsCache;
 use crate::outputs::PushStats;
@@ -60,28 +58,6 @@ pub fn serving(
     Ok((router, options))
 }
 
-/// The engine and everything it needs, from a validated config.
-pub fn engine_for(config: &Config) -> Engine {
-    let host = Host::new(&config.host_root);
-    let checks: Vec<Arc<dyn Check>> = crate::checks::build(config);
-    let node = engine::node_info(&host, config.effective_node_name());
-    Engine::new(
-        host,
-        node,
-        checks,
-        &engine::policies(config),
-        Policy::with_timeout(Duration::from_secs_f64(config.check_timeout_seconds)),
-    )
-}
-
-/// The longest deadline any one check may run under: a round never takes longer.
-pub fn longest_timeout(config: &Config) -> Duration {
-    engine::policies(config).values().map(|p| p.timeout).fold(
-        Duration::from_secs_f64(config.check_timeout_seconds),
-        Duration::max,
-    )
-}
-
 /// The runtime both the daemon and the aggregator run on: two workers (checks run on their own
 /// threads, the async side only serves and pushes).
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -105,7 +81,7 @@ pub async fn shutdown_signal() {
 
 /// One round, for `check`: bounded by the longest check deadline.
 pub async fn run_once(config: &Config) -> Snapshot {
-    engine_for(config).run_round().await
+    Engine::from_config(config).run_round().await
 }
 
 /// Runs the daemon until `shutdown` completes; then stops within a second.
@@ -113,7 +89,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let engine = engine_for(&config);
+    let engine = Engine::from_config(&config);
     let names: Vec<String> = engine.check_names().iter().map(|s| s.to_string()).collect();
     let interval = Duration::from_secs_f64(config.interval_seconds);
     let heartbeat = Arc::new(Heartbeat::default());
@@ -123,7 +99,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Three intervals, plus the longest deadline a round may wait on.
-    let live_threshold = interval * 3 + longest_timeout(&config);
+    let live_threshold = interval * 3 + config.longest_timeout();
     // systemd Type=notify: READY=1 after the first round, WATCHDOG=1 on the /livez rule.
     let notifier = crate::notify::Notifier::from_env().map(Arc::new);
     if let Some(n) = notifier.clone() {

@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod error;
+pub mod fmt;
 pub mod host;
 pub mod http;
 pub mod metrics;

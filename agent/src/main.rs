@@ -67,7 +67,7 @@ fn finished<E: std::error::Error + Send + Sync + 'static>(r: Result<(), E>) -> E
 /// One round (or the daemon's cached one), printed; exits the process at once afterwards, so a
 /// check stuck in the kernel cannot keep it alive.
 fn check(args: &CheckArgs, config: &agent::config::Config) -> ExitCode {
-    let deadline = daemon::longest_timeout(config) + Duration::from_secs(1);
+    let deadline = config.longest_timeout() + Duration::from_secs(1);
     if args.output == Output::Yarn {
         // Whatever hangs (even reading the node's identity), the health script answers in time.
         std::thread::spawn(move || {

@@ -3,8 +3,9 @@
 //! files; plus the NUMA node directories of sysfs. Each parser takes the text and returns a
 //! `ParseError` without the path (the `Host` read adds it).
 
-use crate::check::{CheckError, ParseError};
+use crate::error::{CheckError, ParseError, excerpt};
 use crate::host::Host;
+use serde::Serialize;
 
 // ---------------------------------------------------------------------------------------------
 // meminfo
@@ -20,11 +21,14 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
         }
         let (key, rest) = line
             .split_once(':')
-            .ok_or_else(|| ParseError::at_line(i + 1, format!("no ':' in {line:?}")))?;
+            .ok_or_else(|| ParseError::at_line(i + 1, format!("no ':' in {}", excerpt(line))))?;
         let key =
             strip_node_prefix(key.trim()).map_err(|reason| ParseError::at_line(i + 1, reason))?;
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(ParseError::at_line(i + 1, format!("bad key {key:?}")));
+            return Err(ParseError::at_line(
+                i + 1,
+                format!("bad key {}", excerpt(key)),
+            ));
         }
         let mut words = rest.split_whitespace();
         let value: u64 = words
@@ -39,7 +43,11 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
             (Some("kB"), Some(extra)) | (Some(extra), _) => {
                 return Err(ParseError::at_line(
                     i + 1,
-                    format!("{key}: unexpected {extra:?} after the value in {line:?}"),
+                    format!(
+                        "{key}: unexpected {} after the value in {}",
+                        excerpt(extra),
+                        excerpt(line)
+                    ),
                 ));
             }
         };
@@ -56,9 +64,9 @@ fn strip_node_prefix(key: &str) -> Result<&str, String> {
     let rest = rest.trim_start();
     let (num, name) = rest
         .split_once(char::is_whitespace)
-        .ok_or_else(|| format!("no key after {key:?}"))?;
+        .ok_or_else(|| format!("no key after {}", excerpt(key)))?;
     num.parse::<u32>()
-        .map_err(|_| format!("bad node number {num:?} in {key:?}"))?;
+        .map_err(|_| format!("bad node number {} in {}", excerpt(num), excerpt(key)))?;
     Ok(name.trim())
 }
 
@@ -76,7 +84,7 @@ pub fn field(fields: &[(String, u64)], key: &str) -> Option<u64> {
 pub fn parse_count(text: &str) -> Result<u64, ParseError> {
     let t = text.trim();
     t.parse()
-        .map_err(|_| ParseError::new(format!("expected an unsigned number, got {t:?}")))
+        .map_err(|_| ParseError::new(format!("expected an unsigned number, got {}", excerpt(t))))
 }
 
 /// Flat `key value` files: `/proc/vmstat`, cgroup `memory.events`, `memory.stat`, v1
@@ -89,13 +97,13 @@ pub fn parse_flat_keyed(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
         let value = words
             .next()
             .ok_or_else(|| ParseError::at_line(i + 1, format!("{key}: no value")))?;
-        let value: u64 = value
-            .parse()
-            .map_err(|_| ParseError::at_line(i + 1, format!("{key}: {value:?} is not a number")))?;
+        let value: u64 = value.parse().map_err(|_| {
+            ParseError::at_line(i + 1, format!("{key}: {} is not a number", excerpt(value)))
+        })?;
         if let Some(extra) = words.next() {
             return Err(ParseError::at_line(
                 i + 1,
-                format!("{key}: unexpected {extra:?} after the value"),
+                format!("{key}: unexpected {} after the value", excerpt(extra)),
             ));
         }
         out.push((key.to_string(), value));
@@ -175,9 +183,13 @@ pub fn parse_cpulist(text: &str) -> Result<CpuList, ParseError> {
         return Ok(CpuList::default());
     }
     let num = |s: &str| {
-        s.trim()
-            .parse::<u32>()
-            .map_err(|_| ParseError::new(format!("bad number {s:?} in cpulist {t:?}")))
+        s.trim().parse::<u32>().map_err(|_| {
+            ParseError::new(format!(
+                "bad number {} in cpulist {}",
+                excerpt(s),
+                excerpt(t)
+            ))
+        })
     };
     let mut ranges = Vec::new();
     for item in t.split(',') {
@@ -320,6 +332,38 @@ pub fn node_ids(host: &Host) -> Result<Vec<u32>, CheckError> {
         .collect();
     ids.sort_unstable();
     Ok(ids)
+}
+
+// ---------------------------------------------------------------------------------------------
+// meminfo huge page lines (hugepages reports them; memory counts the pools from them)
+
+/// The huge page lines of `/proc/meminfo`; a line the kernel did not print is `None`.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeminfoHugepages {
+    pub hugepages_total: Option<u64>,
+    pub hugepages_free: Option<u64>,
+    pub hugepages_rsvd: Option<u64>,
+    pub hugepages_surp: Option<u64>,
+    /// The default huge page size.
+    pub hugepagesize_bytes: Option<u64>,
+    /// Memory in hugetlb pages of every size (Linux 4.16+); the memory check's pool bytes.
+    pub hugetlb_bytes: Option<u64>,
+    /// Anonymous memory mapped with transparent huge pages.
+    pub anon_huge_pages_bytes: Option<u64>,
+}
+
+/// The huge page lines of parsed meminfo fields.
+pub fn meminfo_hugepages(fields: &[(String, u64)]) -> MeminfoHugepages {
+    let get = |k: &str| field(fields, k);
+    MeminfoHugepages {
+        hugepages_total: get("HugePages_Total"),
+        hugepages_free: get("HugePages_Free"),
+        hugepages_rsvd: get("HugePages_Rsvd"),
+        hugepages_surp: get("HugePages_Surp"),
+        hugepagesize_bytes: get("Hugepagesize"),
+        hugetlb_bytes: get("Hugetlb"),
+        anon_huge_pages_bytes: get("AnonHugePages"),
+    }
 }
 
 #[cfg(test)]
@@ -583,5 +627,32 @@ Node 0 HugePages_Free:      0\nNode 0 HugePages_Surp:      0\n";
             }).collect();
             prop_assert_eq!(unescape_octal(&escaped), s);
         }
+    }
+
+    #[test]
+    fn proc_meminfo_huge_page_lines_are_counts_or_bytes() {
+        let text = "MemTotal:       16110080 kB\nAnonHugePages:     12288 kB\n\
+HugePages_Total:       4\nHugePages_Free:        3\nHugePages_Rsvd:        1\n\
+HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 kB\n";
+        let m = meminfo_hugepages(&parse_meminfo(text).unwrap());
+        assert_eq!(
+            m,
+            MeminfoHugepages {
+                hugepages_total: Some(4),
+                hugepages_free: Some(3),
+                hugepages_rsvd: Some(1),
+                hugepages_surp: Some(0),
+                hugepagesize_bytes: Some(2 << 20),
+                hugetlb_bytes: Some(8 << 20),
+                anon_huge_pages_bytes: Some(12 << 20),
+            }
+        );
+    }
+
+    #[test]
+    fn proc_meminfo_without_huge_page_lines_gives_unknowns() {
+        let m =
+            meminfo_hugepages(&parse_meminfo("MemTotal:  1024 kB\nMemFree:  512 kB\n").unwrap());
+        assert_eq!(m, MeminfoHugepages::default());
     }
 }

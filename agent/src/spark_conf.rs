@@ -1,9 +1,11 @@
-//! Spark configuration as Spark reads it: `spark-defaults.conf` (loaded like
-//! `java.util.Properties`), typed lookups, Spark size strings (`JavaUtils.byteStringAs`), and
-//! `spark.local.dir`. Used by the memory check (the executor plan) and the scratch check (its
-//! default dirs).
+//! Spark configuration as Spark reads it: the agent's one Java `.properties` parser
+//! ([`parse_java_properties`]), `spark-defaults.conf` on top of it, typed lookups, Spark size
+//! strings (`JavaUtils.byteStringAs`), and `spark.local.dir`. Used by the memory check (the
+//! executor plan), the scratch check (its default dirs, the SSD cache) and velox_library
+//! (`gluten-build-info.properties`).
 
 use crate::check::ParseError;
+use crate::error::excerpt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,7 +43,8 @@ impl SparkConf {
     pub fn size(&self, key: &str, default_unit: ByteUnit) -> Result<Option<u64>, ParseError> {
         self.get(key)
             .map(|v| {
-                parse_spark_size(v, default_unit).map_err(|e| ParseError(format!("`{key}`: {e}")))
+                parse_spark_size(v, default_unit)
+                    .map_err(|e| ParseError::new(format!("`{key}`: {e}")))
             })
             .transpose()
     }
@@ -52,7 +55,10 @@ impl SparkConf {
             .map(|v| match v.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(ParseError(format!("`{key}`: {v:?} is not true or false"))),
+                _ => Err(ParseError::new(format!(
+                    "`{key}`: {} is not true or false",
+                    excerpt(v)
+                ))),
             })
             .transpose()
     }
@@ -65,7 +71,9 @@ impl SparkConf {
                     .parse::<f64>()
                     .ok()
                     .filter(|x| x.is_finite())
-                    .ok_or_else(|| ParseError(format!("`{key}`: {v:?} is not a number")))
+                    .ok_or_else(|| {
+                        ParseError::new(format!("`{key}`: {} is not a number", excerpt(v)))
+                    })
             })
             .transpose()
     }
@@ -84,12 +92,25 @@ impl SparkConf {
     }
 }
 
-/// Parses `spark-defaults.conf` as Spark does (it loads it with `java.util.Properties`, then
-/// trims values): `key value`, `key=value` or `key: value`; `#` and `!` start comment lines; a
-/// line ending in an odd number of backslashes continues on the next. Never fails: like
-/// `Properties`, any line is some key (a bad value is reported when the key is used).
+/// Parses `spark-defaults.conf` as Spark does: [`parse_java_properties`], then values trimmed,
+/// last definition wins. Never fails: like `Properties`, any line is some key (a bad value is
+/// reported when the key is used).
 pub fn parse_spark_defaults(text: &str) -> SparkConf {
     let mut conf = SparkConf::default();
+    for (k, v) in parse_java_properties(text) {
+        conf.set(&k, v.trim());
+    }
+    conf
+}
+
+/// The one Java `.properties` parser of the agent (`java.util.Properties.load`, as Spark loads
+/// `spark-defaults.conf` and Gluten writes `gluten-build-info.properties`): `key value`,
+/// `key=value` or `key: value`; `#` and `!` start comment lines; leading whitespace goes; a line
+/// ending in an odd number of backslashes continues on the next; a backslash in a key escapes
+/// the next character. Pairs in file order (a later duplicate wins when collected into a map);
+/// values keep their trailing whitespace, as `Properties` keeps it. Never fails.
+pub fn parse_java_properties(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     let mut logical = String::new();
     for raw in text.lines() {
         // Leading whitespace goes, on continuation lines too (as Properties does).
@@ -104,15 +125,13 @@ pub fn parse_spark_defaults(text: &str) -> SparkConf {
             continue;
         }
         logical.push_str(line);
-        let (k, v) = split_property(&logical);
-        conf.set(&k, v.trim());
+        out.push(split_property(&logical));
         logical.clear();
     }
     if !logical.is_empty() {
-        let (k, v) = split_property(&logical);
-        conf.set(&k, v.trim());
+        out.push(split_property(&logical));
     }
-    conf
+    out
 }
 
 /// Splits a logical properties line into key and value: the key ends at the first unescaped
@@ -179,12 +198,12 @@ pub fn parse_spark_size(s: &str, default_unit: ByteUnit) -> Result<u64, ParseErr
         .unwrap_or(lower.len());
     let (num, suffix) = lower.split_at(digits_end);
     if num.is_empty() {
-        return Err(ParseError(format!(
+        return Err(ParseError::new(format!(
             "{s:?} is not a size (expected e.g. 512m, 8g, 1t)"
         )));
     }
     if suffix.starts_with('.') {
-        return Err(ParseError(format!(
+        return Err(ParseError::new(format!(
             "{s:?}: fractional sizes are not supported by Spark (use e.g. 1536m for 1.5g)"
         )));
     }
@@ -197,7 +216,7 @@ pub fn parse_spark_size(s: &str, default_unit: ByteUnit) -> Result<u64, ParseErr
         "t" | "tb" => ByteUnit::TiB,
         "p" | "pb" => ByteUnit::PiB,
         other => {
-            return Err(ParseError(format!(
+            return Err(ParseError::new(format!(
                 "{s:?}: invalid suffix {other:?} (expected b, k, m, g, t or p)"
             )));
         }
@@ -205,7 +224,7 @@ pub fn parse_spark_size(s: &str, default_unit: ByteUnit) -> Result<u64, ParseErr
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(unit.bytes()))
-        .ok_or_else(|| ParseError(format!("{s:?} is too large")))
+        .ok_or_else(|| ParseError::new(format!("{} is too large", excerpt(s))))
 }
 
 #[cfg(test)]
@@ -333,5 +352,29 @@ mod tests {
             prop_assert_eq!(parse_spark_size(&s, ByteUnit::Byte).ok(), n.checked_mul(bytes));
             prop_assert_eq!(parse_spark_size(&n.to_string(), ByteUnit::MiB).ok(), n.checked_mul(MIB));
         }
+    }
+
+    #[test]
+    fn java_properties_in_file_order_with_every_separator() {
+        let p = parse_java_properties(
+            "#Generated\ngluten_version=1.6.0\nbackend_type = velox\n! c\n\
+             gcc_version: GCC: (GNU) 11.2.1\nspark.a  b\\\n   c\nk\\=x=1\ngluten_version=1.7.0\n",
+        );
+        let get = |k: &str| {
+            p.iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get("gluten_version"),
+            Some("1.7.0"),
+            "a later duplicate wins"
+        );
+        assert_eq!(get("backend_type"), Some("velox"));
+        assert_eq!(get("gcc_version"), Some("GCC: (GNU) 11.2.1"));
+        assert_eq!(get("spark.a"), Some("bc"));
+        assert_eq!(get("k=x"), Some("1"));
+        assert_eq!(p.len(), 6);
     }
 }

@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = spark_conf::parse_spark_size(&text, ByteUnit::KiB);
     }
     let _ = conf.local_dirs();
-    let _ = velox_library::parse_properties(&text);
+    let _ = velox_library::parse_build_info(&text);
 });

@@ -6,6 +6,7 @@ mod connections;
 mod docker;
 mod faults;
 mod fleet;
+mod host_root;
 mod hugepages;
 mod memory;
 mod numa;

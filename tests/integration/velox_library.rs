@@ -3,7 +3,7 @@
 //! host lacks, a wrong machine, a truncated file, a non-ELF file, a jar), and on pyvelox's real
 //! 270 MB `libvelox.so` with its bundled dependencies.
 
-use agent::check::Check;
+use agent::check::{Check, Runner};
 use agent::checks::velox_library::{Settings, VeloxLibrary};
 use agent::host::Host;
 use gluten_node_tests::*;
@@ -328,10 +328,9 @@ fn a_jar_is_read_in_memory_with_its_build_info() {
         &t.root,
         "[velox_library]\npaths = []\njars = [\"/opt/spark/jars/gluten.jar\"]\nrequired_cpu_flags = []\n",
     );
-    c.hugepages.enabled = false;
-    c.numa.enabled = false;
-    c.scratch.enabled = false;
-    c.memory.enabled = false;
+    for other in ["hugepages", "numa", "scratch", "memory"] {
+        c.common_mut(other).enabled = false;
+    }
     let s = round(&c, "aarch64");
     let r = &s.report.checks[0];
     assert_eq!(r.status, Status::Fail);
@@ -354,7 +353,7 @@ fn pyvelox_libvelox_resolves_every_bundled_dependency() {
         paths: vec![PathBuf::from("/opt/pyvelox/pyvelox/libvelox.so")],
         ..Settings::default()
     };
-    let check = VeloxLibrary::new(settings.clone());
+    let check = Runner(VeloxLibrary::new(settings.clone()));
     let host = Host::new(&root).with_arch("x86_64");
     let t0 = std::time::Instant::now();
     let o = check.run(&host).unwrap();
@@ -397,7 +396,7 @@ fn pyvelox_libvelox_resolves_every_bundled_dependency() {
     // A bundled dependency removed: named, with the library that needs it.
     std::fs::remove_file(root.join("opt/pyvelox/pyvelox.libs/libsodium-2d1e6a3a.so.23.3.0"))
         .unwrap();
-    let o = VeloxLibrary::new(settings).run(&host).unwrap();
+    let o = Runner(VeloxLibrary::new(settings)).run(&host).unwrap();
     assert_eq!(o.status(), Status::Fail);
     assert!(
         o.summary().contains("libsodium-2d1e6a3a.so.23.3.0"),
@@ -425,7 +424,9 @@ fn load_probe_dlopens_in_a_child_and_survives_a_crashing_constructor() {
         load_probe: true,
         ..Settings::default()
     };
-    let o = VeloxLibrary::new(settings).run(&Host::new("/")).unwrap();
+    let o = Runner(VeloxLibrary::new(settings))
+        .run(&Host::new("/"))
+        .unwrap();
     let probes = o.facts["load_probe"].as_array().unwrap();
     assert_eq!(probes[0]["result"], "loaded", "{probes:?}");
     assert_eq!(probes[1]["result"], "crashed", "{probes:?}");
@@ -527,18 +528,18 @@ fn a_warm_round_does_not_decompress_the_jar_again() {
         jars: vec!["/opt/spark/jars/gluten.jar".into()],
         ..Settings::default()
     };
-    let check = VeloxLibrary::new(settings);
+    let check = Runner(VeloxLibrary::new(settings));
     let host = Host::new(&t.root).with_arch("x86_64");
     let cold = check.run(&host).unwrap();
     assert_eq!(cold.status(), Status::Ok, "{}", cold.summary());
     assert_eq!(
-        check.jar_entries_decompressed(),
+        check.0.jar_entries_decompressed(),
         2,
         "libvelox.so and libdep.so"
     );
     let warm = check.run(&host).unwrap();
     assert_eq!(
-        check.jar_entries_decompressed(),
+        check.0.jar_entries_decompressed(),
         2,
         "the warm round read no entry"
     );
@@ -551,6 +552,6 @@ fn a_warm_round_does_not_decompress_the_jar_again() {
         .unwrap();
     drop(f);
     let again = check.run(&host).unwrap();
-    assert_eq!(check.jar_entries_decompressed(), 4);
+    assert_eq!(check.0.jar_entries_decompressed(), 4);
     assert_eq!(again.facts, cold.facts);
 }
