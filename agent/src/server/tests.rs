@@ -530,6 +530,41 @@ async fn basic_auth_from_the_web_config_guards_all_but_the_probes() {
     srv.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_users_follow_the_web_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.toml");
+    let write = |users: &[(&str, &str)]| {
+        let mut text = String::from("[basic_auth_users]\n");
+        for (u, p) in users {
+            text.push_str(&format!("{u} = \"{}\"\n", bcrypt::hash(p, 4).unwrap()));
+        }
+        let tmp = dir.path().join("web.toml.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    };
+    write(&[("alice", "a-pass"), ("bob", "b-pass")]);
+    let auth = web_config::WebConfig::load(&path).unwrap().auth.unwrap();
+    assert!(auth.verify("alice", "a-pass").await);
+    assert!(auth.verify("bob", "b-pass").await);
+    // Bob is removed and Alice's password changed: both take effect within about a second.
+    write(&[("alice", "new-pass")]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        !auth.verify("bob", "b-pass").await,
+        "a removed user still gets in"
+    );
+    assert!(
+        !auth.verify("alice", "a-pass").await,
+        "an old password still works"
+    );
+    assert!(auth.verify("alice", "new-pass").await);
+    // A broken file keeps the users in force.
+    std::fs::write(&path, "[basic_auth_users]\nalice = \"plain\"\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(auth.verify("alice", "new-pass").await);
+}
+
 #[test]
 fn web_config_errors_name_the_file_and_the_full_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Unknown keys are errors naming the full key. The certificate, key and CA files are re-read
-//! when they change; the users are read at start. A good password is remembered (as a SHA-256
+//! when they change, and so are the users (the file checked at most once a second); which TLS
+//! files, whether there is TLS and whether there is basic auth at all are read at start. A good password is remembered (as a SHA-256
 //! of user, password and hash) so a scrape does not pay bcrypt each time; unknown users cost a
 //! bcrypt like known ones (no timing oracle), and at most two bcrypt runs go at once, on blocking
 //! threads.
@@ -124,7 +125,9 @@ impl WebConfig {
             None
         } else {
             Some(Arc::new(
-                BasicAuth::new(shape.basic_auth_users).map_err(err)?,
+                BasicAuth::new(shape.basic_auth_users)
+                    .map_err(err)?
+                    .following(path),
             ))
         };
         Ok(WebConfig { tls, auth })
@@ -133,7 +136,10 @@ impl WebConfig {
 
 /// Basic auth against bcrypt hashes, as an axum middleware ([`BasicAuth::protect`]).
 pub struct BasicAuth {
-    users: BTreeMap<String, String>,
+    users: arc_swap::ArcSwap<BTreeMap<String, String>>,
+    /// The web config file the users came from, re-read when it changes (at most once a second),
+    /// and when it was last looked at.
+    source: Option<(PathBuf, Mutex<(std::time::Instant, Option<FileStamp>)>)>,
     /// A hash of the users' cost that no password matches: unknown users pay the same bcrypt.
     dummy: String,
     /// SHA-256 of (user, password, hash) of credentials that verified; bounded.
@@ -142,6 +148,28 @@ pub struct BasicAuth {
 }
 
 const REMEMBERED: usize = 256;
+
+/// Inode, size and modification time of a file.
+type FileStamp = (u64, u64, i64, i64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The users of a web config file, their hashes checked.
+fn read_users(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let shape: FileShape = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| format!("key `{}`: {}", e.path(), e.inner().message()))?;
+    for (user, hash) in &shape.basic_auth_users {
+        hash.parse::<bcrypt::HashParts>()
+            .map_err(|e| format!("key `basic_auth_users.{user}`: not a bcrypt hash ({e})"))?;
+    }
+    Ok(shape.basic_auth_users)
+}
 
 impl BasicAuth {
     /// Users and their bcrypt hashes; an error names the user whose hash is not bcrypt.
@@ -156,11 +184,54 @@ impl BasicAuth {
         let dummy = bcrypt::hash("gluten-node-agent: no such user", cost)
             .map_err(|e| format!("bcrypt: {e}"))?;
         Ok(BasicAuth {
-            users,
+            users: arc_swap::ArcSwap::from_pointee(users),
+            source: None,
             dummy,
             good: Mutex::new(HashSet::new()),
             bcrypt_slots: tokio::sync::Semaphore::new(2),
         })
+    }
+
+    /// Re-reads the users from the web config file `path` when it changes (a removed user or a
+    /// changed hash takes effect within a second; a file that no longer parses keeps the users
+    /// in force, logged once). TLS settings of the file are not re-read: they need a restart.
+    pub fn following(mut self, path: &Path) -> Self {
+        let seen = file_stamp(path);
+        self.source = Some((
+            path.to_path_buf(),
+            Mutex::new((std::time::Instant::now(), seen)),
+        ));
+        self
+    }
+
+    fn reload_if_changed(&self) {
+        let Some((path, checked)) = &self.source else {
+            return;
+        };
+        let mut checked = checked.lock().unwrap_or_else(|e| e.into_inner());
+        if checked.0.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        checked.0 = std::time::Instant::now();
+        let now = file_stamp(path);
+        if now == checked.1 {
+            return;
+        }
+        checked.1 = now;
+        drop(checked);
+        match read_users(path) {
+            Ok(users) => {
+                if users.is_empty() {
+                    tracing::warn!(file = %path.display(), "web config has no basic_auth_users any more: every protected request is refused until users are back or the agent restarts");
+                } else {
+                    tracing::info!(file = %path.display(), users = users.len(), "basic auth users reloaded");
+                }
+                self.users.store(Arc::new(users));
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "web config changed but cannot be used; keeping the previous users")
+            }
+        }
     }
 
     /// `router` with every path but `open_paths` (the probes) behind basic auth.
@@ -174,7 +245,9 @@ impl BasicAuth {
 
     /// Whether `user` with `password` may in.
     pub async fn verify(&self, user: &str, password: &str) -> bool {
-        let hash = self.users.get(user);
+        self.reload_if_changed();
+        let users = self.users.load_full();
+        let hash = users.get(user);
         let key = fingerprint(user, password, hash.map_or("", String::as_str));
         if hash.is_some()
             && self
