@@ -139,7 +139,7 @@ pub struct BasicAuth {
     users: arc_swap::ArcSwap<BTreeMap<String, String>>,
     /// The web config file the users came from, re-read when it changes (at most once a second),
     /// and when it was last looked at.
-    source: Option<(PathBuf, Mutex<(std::time::Instant, Option<FileStamp>)>)>,
+    source: Option<(PathBuf, LastLook)>,
     /// A hash of the users' cost that no password matches: unknown users pay the same bcrypt.
     dummy: String,
     /// SHA-256 of (user, password, hash) of credentials that verified; bounded.
@@ -151,6 +151,9 @@ const REMEMBERED: usize = 256;
 
 /// Inode, size and modification time of a file.
 type FileStamp = (u64, u64, i64, i64);
+
+/// When a file was last looked at, and how it was then.
+type LastLook = Mutex<(std::time::Instant, Option<FileStamp>)>;
 
 fn file_stamp(path: &Path) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt;
