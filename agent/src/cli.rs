@@ -113,6 +113,12 @@ pub struct AggregatorArgs {
     /// Log format. Key `log_format`.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// PEM certificate chain to serve HTTPS with, re-read when it changes. Key `tls_cert_file`.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate. Key `tls_key_file`.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
     /// Only validate the config, then exit 0 or 2.
     #[arg(long)]
     pub check_config: bool,
@@ -129,7 +135,9 @@ impl AggregatorArgs {
             .set("stale_after_seconds", &self.stale_after_seconds)
             .set("gc_after_seconds", &self.gc_after_seconds)
             .set("max_report_bytes", &self.max_report_bytes)
-            .set("log_format", &self.log_format);
+            .set("log_format", &self.log_format)
+            .set("tls_cert_file", &self.tls_cert_file)
+            .set("tls_key_file", &self.tls_key_file);
         o
     }
 
@@ -221,13 +229,18 @@ pub struct RunArgs {
     /// `nfd.features_file`.
     #[arg(long, value_name = "FILE")]
     pub nfd_features_file: Option<PathBuf>,
+    /// TLS and basic auth of the HTTP endpoints (exporter-toolkit style, TOML). Key
+    /// `web_config_file`.
+    #[arg(long, value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 impl RunArgs {
     pub fn load(&self) -> Result<Config, String> {
         let mut o = Overrides::default();
         o.set("listen", &self.listen)
-            .set("nfd.features_file", &self.nfd_features_file);
+            .set("nfd.features_file", &self.nfd_features_file)
+            .set("web_config_file", &self.web_config_file);
         self.common.load(o)
     }
 }

@@ -57,6 +57,8 @@ pub struct Config {
     /// Name of this node in reports; default `NODE_NAME`, else the hostname.
     pub node_name: Option<String>,
     pub log_format: LogFormat,
+    /// TLS and basic auth of the HTTP endpoints: an exporter-toolkit style web config (TOML).
+    pub web_config_file: Option<PathBuf>,
     pub push: PushConfig,
     pub nfd: crate::outputs::nfd::NfdConfig,
     /// The table of every registered check, in report order (filled from the registry, never
@@ -183,6 +185,7 @@ impl Config {
             check_timeout_seconds: 5.0,
             node_name: None,
             log_format: LogFormat::Text,
+            web_config_file: None,
             push: PushConfig::default(),
             nfd: Default::default(),
             checks: registry.iter().map(|r| (*r, r.default_section())).collect(),
@@ -261,6 +264,11 @@ impl Config {
         let bad = |key: &str, why: String| {
             Err(ConfigError::Invalid(format!("config key `{key}`: {why}")))
         };
+        if let Some(path) = &self.web_config_file
+            && let Err(e) = crate::server::web_config::WebConfig::load(path)
+        {
+            return bad("web_config_file", e.to_string());
+        }
         if !(self.interval_seconds.is_finite() && self.interval_seconds > 0.0) {
             return bad(
                 "interval_seconds",

@@ -27,6 +27,37 @@ pub enum DaemonError {
     Http(#[source] std::io::Error),
     #[error(transparent)]
     Push(#[from] crate::push_client::ClientError),
+    #[error("config key `web_config_file`: {0}")]
+    WebConfig(String),
+}
+
+/// Paths that stay open under basic auth: the kubelet's and systemd's probes.
+pub const OPEN_PATHS: &[&str] = &["/livez", "/healthz", "/-/healthy", "/readyz", "/-/ready"];
+
+/// The router and serving options the web config asks for: TLS (certificate reloaded when its
+/// files change) and basic auth on everything but [`OPEN_PATHS`].
+pub fn serving(
+    config: &Config,
+    router: axum::Router,
+) -> Result<(axum::Router, crate::server::Options), DaemonError> {
+    let mut options = crate::server::Options::default();
+    // Each idle connection holds ~15 KiB: 512 stay well inside the DaemonSet's 48 MiB.
+    options.limits.connection_cap = 512;
+    let Some(path) = &config.web_config_file else {
+        return Ok((router, options));
+    };
+    let web = crate::server::web_config::WebConfig::load(path)
+        .map_err(|e| DaemonError::WebConfig(e.to_string()))?;
+    if let Some(files) = web.tls {
+        let tls = crate::server::tls::ReloadingTls::load(files)
+            .map_err(|e| DaemonError::WebConfig(e.to_string()))?;
+        options.tls = Some(Arc::new(tls));
+    }
+    let router = match web.auth {
+        Some(auth) => auth.protect(router, OPEN_PATHS),
+        None => router,
+    };
+    Ok((router, options))
 }
 
 /// The runtime both the daemon and the aggregator run on: two workers (checks run on their own
@@ -129,14 +160,16 @@ pub async fn run(
         ));
     }
     let engine_task = tokio::spawn(engine.run_loop(interval, tx, heartbeat, stop_rx.clone()));
+    let (router, options) = serving(&config, http::router(state))?;
     let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.changed().await;
-            })
-            .await
-    });
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        router,
+        options,
+        async move {
+            let _ = server_stop.changed().await;
+        },
+    ));
 
     shutdown.await;
     tracing::info!("shutting down");

@@ -3,6 +3,7 @@
 mod agent_cli;
 mod agent_http;
 mod agent_push;
+mod connections;
 mod docker;
 mod faults;
 mod fleet;
@@ -11,7 +12,9 @@ mod hugepages;
 mod memory;
 mod nfd;
 mod numa;
+mod postgres_tls;
 mod scratch;
 mod systemd;
 mod tidy;
+mod tls;
 mod velox_library;

@@ -1,18 +1,22 @@
 //! Support for the integration tests, one module per job: fixture trees and golden files, real
 //! processes (the agent and aggregator binaries), HTTP through reqwest, a hung FUSE filesystem, a
-//! stub aggregator, and pyvelox's real Velox build. Everything is re-exported at the top, so a test
+//! stub aggregator, a throwaway PostgreSQL, certificates made in the test (rcgen), and pyvelox's real Velox build. Everything is re-exported at the top, so a test
 //! writes `use gluten_node_tests::*;`.
 
 pub mod fixtures;
 pub mod fuse;
 pub mod http;
+pub mod postgres;
 pub mod processes;
 pub mod pyvelox;
 pub mod stub_aggregator;
+pub mod tls;
 
 pub use fixtures::*;
 pub use fuse::*;
 pub use http::*;
+pub use postgres::*;
 pub use processes::*;
 pub use pyvelox::*;
 pub use stub_aggregator::*;
+pub use tls::*;

@@ -67,6 +67,31 @@ impl Proc {
     }
 
     pub fn start_with_env(args: &[&str], ready_path: &str, env: &[(&str, &str)]) -> Proc {
+        Self::start_limited(args, ready_path, env, None)
+    }
+
+    /// As [`start_with_env`](Self::start_with_env), with `RLIMIT_NOFILE` (soft and hard) set to
+    /// `nofile` in the child before it runs the agent, as systemd's `LimitNOFILE=` would.
+    pub fn start_limited(
+        args: &[&str],
+        ready_path: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Proc {
+        Self::start_when(args, env, nofile, ready_path, |addr| {
+            get(addr, ready_path).is_ok()
+        })
+    }
+
+    /// Starts the agent and waits until `ready(addr)` holds (e.g. an HTTPS request answers),
+    /// at most 30 s; `what` names the wait in the panic.
+    pub fn start_when(
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+        what: &str,
+        ready: impl Fn(SocketAddr) -> bool,
+    ) -> Proc {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -81,6 +106,22 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().expect("starting gluten-node-agent");
         let mut p = Proc {
             child,
@@ -93,14 +134,11 @@ impl Proc {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("agent exited early with {status}: {}", p.stderr());
             }
-            if get(addr, ready_path).is_ok() {
+            if ready(addr) {
                 return p;
             }
             if t0.elapsed() > Duration::from_secs(30) {
-                panic!(
-                    "agent did not answer {ready_path} within 30s: {}",
-                    p.stderr()
-                );
+                panic!("agent did not answer {what} within 30s: {}", p.stderr());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -190,6 +228,18 @@ pub struct Aggregator {
 
 impl Aggregator {
     pub fn start(addr: SocketAddr, args: &[&str], log_dir: &Path) -> Aggregator {
+        Self::start_with(addr, args, log_dir, |addr| {
+            get(addr, "/readyz").is_ok_and(|r| r.status == 200)
+        })
+    }
+
+    /// As [`start`](Self::start), ready when `ready(addr)` says so (e.g. over HTTPS).
+    pub fn start_with(
+        addr: SocketAddr,
+        args: &[&str],
+        log_dir: &Path,
+        ready: impl Fn(SocketAddr) -> bool,
+    ) -> Aggregator {
         let log = log_dir.join(format!("aggregator-{}.log", addr.port()));
         let child = Command::new(agent_bin())
             .arg("aggregator")
@@ -212,7 +262,7 @@ impl Aggregator {
             if let Ok(Some(s)) = a.child.try_wait() {
                 panic!("aggregator exited with {s}: {}", a.log());
             }
-            get(addr, "/readyz").ok().filter(|r| r.status == 200)
+            ready(addr).then_some(())
         });
         assert!(up.is_some(), "aggregator not ready: {}", a.log());
         a
@@ -279,4 +329,34 @@ impl Drop for Aggregator {
 /// A fresh 127.0.0.1 address with a free port.
 pub fn loopback() -> SocketAddr {
     format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+/// Raises this process's `RLIMIT_NOFILE` soft limit to its hard limit, so tests running at once
+/// can hold their sockets; panics when the hard limit is below `n`.
+pub fn raise_fd_limit(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    assert!(
+        lim.rlim_max >= n,
+        "this test needs {n} file descriptors; the hard limit is {}",
+        lim.rlim_max
+    );
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    }
+}
+
+/// Resident set size of process `pid`, bytes (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kb * 1024
 }

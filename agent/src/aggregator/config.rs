@@ -28,6 +28,10 @@ pub struct AggregatorConfig {
     /// Largest accepted report body.
     pub max_report_bytes: u64,
     pub log_format: LogFormat,
+    /// PEM certificate chain to serve HTTPS with (with `tls_key_file`); re-read when it changes.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for AggregatorConfig {
@@ -43,6 +47,8 @@ impl Default for AggregatorConfig {
             gc_after_seconds: 86_400.0,
             max_report_bytes: 1 << 20,
             log_format: LogFormat::Text,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -96,6 +102,10 @@ impl AggregatorConfig {
         {
             return bad("database_url", "must not be empty".into());
         }
+        if let Some(url) = &self.database_url {
+            super::store::pg_connect::parse(url)
+                .map_err(|why| ConfigError::Invalid(format!("config key `database_url`: {why}")))?;
+        }
         if self.database_url.is_none() && self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty".into());
         }
@@ -104,7 +114,31 @@ impl AggregatorConfig {
                 ConfigError::Invalid(format!("config key `auth_token_file`: {why}"))
             })?;
         }
+        self.tls()?;
         Ok(())
+    }
+
+    /// The TLS files to serve with: both of `tls_cert_file` and `tls_key_file`, or neither;
+    /// loaded once here so a bad file is an error naming it.
+    pub fn tls(&self) -> Result<Option<crate::server::tls::TlsFiles>, ConfigError> {
+        let files = match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(k)) => crate::server::tls::TlsFiles::new(c, k),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "config key `tls_key_file`: needed with tls_cert_file".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "config key `tls_cert_file`: needed with tls_key_file".into(),
+                ));
+            }
+        };
+        crate::server::tls::ReloadingTls::load(files.clone()).map_err(|e| {
+            ConfigError::Invalid(format!("config keys `tls_cert_file`/`tls_key_file`: {e}"))
+        })?;
+        Ok(Some(files))
     }
 }
 

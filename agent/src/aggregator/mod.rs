@@ -97,8 +97,21 @@ pub async fn serve(
     if let Some(n) = &notifier {
         n.send("READY=1");
     }
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let tls = match config
+        .tls()
+        .map_err(|e| ServeError::Http(std::io::Error::other(e)))?
+    {
+        Some(files) => Some(Arc::new(
+            crate::server::tls::ReloadingTls::load(files)
+                .map_err(|e| ServeError::Http(std::io::Error::other(e)))?,
+        )),
+        None => None,
+    };
+    let options = crate::server::Options {
+        limits: crate::server::Limits::default(),
+        tls,
+    };
+    let served = crate::server::serve(listener, router(state), options, shutdown)
         .await
         .map_err(ServeError::Http);
     if let Some(n) = &notifier {

@@ -5,6 +5,7 @@
 //! computed by the pure fleet logic ([`super::fleet`]), which the backends call. Nothing here
 //! knows about HTTP or the serving state.
 
+pub mod pg_connect;
 pub mod postgres;
 pub mod redb;
 

@@ -12,7 +12,7 @@ use proto::Status;
 use proto::fleet::Transition;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Key of the advisory lock that orders writes (and schema creation) across replicas.
 const LOCK: i64 = 0x676c_7574_656e; // "gluten" (113715524691310, also in SCHEMA)
@@ -70,14 +70,10 @@ impl Postgres {
     async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            // sslmode/sslrootcert as libpq reads them, and connect/statement timeouts.
+            let client = super::pg_connect::connect(&self.url)
                 .await
-                .map_err(err("connecting to PostgreSQL (database_url)"))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!(error = %e, "PostgreSQL connection closed");
-                }
-            });
+                .map_err(|e| StoreError::new("connecting to PostgreSQL (database_url)", e))?;
             *guard = Some(client);
         }
         Ok(guard)
