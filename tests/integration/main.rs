@@ -12,3 +12,4 @@ mod scratch;
 mod systemd;
 mod tidy;
 mod velox_library;
+mod velox_library_loader;

@@ -497,7 +497,8 @@ fn the_ld_so_cache_finds_what_rpath_does_not() {
     );
     assert_eq!(r.facts["ld_so_cache_format"], "glibc-ld.so.cache1.1");
 
-    // Without a cache, ld.so.conf (and its includes) names the directory instead.
+    // Without a cache the loader searches only its default dirs: ld.so.conf is ldconfig's
+    // input, never read by ld.so. The finding says so and names the dirs it lists.
     std::fs::remove_file(t.root.join("etc/ld.so.cache")).unwrap();
     let r = run_check(&t.root, "velox_library", ONE);
     assert_eq!(r.status, Status::Fail, "{}", r.summary);
@@ -513,7 +514,14 @@ fn the_ld_so_cache_finds_what_rpath_does_not() {
     )
     .unwrap();
     let r = run_check(&t.root, "velox_library", ONE);
-    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert_eq!(r.status, Status::Fail, "{}", r.summary);
+    assert!(
+        r.summary.contains(
+            "there is no /etc/ld.so.cache, so the ld.so.conf dirs /usr/local/lib are not searched: run ldconfig"
+        ),
+        "{}",
+        r.summary
+    );
     assert_eq!(
         r.facts["ld_so_conf_dirs"],
         serde_json::json!(["/usr/local/lib"])

@@ -1,9 +1,10 @@
 //! The ELF reader: what the check needs from one shared object (header, dynamic section, symbol
 //! versions, notes), read from its bytes without running it, and symbol-version arithmetic.
 
+use super::elf_dynamic::{SliceSource, summary_from_segments};
 use crate::check::ParseError;
 use object::elf;
-use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
 use object::{Endian, Endianness};
 
 /// What the check needs from one ELF file: header, dynamic section, versions, notes.
@@ -22,10 +23,18 @@ pub struct ElfSummary {
     pub exec_stack: Option<bool>,
     /// `NT_GNU_BUILD_ID`, lowercase hex.
     pub build_id: Option<String>,
-    /// `.gnu.version_r`: (file, version), e.g. ("libc.so.6", "GLIBC_2.17").
+    /// `.gnu.version_r`: (file, version), e.g. ("libc.so.6", "GLIBC_2.17"); weak ones apart.
     pub version_needs: Vec<(String, String)>,
+    /// `VER_FLG_WEAK` needs: the loader does not fail when they are missing.
+    pub weak_version_needs: Vec<(String, String)>,
     /// `.gnu.version_d` names, without the base (file name) entry.
     pub version_defs: Vec<String>,
+    /// The base entry of `.gnu.version_d` (the file's own name).
+    pub version_base: Option<String>,
+    /// Has version definitions at all (without any, the loader checks no version against it).
+    pub has_verdef: bool,
+    /// `DT_FLAGS_1` (`DF_1_NODEFLIB` = 0x800: no ld.so.cache, no default dirs for its needs).
+    pub flags_1: u64,
 }
 
 /// A short name of an ELF `e_machine`.
@@ -176,9 +185,17 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
         }
     }
 
+    let has_pt_dynamic = header
+        .program_headers(endian, data)
+        .map_err(|e| bad("program headers", e))?
+        .iter()
+        .any(|ph| ph.p_type(endian) == elf::PT_DYNAMIC);
     let sections = header
         .sections(endian, data)
         .map_err(|e| bad("section headers", e))?;
+    let has_dynamic_section = sections
+        .iter()
+        .any(|sh| sh.sh_type(endian) == elf::SHT_DYNAMIC);
     if let Some((dyns, link)) = sections
         .dynamic(endian, data)
         .map_err(|e| bad(".dynamic", e))?
@@ -190,6 +207,9 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
             let tag = d.d_tag(endian);
             if tag == elf::DT_NULL {
                 break;
+            }
+            if tag == elf::DT_FLAGS_1 {
+                s.flags_1 = d.d_val(endian).into();
             }
             if !d.is_string(endian) {
                 continue;
@@ -223,7 +243,12 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
                 let name = aux
                     .name(endian, strings)
                     .map_err(|e| bad(".gnu.version_r name", e))?;
-                s.version_needs.push((file.clone(), lossy(name)));
+                let pair = (file.clone(), lossy(name));
+                if aux.vna_flags.get(endian).0 & elf::VER_FLG_WEAK.0 != 0 {
+                    s.weak_version_needs.push(pair);
+                } else {
+                    s.version_needs.push(pair);
+                }
             }
         }
     }
@@ -234,17 +259,24 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
         let strings = sections
             .strings(endian, data, link)
             .map_err(|e| bad(".gnu.version_d strings", e))?;
+        s.has_verdef = true;
         while let Some((def, mut auxs)) = it.next().map_err(|e| bad(".gnu.version_d", e))? {
-            if def.vd_flags.get(endian).0 & elf::VER_FLG_BASE.0 != 0 {
-                continue;
-            }
+            let base = def.vd_flags.get(endian).0 & elf::VER_FLG_BASE.0 != 0;
             if let Some(aux) = auxs.next().map_err(|e| bad(".gnu.version_d aux", e))? {
-                let name = aux
-                    .name(endian, strings)
-                    .map_err(|e| bad(".gnu.version_d name", e))?;
-                s.version_defs.push(lossy(name));
+                let name = lossy(
+                    aux.name(endian, strings)
+                        .map_err(|e| bad(".gnu.version_d name", e))?,
+                );
+                if base {
+                    s.version_base = Some(name);
+                } else {
+                    s.version_defs.push(name);
+                }
             }
         }
+    } else if !has_dynamic_section && has_pt_dynamic {
+        // Section headers stripped (`sstrip`, some packers): read what the loader reads.
+        return summary_from_segments(&mut SliceSource(data));
     }
     Ok(s)
 }

@@ -90,7 +90,7 @@ fn library(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     if !machine(f, l, o) {
         return;
     }
-    missing_dependencies(l, o);
+    missing_dependencies(f, l, o);
     missing_versions(l, o);
     exec_stack(f, l, o);
 }
@@ -130,7 +130,7 @@ fn machine(f: &Facts, l: &LibraryFacts, o: &mut Verdict) -> bool {
     true
 }
 
-fn missing_dependencies(l: &LibraryFacts, o: &mut Verdict) {
+fn missing_dependencies(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     if l.missing_dependencies.is_empty() {
         return;
     }
@@ -138,18 +138,30 @@ fn missing_dependencies(l: &LibraryFacts, o: &mut Verdict) {
         .missing_dependencies
         .iter()
         .map(|m| {
-            if m.needed_by == l.library {
-                m.name.clone()
-            } else {
-                format!("{} (needed by {})", m.name, m.needed_by)
+            let mut s = m.name.clone();
+            if m.needed_by != l.library {
+                s.push_str(&format!(" (needed by {})", m.needed_by));
             }
+            if let Some(r) = &m.reason {
+                s.push_str(&format!(" (at {r})"));
+            }
+            s
         })
         .collect();
+    // The loader never reads ld.so.conf: without a cache its dirs are not searched.
+    let hint = if f.ld_so_cache_format.is_none() && !f.ld_so_conf_dirs.is_empty() {
+        format!(
+            " (there is no /etc/ld.so.cache, so the ld.so.conf dirs {} are not searched: run ldconfig)",
+            list(&f.ld_so_conf_dirs)
+        )
+    } else {
+        String::new()
+    };
     o.push(
         Finding::new(
             Status::Fail,
             format!(
-                "{}: {} not found in RPATH/RUNPATH, library_path, ld.so cache or default dirs",
+                "{}: {} not found in RPATH/RUNPATH, library_path, ld.so cache or default dirs{hint}",
                 l.library,
                 list(&names)
             ),
@@ -503,6 +515,7 @@ mod tests {
                     f.libraries[0].missing_dependencies.push(MissingDependency {
                         name: "libsodium.so.23".into(),
                         needed_by: "libvelox.so".into(),
+                        reason: None,
                     })
                 },
                 Status::Fail,

@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 /// A dependency the loader would not find.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct MissingDependency {
+    /// The `DT_NEEDED` name.
     pub name: String,
     pub needed_by: String,
+    /// Found, but refused by the loader or unreadable: the path and why.
+    pub reason: Option<String>,
 }
 
 /// A symbol version needed but not defined by the library that provides it.
@@ -74,6 +77,11 @@ pub struct JarFacts {
 #[derive(Serialize, Debug, Clone, Default, PartialEq)]
 pub struct Facts {
     pub host_arch: String,
+    /// Where the executor's files were read (`[velox_library] executor_root`); `None`: the
+    /// host root. CPU flags always come from the host root.
+    pub executor_root: Option<String>,
+    /// How the executor root's loader searches.
+    pub loader: LoaderFacts,
     pub libraries: Vec<LibraryFacts>,
     pub jars: Vec<JarFacts>,
     /// Format of `/etc/ld.so.cache`; `None` when absent (then `ld.so.conf` dirs are searched).
@@ -96,6 +104,22 @@ pub struct Facts {
     /// `paths` is the default and nothing exists there, and no jar is configured.
     pub nothing_installed: bool,
     pub load_probe: Vec<ProbeResult>,
+}
+
+/// The executor root's glibc loader, as far as the search depends on it.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct LoaderFacts {
+    /// From the loader's banner ("stable release version 2.36"); `None` without a loader.
+    pub glibc_release: Option<String>,
+    /// Default directories, each ending in `/`.
+    pub default_dirs: Vec<String>,
+    /// `ld.so` (read out of the root's loader) or `built-in` (no loader in the root).
+    pub default_dirs_source: String,
+    /// `$LIB` and `$PLATFORM` in RPATH/RUNPATH.
+    pub lib: String,
+    pub platform: String,
+    /// Capability subdirectories searched first in every directory, best first.
+    pub subdirs: Vec<String>,
 }
 
 /// Outcome of one dlopen probe.

@@ -9,10 +9,13 @@
 //! own subjects: `elf` (ELF reader), `ld_cache` (`ld.so.cache`, `ld.so.conf`), `search` (the
 //! loader search), `cpuinfo`, `jar` (bundle jars and their cache), `probe` (fork + dlopen).
 
+mod closure;
 mod cpuinfo;
 mod elf;
+mod elf_dynamic;
 mod evaluate;
 mod facts;
+mod glibc;
 mod jar;
 mod ld_cache;
 mod probe;
@@ -25,7 +28,9 @@ pub use elf::{
     ElfSummary, elf_kind, elf_summary, host_elf_kind, machine_name, max_version, parse_version,
 };
 pub use evaluate::evaluate;
-pub use facts::{Facts, JarFacts, LibraryFacts, MissingDependency, MissingVersion, ProbeResult};
+pub use facts::{
+    Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,
+};
 pub use jar::{jar_arch, parse_build_info};
 pub use ld_cache::{
     CacheEntry, ConfLine, LdCache, parse_ld_so_cache, parse_ld_so_conf, wildcard_match,
@@ -74,6 +79,8 @@ pub struct VeloxLibrary {
     cache: Mutex<HashMap<PathBuf, (FileKey, Arc<ElfSummary>)>>,
     /// Parsed jars.
     jars: jar::JarCache,
+    /// The executor root's loader binary, parsed (release, default dirs).
+    loader_cache: Mutex<Option<(FileKey, glibc::LoaderBinary)>>,
 }
 
 impl VeloxLibrary {
@@ -99,6 +106,7 @@ impl NodeCheck for VeloxLibrary {
             settings,
             cache: Mutex::new(HashMap::new()),
             jars: jar::JarCache::default(),
+            loader_cache: Mutex::new(None),
         }
     }
 
