@@ -114,6 +114,10 @@ struct CommonArgs {
     /// Where the host's `/` is (`/host` in a container). Key `host_root`.
     #[arg(long, value_name = "DIR")]
     host_root: Option<PathBuf>,
+    /// The executor's root filesystem (`/executor` where its image is mounted). Key
+    /// `velox_library.executor_root`.
+    #[arg(long, value_name = "DIR")]
+    executor_root: Option<PathBuf>,
     /// Log format. Key `log_format`.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
@@ -176,6 +180,10 @@ impl CommonArgs {
             }
         };
         add("host_root", self.host_root.as_ref().map(path));
+        add(
+            "velox_library.executor_root",
+            self.executor_root.as_ref().map(path),
+        );
         add(
             "log_format",
             self.log_format

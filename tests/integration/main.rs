@@ -13,3 +13,4 @@ mod systemd;
 mod tidy;
 mod velox_library;
 mod velox_library_loader;
+mod velox_library_roots;

@@ -91,7 +91,7 @@ fn library(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
         return;
     }
     missing_dependencies(f, l, o);
-    missing_versions(l, o);
+    missing_versions(f, l, o);
     exec_stack(f, l, o);
 }
 
@@ -170,7 +170,7 @@ fn missing_dependencies(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     );
 }
 
-fn missing_versions(l: &LibraryFacts, o: &mut Verdict) {
+fn missing_versions(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     for m in &l.missing_versions {
         let has = m
             .provider_max
@@ -182,11 +182,16 @@ fn missing_versions(l: &LibraryFacts, o: &mut Verdict) {
         } else {
             format!("{} (via {})", m.needed_by, l.library)
         };
+        let root = f
+            .executor_root
+            .as_deref()
+            .map(|r| format!(" in the executor root {r}"))
+            .unwrap_or_default();
         o.push(
             Finding::new(
                 Status::Fail,
                 format!(
-                    "{who} needs {} from {}, but {} {has}",
+                    "{who} needs {} from {}, but {}{root} {has}",
                     m.version, m.file, m.provider
                 ),
             )
@@ -339,8 +344,12 @@ fn summary(f: &Facts, settings: &Settings) -> String {
             .filter_map(|l| l.max_glibc_required.clone())
             .max_by_key(|v| version_number(&Some(v.clone())))
         {
+            let whose = match &f.executor_root {
+                Some(r) => format!("the executor root {r}"),
+                None => "host".to_string(),
+            };
             parts.push(format!(
-                "needs {g} (host defines up to {})",
+                "needs {g} ({whose} defines up to {})",
                 f.host_glibc_version.as_deref().unwrap_or("unknown")
             ));
         }

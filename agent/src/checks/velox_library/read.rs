@@ -9,7 +9,7 @@ use super::elf::{ElfSummary, elf_summary, host_elf_kind, machine_name, max_versi
 use super::facts::{Facts, JarFacts, LibraryFacts, LoaderFacts};
 use super::glibc::{Cpu, Glibc, interp_path, parse_loader_binary};
 use super::jar::jar_arch;
-use super::probe::probe_all;
+use super::probe::{CAN_DLOPEN, probe_all};
 use super::search::{Found, Search};
 use super::settings::default_cpu_flags;
 use super::{FileKey, SUMMARY_CACHE_ENTRIES, VeloxLibrary};
@@ -300,6 +300,12 @@ impl VeloxLibrary {
             .as_ref()
             .map(|r| Host::new(r).with_arch(host.arch()));
         let root = exec_root.as_ref().unwrap_or(host);
+        if !root.root().is_dir() {
+            return Err(CheckError::Other(format!(
+                "executor_root {} is not a directory",
+                root.root().display()
+            )));
+        }
 
         // CPU flags (always the host's).
         let cpuinfo = host.read_optional("/proc/cpuinfo")?;
@@ -451,7 +457,7 @@ impl VeloxLibrary {
         }
 
         if settings.load_probe {
-            facts.load_probe = probe_all(root, &facts);
+            facts.load_probe = probe_all(root, &facts, CAN_DLOPEN);
         }
         Ok(facts)
     }

@@ -1,0 +1,226 @@
+//! `executor_root`: the library is judged against the executor's filesystem (its libc, its
+//! libstdc++, its loader), the CPU against the host's. Roots are built here: a host whose fake
+//! libc and libstdc++ define up to GLIBC_2.28 / GLIBCXX_3.4.21, an executor root whose copies
+//! stop at GLIBC_2.17 / GLIBCXX_3.4.19 (version scripts), and a root of real Debian libraries.
+
+use agent::check::{Check, Runner};
+use agent::checks::velox_library::{Settings, VeloxLibrary};
+use agent::host::Host;
+use gluten_node_tests::*;
+use proto::Status;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FLAGS: &str = "fpu sse4_2 popcnt avx avx2 fma f16c bmi1 bmi2 abm";
+
+fn cc(out: &Path, src: &str, args: &[&str]) {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let c = out.with_extension("c");
+    std::fs::write(&c, src).unwrap();
+    let o = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-nostdlib", "-o"])
+        .arg(out)
+        .arg(&c)
+        .args(args)
+        .output()
+        .expect("running gcc");
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_file(c).unwrap();
+}
+
+/// A fake `soname` under `root/lib/x86_64-linux-gnu` defining `syms` in the version nodes of
+/// `script`.
+fn fake_lib(root: &Path, soname: &str, script: &str, syms: &[&str]) -> PathBuf {
+    let out = root.join("lib/x86_64-linux-gnu").join(soname);
+    let map = root.join(format!("{soname}.map"));
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(&map, script).unwrap();
+    let src: String = syms
+        .iter()
+        .map(|s| format!("int {s}(void){{return 0;}}\n"))
+        .collect();
+    cc(
+        &out,
+        &src,
+        &[
+            &format!("-Wl,-soname,{soname}"),
+            &format!("-Wl,--version-script={}", map.display()),
+        ],
+    );
+    std::fs::remove_file(map).unwrap();
+    out
+}
+
+struct Roots {
+    _dir: tempfile::TempDir,
+    host: PathBuf,
+    old: PathBuf,
+}
+
+/// The host root (new libc and libstdc++, the library, cpuinfo) and an old executor root (the
+/// same library, mounted from the host, and old libc and libstdc++; no /proc).
+fn roots() -> Roots {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host");
+    let old = dir.path().join("executor");
+    let libc = fake_lib(
+        &host,
+        "libc.so.6",
+        "GLIBC_2.17 { global: old_fn; local: *; };\nGLIBC_2.28 { global: new_fn; } GLIBC_2.17;\n",
+        &["old_fn", "new_fn"],
+    );
+    let cxx = fake_lib(
+        &host,
+        "libstdc++.so.6",
+        "GLIBCXX_3.4.19 { global: cxx_old; local: *; };\nGLIBCXX_3.4.21 { global: cxx_new; } GLIBCXX_3.4.19;\n",
+        &["cxx_old", "cxx_new"],
+    );
+    fake_lib(
+        &old,
+        "libc.so.6",
+        "GLIBC_2.17 { global: old_fn; new_fn; local: *; };\n",
+        &["old_fn", "new_fn"],
+    );
+    fake_lib(
+        &old,
+        "libstdc++.so.6",
+        "GLIBCXX_3.4.19 { global: cxx_old; cxx_new; local: *; };\n",
+        &["cxx_old", "cxx_new"],
+    );
+    let velox = host.join("opt/gluten/lib/libvelox.so");
+    cc(
+        &velox,
+        "extern int new_fn(void); extern int cxx_new(void); int v(void){return new_fn()+cxx_new();}",
+        &[
+            "-Wl,-soname,libvelox.so",
+            libc.to_str().unwrap(),
+            cxx.to_str().unwrap(),
+        ],
+    );
+    place(&velox, &old.join("opt/gluten/lib/libvelox.so"));
+    std::fs::create_dir_all(host.join("proc")).unwrap();
+    std::fs::write(
+        host.join("proc/cpuinfo"),
+        format!("processor\t: 0\nflags\t\t: {FLAGS}\n"),
+    )
+    .unwrap();
+    Roots {
+        _dir: dir,
+        host,
+        old,
+    }
+}
+
+fn run(host: &Path, executor_root: Option<&Path>) -> agent::check::Outcome {
+    let c = Runner(VeloxLibrary::new(Settings {
+        paths: vec!["/opt/gluten/lib/libvelox.so".into()],
+        executor_root: executor_root.map(Path::to_path_buf),
+        ..Settings::default()
+    }));
+    c.run(&Host::new(host).with_arch("x86_64")).unwrap()
+}
+
+#[test]
+fn an_old_executor_root_fails_naming_both_versions_while_the_host_passes() {
+    let r = roots();
+    let o = run(&r.host, None);
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    assert!(
+        o.summary()
+            .contains("needs GLIBC_2.28 (host defines up to 2.28)"),
+        "{}",
+        o.summary()
+    );
+
+    let o = run(&r.host, Some(&r.old));
+    assert_eq!(o.status(), Status::Fail, "{}", o.summary());
+    let root = r.old.display();
+    for expect in [
+        format!(
+            "libvelox.so needs GLIBC_2.28 from libc.so.6, but /lib/x86_64-linux-gnu/libc.so.6 in the executor root {root} defines up to GLIBC_2.17"
+        ),
+        format!(
+            "libvelox.so needs GLIBCXX_3.4.21 from libstdc++.so.6, but /lib/x86_64-linux-gnu/libstdc++.so.6 in the executor root {root} defines up to GLIBCXX_3.4.19"
+        ),
+    ] {
+        assert!(o.summary().contains(&expect), "{}", o.summary());
+    }
+    // The libc compared is the executor's; the CPU flags are the host's (the executor root
+    // has no /proc).
+    assert_eq!(o.facts["executor_root"], root.to_string());
+    assert_eq!(o.facts["host_glibc_version"], "2.17");
+    assert_eq!(o.facts["host_glibcxx_version"], "GLIBCXX_3.4.19");
+    assert_eq!(o.facts["missing_cpu_flags"], serde_json::json!([]));
+}
+
+#[test]
+fn an_executor_root_of_real_debian_libraries_passes_and_its_loader_is_read() {
+    let r = roots();
+    let deb = r.old.parent().unwrap().join("debian");
+    for name in [
+        "libc.so.6",
+        "libm.so.6",
+        "libstdc++.so.6",
+        "libgcc_s.so.1",
+        "ld-linux-x86-64.so.2",
+    ] {
+        let real = std::fs::canonicalize(Path::new("/lib/x86_64-linux-gnu").join(name))
+            .unwrap_or_else(|e| panic!("/lib/x86_64-linux-gnu/{name}: {e}"));
+        place(&real, &deb.join("lib/x86_64-linux-gnu").join(name));
+    }
+    std::fs::create_dir_all(deb.join("lib64")).unwrap();
+    std::os::unix::fs::symlink(
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        deb.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    place(
+        &r.host.join("opt/gluten/lib/libvelox.so"),
+        &deb.join("opt/gluten/lib/libvelox.so"),
+    );
+    let o = run(&r.host, Some(&deb));
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    assert_eq!(o.facts["loader"]["default_dirs_source"], "ld.so");
+    assert!(o.facts["loader"]["glibc_release"].is_string());
+    assert_eq!(
+        o.facts["libraries"][0]["resolved"]["libc.so.6"],
+        "/lib/x86_64-linux-gnu/libc.so.6"
+    );
+}
+
+#[test]
+fn an_executor_root_that_is_not_a_directory_is_unknown_and_the_flag_sets_the_key() {
+    let r = roots();
+    let c = Runner(VeloxLibrary::new(Settings {
+        executor_root: Some(r.host.join("nope")),
+        ..Settings::default()
+    }));
+    let e = c.run(&Host::new(&r.host)).unwrap_err().to_string();
+    assert!(e.contains("executor_root") && e.contains("nope"), "{e}");
+
+    let o = Command::new(agent_bin())
+        .args(["check", "--output", "json", "--host-root"])
+        .arg(&r.host)
+        .arg("--executor-root")
+        .arg(&r.old)
+        .args([
+            "--set",
+            "velox_library.paths=[\"/opt/gluten/lib/libvelox.so\"]",
+        ])
+        .output()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let v = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "velox_library")
+        .unwrap();
+    assert_eq!(v["facts"]["executor_root"], r.old.display().to_string());
+    assert_eq!(v["status"], "fail");
+}
