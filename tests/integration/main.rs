@@ -12,5 +12,6 @@ mod scratch;
 mod systemd;
 mod tidy;
 mod velox_library;
+mod velox_library_gluten17;
 mod velox_library_loader;
 mod velox_library_roots;

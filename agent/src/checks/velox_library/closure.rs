@@ -10,6 +10,7 @@
 use super::elf::{ElfSummary, max_version, parse_version};
 use super::facts::{LibraryFacts, MissingDependency, MissingVersion};
 use super::glibc::Glibc;
+use super::scan::Scan;
 use super::search::{Found, Search, search_dir};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -36,6 +37,8 @@ pub(super) struct Obj {
     pub id: Option<(u64, u64)>,
     /// Loaded before the walk (the interpreter, jar siblings): walked when first needed.
     pub walked: bool,
+    /// What its strings say (section 3 rules).
+    pub scan: Option<Arc<Scan>>,
 }
 
 impl Obj {
@@ -70,7 +73,14 @@ impl Obj {
             runpath,
             id,
             walked: false,
+            scan: None,
         }
+    }
+
+    /// The same object with its strings scan.
+    pub fn with_scan(mut self, scan: Arc<Scan>) -> Self {
+        self.scan = Some(scan);
+        self
     }
 
     fn matches(&self, name: &str) -> bool {
@@ -147,11 +157,11 @@ pub(super) fn expand_dst(entry: &str, origin: Option<&str>, g: &Glibc) -> Option
 
 /// Loads a file the search found: its summary and (device, inode), or why it cannot be read.
 pub(super) type LoadFn<'a> =
-    dyn Fn(&Path, &str) -> Result<(Arc<ElfSummary>, (u64, u64)), String> + 'a;
+    dyn Fn(&Path, &str) -> Result<(Arc<ElfSummary>, (u64, u64), Arc<Scan>), String> + 'a;
 
 /// Walks the closure of `objs[root]` (the other objects are already loaded: the interpreter,
 /// jar siblings) and fills `facts` (`resolved`, `missing_dependencies`, `missing_versions`).
-/// `who(i)` names object `i` in `needed_by`. Returns the objects, for the caller's scans.
+/// Returns the objects of the closure (the root first, in load order), for the caller's scans.
 pub(super) fn walk(
     search: &Search,
     mut objs: Vec<Obj>,
@@ -207,7 +217,7 @@ pub(super) fn walk(
             };
             match search.find(name, &chain, &runpath, nodeflib) {
                 Found::Yes { path, local } => match load(&local, &path) {
-                    Ok((s, id)) => {
+                    Ok((s, id, scan)) => {
                         if let Some(j) = objs.iter().position(|o| o.id == Some(id)) {
                             // The same file under another name: glibc adds the name.
                             objs[j].names.push(name.clone());
@@ -225,6 +235,7 @@ pub(super) fn walk(
                         );
                         o.loader = Some(i);
                         o.walked = true;
+                        o.scan = Some(scan);
                         facts.resolved.insert(name.clone(), path);
                         objs.push(o);
                         queue.push_back(objs.len() - 1);
@@ -287,7 +298,7 @@ pub(super) fn walk(
             });
         }
     }
-    objs
+    order.into_iter().map(|i| objs[i].clone()).collect()
 }
 
 fn fake(name: &str) -> Obj {
@@ -300,6 +311,7 @@ fn fake(name: &str) -> Obj {
         runpath: Vec::new(),
         id: None,
         walked: true,
+        scan: None,
     }
 }
 

@@ -134,6 +134,86 @@ fn file_offset(loads: &[Phdr], v: u64) -> Option<u64> {
         .map(|l| l.offset.saturating_add(v - l.vaddr))
 }
 
+const PT_LOAD: u64 = 1;
+const PT_DYNAMIC: u64 = 2;
+const PT_NOTE: u64 = 4;
+const PT_GNU_STACK: u64 = 0x6474_e551;
+
+/// The program headers in `bytes` (`phnum` entries of `phentsize`).
+fn parse_phdrs(f: Fmt, bytes: &[u8], phnum: u64, phentsize: u64) -> Vec<Phdr> {
+    (0..phnum as usize)
+        .map(|i| {
+            let b = bytes.get(i * phentsize as usize..).unwrap_or(&[]);
+            if f.wide {
+                Phdr {
+                    p_type: f.u32(b, 0).unwrap_or(0),
+                    flags: f.u32(b, 4).unwrap_or(0),
+                    offset: f.u64(b, 8).unwrap_or(0),
+                    vaddr: f.u64(b, 16).unwrap_or(0),
+                    filesz: f.u64(b, 32).unwrap_or(0),
+                    align: f.u64(b, 48).unwrap_or(0),
+                }
+            } else {
+                Phdr {
+                    p_type: f.u32(b, 0).unwrap_or(0),
+                    offset: f.u32(b, 4).unwrap_or(0),
+                    vaddr: f.u32(b, 8).unwrap_or(0),
+                    filesz: f.u32(b, 16).unwrap_or(0),
+                    flags: f.u32(b, 24).unwrap_or(0),
+                    align: f.u32(b, 28).unwrap_or(0),
+                }
+            }
+        })
+        .collect()
+}
+
+/// The second batch the reader asks for: every `PT_NOTE`, then `PT_DYNAMIC`.
+fn segment_reqs_of(phdrs: &[Phdr]) -> Vec<Req> {
+    let mut reqs: Vec<Req> = phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_NOTE)
+        .map(|n| Req::Range {
+            off: n.offset,
+            len: n.filesz.min(MAX_TABLE),
+        })
+        .collect();
+    if let Some(d) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) {
+        reqs.push(Req::Range {
+            off: d.offset,
+            len: d.filesz.min(MAX_TABLE),
+        });
+    }
+    reqs
+}
+
+/// The ranges [`summary_from_segments`] will ask for after the first 64 KiB, computed from
+/// those bytes (empty when the program headers lie beyond them): a streamed source captures
+/// them in its first pass instead of reading again up to `PT_DYNAMIC`.
+pub fn segment_reqs(head: &[u8]) -> Vec<Req> {
+    if head.len() < 64 || head[..4] != *b"\x7fELF" {
+        return Vec::new();
+    }
+    let wide = head[4] == 2;
+    let f = Fmt {
+        big: head[5] == 2,
+        wide,
+    };
+    let (phoff, phentsize, phnum) = if wide {
+        (f.u64(head, 32), f.u16(head, 54), f.u16(head, 56))
+    } else {
+        (f.u32(head, 28), f.u16(head, 42), f.u16(head, 44))
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (phoff, phentsize, phnum) else {
+        return Vec::new();
+    };
+    let table = phnum * phentsize;
+    if phentsize < if wide { 56 } else { 32 } || phoff.saturating_add(table) > head.len() as u64 {
+        return Vec::new();
+    }
+    let bytes = &head[phoff as usize..(phoff + table) as usize];
+    segment_reqs_of(&parse_phdrs(f, bytes, phnum, phentsize))
+}
+
 /// Summarises an ELF file from its segments, as the loader sees it.
 pub fn summary_from_segments(src: &mut dyn ElfSource) -> Result<ElfSummary, ParseError> {
     let head = src
@@ -197,34 +277,7 @@ pub fn summary_from_segments(src: &mut dyn ElfSource) -> Result<ElfSummary, Pars
         machine,
         ..ElfSummary::default()
     };
-    let mut phdrs = Vec::new();
-    for i in 0..phnum as usize {
-        let b = &phdrs_bytes[i * phentsize as usize..];
-        let ph = if wide {
-            Phdr {
-                p_type: f.u32(b, 0).unwrap_or(0),
-                flags: f.u32(b, 4).unwrap_or(0),
-                offset: f.u64(b, 8).unwrap_or(0),
-                vaddr: f.u64(b, 16).unwrap_or(0),
-                filesz: f.u64(b, 32).unwrap_or(0),
-                align: f.u64(b, 48).unwrap_or(0),
-            }
-        } else {
-            Phdr {
-                p_type: f.u32(b, 0).unwrap_or(0),
-                offset: f.u32(b, 4).unwrap_or(0),
-                vaddr: f.u32(b, 8).unwrap_or(0),
-                filesz: f.u32(b, 16).unwrap_or(0),
-                flags: f.u32(b, 24).unwrap_or(0),
-                align: f.u32(b, 28).unwrap_or(0),
-            }
-        };
-        phdrs.push(ph);
-    }
-    const PT_LOAD: u64 = 1;
-    const PT_DYNAMIC: u64 = 2;
-    const PT_NOTE: u64 = 4;
-    const PT_GNU_STACK: u64 = 0x6474_e551;
+    let phdrs = parse_phdrs(f, &phdrs_bytes, phnum, phentsize);
     let loads: Vec<Phdr> = phdrs
         .iter()
         .filter(|p| p.p_type == PT_LOAD)
@@ -239,19 +292,7 @@ pub fn summary_from_segments(src: &mut dyn ElfSource) -> Result<ElfSummary, Pars
         s.exec_stack = Some(st.flags & 1 != 0);
     }
     let dynamic = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC).copied();
-    let mut reqs: Vec<Req> = notes
-        .iter()
-        .map(|n| Req::Range {
-            off: n.offset,
-            len: n.filesz.min(MAX_TABLE),
-        })
-        .collect();
-    if let Some(d) = dynamic {
-        reqs.push(Req::Range {
-            off: d.offset,
-            len: d.filesz.min(MAX_TABLE),
-        });
-    }
+    let reqs = segment_reqs_of(&phdrs);
     let mut got = src.fetch(&reqs)?;
     let dyn_bytes = if dynamic.is_some() {
         got.pop().unwrap_or_default()

@@ -4,6 +4,7 @@
 use super::elf::{host_elf_kind, machine_name, parse_version};
 use super::facts::{Facts, LibraryFacts};
 use super::jar::jar_arch;
+use super::rules;
 use super::settings::Settings;
 use crate::check::Verdict;
 use proto::{Finding, Status};
@@ -25,9 +26,14 @@ pub fn evaluate(f: &Facts, settings: &Settings) -> Verdict {
     let mut o = Verdict::default();
     nothing_installed(f, settings, &mut o);
     for l in &f.libraries {
-        library(f, l, &mut o);
+        if l.role == "preload" {
+            preload(f, l, &mut o);
+        } else {
+            library(f, l, &mut o);
+        }
     }
     jars(f, &mut o);
+    rules::needs(f, &mut o);
     load_probe(f, &mut o);
     cpu_flags(f, &mut o);
     o.ok_summary = Some(summary(f, settings));
@@ -93,6 +99,34 @@ fn library(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     missing_dependencies(f, l, o);
     missing_versions(f, l, o);
     exec_stack(f, l, o);
+}
+
+/// `spark.executorEnv.LD_PRELOAD`: ld.so only warns about a preload it cannot load ("cannot
+/// be preloaded: ignored") and the executor runs without it (without jemalloc, RSS grows until
+/// YARN or Kubernetes kills it: apache/gluten#7397): the library rules, as warnings.
+fn preload(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+    let mut v = Verdict::default();
+    if !l.found {
+        v.push(
+            Finding::new(
+                Status::Fail,
+                format!("{}: no such file in the executor's filesystem", l.path),
+            )
+            .about(&l.path),
+        );
+    } else {
+        library(f, l, &mut v);
+    }
+    for mut finding in v.findings {
+        if finding.status == Status::Fail {
+            finding.status = Status::Warn;
+        }
+        finding.message = format!(
+            "spark.executorEnv.LD_PRELOAD: {} (ld.so ignores it and the executor runs without it)",
+            finding.message
+        );
+        o.push(finding);
+    }
 }
 
 /// Machine and class must be the host's; `false` when they are not (nothing else applies).
@@ -414,6 +448,16 @@ fn inventory(f: &Facts, o: &mut Verdict) {
     if !build_ids.is_empty() {
         o.inventory
             .push(("velox_library.build_id".into(), build_ids.join(",")));
+    }
+    // The identity drift compares when there is no build id (official Gluten builds have none).
+    if let Some(id) = checked
+        .iter()
+        .filter(|l| l.role != "preload")
+        .find(|l| l.library == "libvelox.so")
+        .or_else(|| checked.iter().find(|l| l.role != "preload"))
+        .and_then(|l| l.identity.clone())
+    {
+        o.inventory.push(("velox_library.identity".into(), id));
     }
     if let Some(flags) = &f.isa_cpu_flags {
         o.inventory.push(("cpu.flags".into(), flags.join(" ")));

@@ -60,6 +60,49 @@ pub struct LibraryFacts {
     pub max_glibcxx_required: Option<String>,
     pub max_cxxabi_required: Option<String>,
     pub exec_stack: Option<bool>,
+    /// `configured` (`paths`, `jars`) or `preload` (`spark.executorEnv.LD_PRELOAD`).
+    pub role: String,
+    /// Label-safe identity for fleet drift: the build id, else the jar's build info (Gluten
+    /// version and Velox revision), else a content digest (`sha256-…`).
+    pub identity: Option<String>,
+    /// `build_id`, `jar_build_info` or `sha256`.
+    pub identity_source: Option<String>,
+    /// What the closure's strings say it needs from the executor's filesystem.
+    pub needs: NeedsFacts,
+    /// RPATH/RUNPATH dirs that do not exist in the executor root.
+    pub rpath_missing: Vec<MissingDir>,
+}
+
+/// What a library's closure needs beyond `DT_NEEDED` (read from its strings).
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct NeedsFacts {
+    /// The object that carries Velox's time zone lookup (needs IANA zoneinfo).
+    pub tzdata_by: Option<String>,
+    /// The TLS stack compiled into the closure and the CA location it reads.
+    pub tls: Option<TlsFacts>,
+}
+
+/// One TLS stack's default CA location.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct TlsFacts {
+    /// `libcurl 8.18.0` or `OpenSSL`.
+    pub stack: String,
+    /// The object that carries it.
+    pub by: String,
+    /// The CA bundle (curl) or `OPENSSLDIR` (OpenSSL: its `cert.pem` or `certs/`).
+    pub ca_path: String,
+    /// The CA file or dir exists in the executor root.
+    pub ca_present: bool,
+}
+
+/// An RPATH/RUNPATH directory missing from the executor root.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct MissingDir {
+    pub dir: String,
+    /// Its nearest existing ancestor.
+    pub nearest: String,
+    /// A non-root user could create `dir` there (world-writable, or owned by another user).
+    pub writable_by_others: bool,
 }
 
 /// A Gluten bundle jar.
@@ -104,6 +147,51 @@ pub struct Facts {
     /// `paths` is the default and nothing exists there, and no jar is configured.
     pub nothing_installed: bool,
     pub load_probe: Vec<ProbeResult>,
+    /// The executor root's files the section-3 rules judge.
+    pub executor_files: ExecutorFiles,
+    /// What the executors' `spark_defaults` say.
+    pub spark: SparkFacts,
+}
+
+/// Files of the executor root that libraries need besides other libraries.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct ExecutorFiles {
+    /// `/usr/share/zoneinfo` is a directory.
+    pub zoneinfo: bool,
+    /// `spark.executorEnv.TZDIR` names a directory that exists.
+    pub tzdir_exists: Option<bool>,
+    /// When `spark_defaults` names `hdfs://`: what resolves.
+    pub hdfs: Option<HdfsFacts>,
+}
+
+/// HDFS client libraries (apache/gluten#9258).
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct HdfsFacts {
+    pub hadoop_home: Option<String>,
+    pub java_home: Option<String>,
+    /// `libhdfs3.so` as the loader finds it.
+    pub libhdfs3: Option<String>,
+    /// `$HADOOP_HOME/lib/native/libhdfs.so`, when it exists and is ELF.
+    pub libhdfs: Option<String>,
+    /// `libjvm.so` under `JAVA_HOME`.
+    pub libjvm: Option<String>,
+}
+
+/// Keys of `spark_defaults` the rules use.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct SparkFacts {
+    /// The file read (`memory.spark_defaults`); `None` when not configured.
+    pub defaults: Option<String>,
+    /// The first key naming object storage (`s3a://`, `abfs://`, `gs://`, `spark.hadoop.fs.s3a.*`).
+    pub object_store_key: Option<String>,
+    /// A key names `hdfs://`.
+    pub hdfs_key: Option<String>,
+    pub tzdir: Option<String>,
+    /// `spark.executorEnv.HADOOP_HOME` and `JAVA_HOME`.
+    pub hadoop_home: Option<String>,
+    pub java_home: Option<String>,
+    pub ld_preload: Vec<String>,
+    pub ld_library_path: Vec<String>,
 }
 
 /// The executor root's glibc loader, as far as the search depends on it.

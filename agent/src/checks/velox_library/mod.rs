@@ -18,8 +18,11 @@ mod facts;
 mod glibc;
 mod jar;
 mod ld_cache;
+mod needs;
 mod probe;
 mod read;
+mod rules;
+mod scan;
 mod search;
 mod settings;
 
@@ -72,15 +75,22 @@ impl FileKey {
     }
 }
 
+/// A file's summary and strings scan, with the identity they were read at.
+type Summarised = (FileKey, Arc<ElfSummary>, Arc<scan::Scan>);
+
 /// The check: its settings and the caches its reads keep, keyed by file identity.
 pub struct VeloxLibrary {
     settings: Settings,
     /// ELF summaries by local path.
-    cache: Mutex<HashMap<PathBuf, (FileKey, Arc<ElfSummary>)>>,
+    cache: Mutex<HashMap<PathBuf, Summarised>>,
     /// Parsed jars.
     jars: jar::JarCache,
     /// The executor root's loader binary, parsed (release, default dirs).
     loader_cache: Mutex<Option<(FileKey, glibc::LoaderBinary)>>,
+    /// Content digests of configured libraries without a build id, by local path.
+    digests: Mutex<HashMap<PathBuf, (FileKey, String)>>,
+    /// The executors' `spark-defaults.conf` (shared input `spark_defaults`).
+    spark_defaults: Option<PathBuf>,
 }
 
 impl VeloxLibrary {
@@ -101,12 +111,14 @@ impl NodeCheck for VeloxLibrary {
     type Settings = Settings;
     type Facts = Facts;
 
-    fn build(settings: Settings, _shared: &Shared) -> Self {
+    fn build(settings: Settings, shared: &Shared) -> Self {
         VeloxLibrary {
             settings,
             cache: Mutex::new(HashMap::new()),
             jars: jar::JarCache::default(),
             loader_cache: Mutex::new(None),
+            digests: Mutex::new(HashMap::new()),
+            spark_defaults: shared.spark_defaults.clone(),
         }
     }
 

@@ -9,7 +9,12 @@ use super::elf::{ElfSummary, elf_summary, host_elf_kind, machine_name, max_versi
 use super::facts::{Facts, JarFacts, LibraryFacts, LoaderFacts};
 use super::glibc::{Cpu, Glibc, interp_path, parse_loader_binary};
 use super::jar::jar_arch;
+use super::needs::{
+    content_digest, executor_files, jar_identity, label_safe, missing_rpath_dirs, needs_of,
+    spark_facts,
+};
 use super::probe::{CAN_DLOPEN, probe_all};
+use super::scan::{Scan, scan_reader};
 use super::search::{Found, Search};
 use super::settings::default_cpu_flags;
 use super::{FileKey, SUMMARY_CACHE_ENTRIES, VeloxLibrary};
@@ -23,6 +28,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 struct Loaded {
     summary: Arc<ElfSummary>,
+    scan: Arc<Scan>,
     size: u64,
     mtime: i64,
     /// (device, inode).
@@ -47,16 +53,17 @@ impl VeloxLibrary {
             Err(e) => return Err(LoadError::Unreadable(format!("reading {shown}: {e}"))),
         };
         let key = FileKey::of(&meta);
-        let loaded = |summary| Loaded {
+        let loaded = |(summary, scan)| Loaded {
             summary,
+            scan,
             size: key.size,
             mtime: key.mtime,
             id: (key.dev, key.ino),
         };
-        if let Some((k, s)) = self.cache.lock().ok().and_then(|c| c.get(local).cloned())
+        if let Some((k, s, sc)) = self.cache.lock().ok().and_then(|c| c.get(local).cloned())
             && k == key
         {
-            return Ok(loaded(s));
+            return Ok(loaded((s, sc)));
         }
         if !meta.is_file() {
             return Err(LoadError::Broken(format!("{shown}: not a regular file")));
@@ -74,13 +81,18 @@ impl VeloxLibrary {
         }
         .map_err(|e| LoadError::Broken(format!("{shown}: {e}")))?;
         let summary = Arc::new(summary);
+        // The strings scan reads the file through a small buffer, not the map.
+        let scan = std::fs::File::open(local)
+            .and_then(scan_reader)
+            .map(Arc::new)
+            .map_err(|e| LoadError::Unreadable(format!("reading {shown}: {e}")))?;
         if let Ok(mut c) = self.cache.lock() {
             if c.len() >= SUMMARY_CACHE_ENTRIES {
                 c.clear();
             }
-            c.insert(local.to_path_buf(), (key, summary.clone()));
+            c.insert(local.to_path_buf(), (key, summary.clone(), scan.clone()));
         }
-        Ok(loaded(summary))
+        Ok(loaded((summary, scan)))
     }
 }
 
@@ -89,8 +101,8 @@ fn file_name(p: &str) -> String {
 }
 
 /// The `.so` entries of a jar, which Gluten extracts into one directory and loads itself:
-/// (`JAR!entry`, summary).
-type Siblings = Vec<(String, Arc<ElfSummary>)>;
+/// (`JAR!entry`, summary, scan).
+type Siblings = Vec<(String, Arc<ElfSummary>, Arc<Scan>)>;
 
 impl VeloxLibrary {
     fn library_facts(path: &str, loaded: Result<Loaded, LoadError>) -> LibraryFacts {
@@ -120,6 +132,10 @@ impl VeloxLibrary {
                 f.rpath = s.rpath.clone();
                 f.runpath = s.runpath.clone();
                 f.exec_stack = s.exec_stack;
+                if let Some(b) = &s.build_id {
+                    f.identity = Some(label_safe(b));
+                    f.identity_source = Some("build_id".into());
+                }
                 let names = || s.version_needs.iter().map(|(_, v)| v.as_str());
                 f.max_glibc_required = max_version(names(), "GLIBC_");
                 f.max_glibcxx_required = max_version(names(), "GLIBCXX_");
@@ -134,7 +150,7 @@ impl VeloxLibrary {
         host: &Host,
         jar: &Path,
         facts: &mut Facts,
-    ) -> Vec<(LibraryFacts, Arc<ElfSummary>, Siblings)> {
+    ) -> Vec<(LibraryFacts, Arc<ElfSummary>, Arc<Scan>, Siblings)> {
         let shown = jar.display().to_string();
         let mut jf = JarFacts {
             path: shown.clone(),
@@ -170,28 +186,40 @@ impl VeloxLibrary {
         let siblings: Siblings = parsed
             .entries
             .iter()
-            .filter_map(|(n, _, s)| s.as_ref().ok().map(|s| (n.clone(), s.clone())))
+            .filter_map(|e| {
+                e.summary
+                    .as_ref()
+                    .ok()
+                    .map(|s| (e.path.clone(), s.clone(), e.scan.clone()))
+            })
             .collect();
-        for (n, size, s) in &parsed.entries {
-            match s {
+        for e in &parsed.entries {
+            let n = &e.path;
+            match &e.summary {
                 Ok(s) => {
                     let mut lf = Self::library_facts(
                         n,
                         Ok(Loaded {
                             summary: s.clone(),
-                            size: *size,
+                            scan: e.scan.clone(),
+                            size: e.size,
                             mtime: 0,
                             id: (0, 0),
                         }),
                     );
                     lf.mtime_unix_seconds = None;
-                    libs.push((lf, s.clone(), siblings.clone()));
+                    libs.push((lf, s.clone(), e.scan.clone(), siblings.clone()));
                 }
-                Err(e) => {
+                Err(err) => {
                     let mut lf =
-                        Self::library_facts(n, Err(LoadError::Broken(format!("{n}: {e}"))));
+                        Self::library_facts(n, Err(LoadError::Broken(format!("{n}: {err}"))));
                     lf.broken = true;
-                    libs.push((lf, Arc::new(ElfSummary::default()), Siblings::new()));
+                    libs.push((
+                        lf,
+                        Arc::new(ElfSummary::default()),
+                        e.scan.clone(),
+                        Siblings::new(),
+                    ));
                 }
             }
         }
@@ -267,29 +295,111 @@ impl VeloxLibrary {
         lf: &mut LibraryFacts,
     ) {
         let mut objs = preloaded.to_vec();
-        for (path, s) in siblings {
+        for (path, s, scan) in siblings {
             if *path != root.path {
-                objs.push(Obj::new(
-                    vec![file_name(path)],
-                    path,
-                    s.clone(),
-                    None,
-                    &search.glibc,
-                    None,
-                ));
+                objs.push(
+                    Obj::new(
+                        vec![file_name(path)],
+                        path,
+                        s.clone(),
+                        None,
+                        &search.glibc,
+                        None,
+                    )
+                    .with_scan(scan.clone()),
+                );
             }
         }
         objs.push(root);
         let at = objs.len() - 1;
         let load = |local: &Path, shown: &str| {
             self.load(local, shown)
-                .map(|l| (l.summary, l.id))
+                .map(|l| (l.summary, l.id, l.scan))
                 .map_err(|e| match e {
                     LoadError::Missing => format!("{shown}: no such file"),
                     LoadError::Broken(e) | LoadError::Unreadable(e) => e,
                 })
         };
-        walk(search, objs, at, &load, lf);
+        let closure = walk(search, objs, at, &load, lf);
+        lf.needs = needs_of(&closure, search.root);
+        if let Some(root) = closure.first() {
+            lf.rpath_missing = missing_rpath_dirs(root, search.root);
+        }
+    }
+
+    /// Checks one library file named by the configuration (`paths`, or a preload) in `root`.
+    fn check_path(
+        &self,
+        search: &Search,
+        preloaded: &[Obj],
+        shown: &str,
+        role: &str,
+    ) -> LibraryFacts {
+        let root = search.root;
+        let (loaded, local) = match root.resolve(shown) {
+            Ok(local) => (self.load(&local, shown), Some(local)),
+            Err(CheckError::Io { source, path })
+                if source.kind() != std::io::ErrorKind::NotFound
+                    && source.raw_os_error() != Some(libc::ENOTDIR) =>
+            {
+                (
+                    Err(LoadError::Unreadable(format!(
+                        "reading {}: {source}",
+                        path.display()
+                    ))),
+                    None,
+                )
+            }
+            Err(_) => (Err(LoadError::Missing), None),
+        };
+        let opened = loaded
+            .as_ref()
+            .ok()
+            .map(|l| (l.summary.clone(), l.id, l.scan.clone()));
+        let mut lf = Self::library_facts(shown, loaded);
+        lf.role = role.to_string();
+        let kind = host_elf_kind(root.arch());
+        if let Some((s, id, scan)) = opened
+            && kind.is_none_or(|k| k == (s.class_bits, s.machine))
+        {
+            if s.build_id.is_none()
+                && let Some(local) = &local
+            {
+                lf.identity = self.digest(local);
+                lf.identity_source = lf.identity.as_ref().map(|_| "sha256".to_string());
+            }
+            // `$ORIGIN` is the directory of the path as configured (glibc takes it from the
+            // name it opened, not from the file's real path).
+            let obj = Obj::new(
+                vec![shown.to_string()],
+                shown,
+                s,
+                origin_of(shown).as_deref(),
+                &search.glibc,
+                Some(id),
+            )
+            .with_scan(scan);
+            self.closure(search, obj, &Siblings::new(), preloaded, &mut lf);
+        }
+        lf
+    }
+
+    /// The content digest of a configured library, once per file identity.
+    fn digest(&self, local: &Path) -> Option<String> {
+        let key = FileKey::of(&std::fs::metadata(local).ok()?);
+        if let Some((k, d)) = self.digests.lock().ok()?.get(local).cloned()
+            && k == key
+        {
+            return Some(d);
+        }
+        let d = content_digest(local).ok()?;
+        if let Ok(mut c) = self.digests.lock() {
+            if c.len() >= SUMMARY_CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(local.to_path_buf(), (key, d.clone()));
+        }
+        Some(d)
     }
 
     /// Reads everything the check judges (see the module doc).
@@ -316,12 +426,15 @@ impl VeloxLibrary {
             vendor: vendor.as_deref(),
         };
         let glibc = self.glibc(root, &cpu);
+        let spark = spark_facts(host, self.spark_defaults.as_deref())?;
         let library_path: Vec<String> = settings
             .library_path
             .iter()
             .map(|p| p.display().to_string())
+            .chain(spark.ld_library_path.iter().cloned())
             .collect();
         let search = Search::new(root, glibc, &library_path)?;
+        let mut sibling_names: Vec<String> = Vec::new();
         let mut facts = Facts {
             host_arch: host.arch().to_string(),
             executor_root: settings
@@ -349,6 +462,7 @@ impl VeloxLibrary {
                     .cloned()
                     .collect(),
             },
+            spark,
             ..Facts::default()
         };
         let preloaded = self.preloaded(&search);
@@ -357,41 +471,19 @@ impl VeloxLibrary {
         };
 
         for p in &settings.paths {
-            let shown = p.display().to_string();
-            let loaded = match root.resolve(p) {
-                Ok(local) => self.load(&local, &shown),
-                Err(CheckError::Io { source, path })
-                    if source.kind() != std::io::ErrorKind::NotFound
-                        && source.raw_os_error() != Some(libc::ENOTDIR) =>
-                {
-                    Err(LoadError::Unreadable(format!(
-                        "reading {}: {source}",
-                        path.display()
-                    )))
-                }
-                Err(_) => Err(LoadError::Missing),
-            };
-            let opened = loaded.as_ref().ok().map(|l| (l.summary.clone(), l.id));
-            let mut lf = Self::library_facts(&shown, loaded);
-            if let Some((s, id)) = opened
-                && kind_ok(&s)
-            {
-                // `$ORIGIN` is the directory of the path as configured (glibc takes it from
-                // the name it opened, not from the file's real path).
-                let obj = Obj::new(
-                    vec![shown.clone()],
-                    &shown,
-                    s,
-                    origin_of(&shown).as_deref(),
-                    &search.glibc,
-                    Some(id),
-                );
-                self.closure(&search, obj, &Siblings::new(), &preloaded, &mut lf);
-            }
+            let lf = self.check_path(&search, &preloaded, &p.display().to_string(), "configured");
             facts.libraries.push(lf);
         }
         for jar in &settings.jars {
-            for (mut lf, s, siblings) in self.read_jar(root, jar, &mut facts) {
+            let build = self.read_jar(root, jar, &mut facts);
+            let jar_id = facts.jars.last().and_then(|j| jar_identity(&j.build_info));
+            for (mut lf, s, scan, siblings) in build {
+                lf.role = "configured".into();
+                sibling_names.extend(siblings.iter().map(|(p, _, _)| p.clone()));
+                if lf.identity.is_none() {
+                    lf.identity = jar_id.clone();
+                    lf.identity_source = jar_id.as_ref().map(|_| "jar_build_info".to_string());
+                }
                 if lf.error.is_none() && kind_ok(&s) {
                     // Gluten extracts the entries into a directory of its own: `$ORIGIN` there
                     // holds the siblings, which are loaded already.
@@ -402,15 +494,47 @@ impl VeloxLibrary {
                         None,
                         &search.glibc,
                         None,
-                    );
+                    )
+                    .with_scan(scan);
                     self.closure(&search, obj, &siblings, &preloaded, &mut lf);
                 }
                 facts.libraries.push(lf);
             }
         }
+        // spark.executorEnv.LD_PRELOAD: each must exist and load like a library (a name
+        // without `/` is searched for, as ld.so does).
+        for p in facts.spark.ld_preload.clone() {
+            let shown = if p.contains('/') {
+                p.clone()
+            } else {
+                match search.find(&p, &[], &[], false) {
+                    Found::Yes { path, .. } => path,
+                    _ => p.clone(),
+                }
+            };
+            let mut lf = self.check_path(&search, &preloaded, &shown, "preload");
+            if !p.contains('/') && shown == p {
+                lf.found = false;
+            }
+            facts.libraries.push(lf);
+        }
+        facts.executor_files = executor_files(
+            root,
+            &search,
+            &facts.spark,
+            (
+                settings.hadoop_home.as_deref(),
+                settings.java_home.as_deref(),
+            ),
+            &sibling_names,
+        );
         facts.nothing_installed = settings.is_default_paths()
             && settings.jars.is_empty()
-            && facts.libraries.iter().all(|l| !l.found);
+            && facts
+                .libraries
+                .iter()
+                .filter(|l| l.role == "configured")
+                .all(|l| !l.found);
 
         // The executor's libc and (when needed) libstdc++, found the way the loader finds them.
         let resolve = |name: &str| -> Option<(String, Arc<ElfSummary>)> {

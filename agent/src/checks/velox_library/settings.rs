@@ -40,6 +40,12 @@ pub struct Settings {
     /// jars, the loader's files and the libc compared are read there; CPU flags stay the
     /// host's. Default: the host root.
     pub executor_root: Option<PathBuf>,
+    /// `HADOOP_HOME` in the executor root (libhdfs.so under `lib/native`), when
+    /// `spark_defaults` names `hdfs://`. Default: `spark.executorEnv.HADOOP_HOME`.
+    pub hadoop_home: Option<PathBuf>,
+    /// `JAVA_HOME` in the executor root (`libjvm.so`, which libhdfs.so needs). Default:
+    /// `spark.executorEnv.JAVA_HOME`.
+    pub java_home: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -51,6 +57,8 @@ impl Default for Settings {
             library_path: Vec::new(),
             load_probe: false,
             executor_root: None,
+            hadoop_home: None,
+            java_home: None,
         }
     }
 }
