@@ -224,3 +224,169 @@ fn an_executor_root_that_is_not_a_directory_is_unknown_and_the_flag_sets_the_key
     assert_eq!(v["facts"]["executor_root"], r.old.display().to_string());
     assert_eq!(v["status"], "fail");
 }
+
+/// The check on the host tree with `spark_defaults` at /opt/spark/conf/spark-defaults.conf.
+fn run_with_spark(host: &Path, conf: &str, settings: Settings) -> agent::check::Outcome {
+    std::fs::create_dir_all(host.join("opt/spark/conf")).unwrap();
+    std::fs::write(host.join("opt/spark/conf/spark-defaults.conf"), conf).unwrap();
+    let c = Runner(<VeloxLibrary as agent::check::NodeCheck>::build(
+        settings,
+        &agent::check::Shared {
+            spark_defaults: Some("/opt/spark/conf/spark-defaults.conf".into()),
+            executors_per_node: 1,
+        },
+    ));
+    c.run(&Host::new(host).with_arch("x86_64")).unwrap()
+}
+
+fn velox_only() -> Settings {
+    Settings {
+        paths: vec!["/opt/gluten/lib/libvelox.so".into()],
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn ld_preload_and_ld_library_path_from_spark_defaults() {
+    let r = roots();
+    // A preload that does not exist: a warning naming the key (ld.so only warns).
+    let o = run_with_spark(
+        &r.host,
+        "spark.executorEnv.LD_PRELOAD /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n",
+        velox_only(),
+    );
+    assert_eq!(o.status(), Status::Warn, "{}", o.summary());
+    assert!(
+        o.summary().contains(
+            "spark.executorEnv.LD_PRELOAD: /usr/lib/x86_64-linux-gnu/libjemalloc.so.2: no such file"
+        ),
+        "{}",
+        o.summary()
+    );
+    // It exists but needs a library found only through spark.executorEnv.LD_LIBRARY_PATH.
+    cc(
+        &r.host.join("opt/extra/libextra.so"),
+        "int extra(void){return 0;}",
+        &["-Wl,-soname,libextra.so"],
+    );
+    cc(
+        &r.host.join("usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+        "extern int extra(void); int je(void){return extra();}",
+        &[
+            "-Wl,-soname,libjemalloc.so.2",
+            r.host.join("opt/extra/libextra.so").to_str().unwrap(),
+        ],
+    );
+    let o = run_with_spark(
+        &r.host,
+        "spark.executorEnv.LD_PRELOAD libjemalloc.so.2\n",
+        velox_only(),
+    );
+    assert_eq!(o.status(), Status::Warn, "{}", o.summary());
+    assert!(
+        o.summary()
+            .contains("libjemalloc.so.2: libextra.so not found"),
+        "{}",
+        o.summary()
+    );
+    let o = run_with_spark(
+        &r.host,
+        "spark.executorEnv.LD_PRELOAD libjemalloc.so.2\nspark.executorEnv.LD_LIBRARY_PATH /opt/extra\n",
+        velox_only(),
+    );
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    let pre = o.facts["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["role"] == "preload")
+        .unwrap()
+        .clone();
+    assert_eq!(pre["path"], "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2");
+    assert_eq!(pre["resolved"]["libextra.so"], "/opt/extra/libextra.so");
+}
+
+#[test]
+fn hdfs_needs_libhdfs3_or_libhdfs_with_libjvm() {
+    let r = roots();
+    let conf = "spark.sql.warehouse.dir hdfs://nn:8020/warehouse\nspark.executorEnv.HADOOP_HOME /opt/hadoop\n";
+    let o = run_with_spark(&r.host, conf, velox_only());
+    assert_eq!(o.status(), Status::Fail, "{}", o.summary());
+    assert!(
+        o.summary()
+            .contains("spark.sql.warehouse.dir in spark_defaults names hdfs://")
+            && o.summary()
+                .contains("/opt/hadoop/lib/native/libhdfs.so does not exist")
+            && o.summary().contains("apache/gluten#9258"),
+        "{}",
+        o.summary()
+    );
+    // libhdfs.so without JAVA_HOME: still a failure, now about libjvm.so.
+    cc(
+        &r.host.join("opt/hadoop/lib/native/libhdfs.so"),
+        "int hdfs(void){return 0;}",
+        &[],
+    );
+    let o = run_with_spark(&r.host, conf, velox_only());
+    assert!(
+        o.summary()
+            .contains("needs libjvm.so but JAVA_HOME is not set"),
+        "{}",
+        o.summary()
+    );
+    // With libjvm.so under java_home: ok.
+    cc(
+        &r.host.join("opt/java/lib/server/libjvm.so"),
+        "int jvm(void){return 0;}",
+        &[],
+    );
+    let o = run_with_spark(
+        &r.host,
+        conf,
+        Settings {
+            java_home: Some("/opt/java".into()),
+            ..velox_only()
+        },
+    );
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    assert_eq!(
+        o.facts["executor_files"]["hdfs"]["libjvm"],
+        "/opt/java/lib/server/libjvm.so"
+    );
+}
+
+#[test]
+fn an_rpath_dir_a_non_root_user_could_create_warns() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = roots();
+    let velox = r.host.join("opt/gluten/lib/libvelox.so");
+    cc(
+        &velox,
+        "int v(void){return 0;}",
+        &[
+            "-Wl,-soname,libvelox.so",
+            "-Wl,--disable-new-dtags,-rpath,/workspace/build/releases:/scratch/build",
+        ],
+    );
+    std::fs::create_dir_all(r.host.join("scratch")).unwrap();
+    std::fs::set_permissions(
+        r.host.join("scratch"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+    let o = run(&r.host, None);
+    assert_eq!(o.status(), Status::Warn, "{}", o.summary());
+    assert!(
+        o.summary().contains(
+            "libvelox.so: RPATH/RUNPATH dir /scratch/build does not exist in the host root and a non-root user can create it (/scratch is writable by others)"
+        ),
+        "{}",
+        o.summary()
+    );
+    let info = o
+        .findings
+        .iter()
+        .find(|f| f.message.contains("/workspace/build/releases"))
+        .unwrap();
+    assert_eq!(info.status, Status::Ok, "{}", info.message);
+}
