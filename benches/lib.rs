@@ -1,10 +1,9 @@
 //! Shared setup of the benchmarks: fixture paths and a ready-made engine round.
 
 use agent::config::Config;
-use agent::engine::{Engine, Policy, Snapshot};
+use agent::engine::{Engine, Snapshot};
 use agent::host::Host;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// `tests/fixtures/upstream/<name>`: the real `/proc` and `/sys` trees the tests use.
 pub fn upstream(name: &str) -> PathBuf {
@@ -17,18 +16,10 @@ pub fn upstream(name: &str) -> PathBuf {
 
 /// An engine running every check with default settings on `root`.
 pub fn engine(root: &Path) -> Engine {
-    let config = Config {
-        host_root: root.to_path_buf(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.host_root = root.to_path_buf();
     let host = Host::new(root).with_arch("x86_64");
-    Engine::new(
-        host,
-        proto::NodeInfo::default(),
-        agent::checks::build(&config),
-        &agent::engine::policies(&config),
-        Policy::with_timeout(Duration::from_secs(5)),
-    )
+    Engine::for_host(&config, host, proto::NodeInfo::default())
 }
 
 /// One round on `root`, for benches that need a realistic snapshot.

@@ -1,9 +1,9 @@
 //! Support for the integration tests: fixture paths, golden files, running checks on a tree, the
 //! real `gluten-node-agent` binary as a child process, and a tiny HTTP client.
 
-use agent::check::{Check, Outcome};
+use agent::check::Outcome;
 use agent::config::Config;
-use agent::engine::{Engine, Policy, Snapshot};
+use agent::engine::{Engine, Snapshot};
 use agent::host::Host;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -43,19 +43,12 @@ pub fn config(root: &Path, toml_text: &str) -> Config {
 /// Runs one round of the enabled checks of `config` on its host root (architecture `arch`).
 pub fn round(config: &Config, arch: &str) -> Snapshot {
     let host = Host::new(&config.host_root).with_arch(arch);
-    let checks: Vec<Arc<dyn Check>> = agent::checks::build(config);
     let node = proto::NodeInfo {
         name: "test-node".into(),
         agent_version: "test".into(),
         ..Default::default()
     };
-    let mut engine = Engine::new(
-        host,
-        node,
-        checks,
-        &agent::engine::policies(config),
-        Policy::with_timeout(Duration::from_secs_f64(config.check_timeout_seconds)),
-    );
+    let mut engine = Engine::for_host(config, host, node);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

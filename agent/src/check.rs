@@ -6,7 +6,9 @@ use crate::host::Host;
 use proto::{Finding, Status};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use crate::error::{CheckError, ParseError};
 
 /// What every check's settings type provides: its config table's own keys (strict, with
 /// defaults), plus rules that span fields.
@@ -58,6 +60,13 @@ pub trait NodeCheck: Send + Sync + Sized + 'static {
     /// Pure: the findings, gauges and inventory that `facts` mean under `settings`. `warn` and
     /// `fail` are findings here, not errors.
     fn evaluate(facts: &Self::Facts, settings: &Self::Settings) -> Verdict;
+
+    /// What this check's table gives to every check (`Shared`). Only a check whose keys are
+    /// shared inputs overrides it (`memory`: `spark_defaults`, `executors_per_node`). Called
+    /// whether or not the check is enabled.
+    fn share(settings: &Self::Settings, shared: &mut Shared) {
+        let _ = (settings, shared);
+    }
 }
 
 /// What `NodeCheck::evaluate` decides: an `Outcome` without the facts.
@@ -70,6 +79,15 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    pub fn status(&self) -> Status {
+        Status::worst(self.findings.iter().map(|f| f.status))
+    }
+
+    /// The summary sentence the outcome of this verdict will have.
+    pub fn summary(&self) -> String {
+        summary(&self.findings, self.ok_summary.as_deref())
+    }
+
     pub fn push(&mut self, finding: Finding) {
         self.findings.push(finding);
     }
@@ -150,25 +168,7 @@ impl Outcome {
 
     /// The summary sentence: the `ok` summary, or the worst findings (at most two, then a count).
     pub fn summary(&self) -> String {
-        let status = self.status();
-        if status == Status::Ok {
-            return self.ok_summary.clone().unwrap_or_else(|| "ok".to_string());
-        }
-        let worst: Vec<&Finding> = self
-            .findings
-            .iter()
-            .filter(|f| f.status == status)
-            .collect();
-        let mut s = worst
-            .iter()
-            .take(2)
-            .map(|f| f.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        if worst.len() > 2 {
-            s.push_str(&format!(" (and {} more)", worst.len() - 2));
-        }
-        s
+        summary(&self.findings, self.ok_summary.as_deref())
     }
 
     pub fn push(&mut self, finding: Finding) {
@@ -185,6 +185,26 @@ impl Outcome {
     ) {
         self.metrics.push(Sample::new(name, help, labels, value));
     }
+}
+
+/// The summary sentence: `ok_summary` when nothing is worse than `ok`, or the worst findings (at
+/// most two, then a count).
+fn summary(findings: &[Finding], ok_summary: Option<&str>) -> String {
+    let status = Status::worst(findings.iter().map(|f| f.status));
+    if status == Status::Ok {
+        return ok_summary.unwrap_or("ok").to_string();
+    }
+    let worst: Vec<&Finding> = findings.iter().filter(|f| f.status == status).collect();
+    let mut s = worst
+        .iter()
+        .take(2)
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if worst.len() > 2 {
+        s.push_str(&format!(" (and {} more)", worst.len() - 2));
+    }
+    s
 }
 
 /// One Prometheus gauge sample produced by a check. `name` starts with `gluten_node_`; labels
@@ -213,60 +233,6 @@ impl Sample {
     }
 }
 
-/// A pure parser's complaint about its input, without the path (the reader adds it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(pub String);
-
-impl ParseError {
-    pub fn new(reason: impl Into<String>) -> Self {
-        ParseError(reason.into())
-    }
-
-    /// A complaint about line `line` (1-based).
-    pub fn at_line(line: usize, reason: impl std::fmt::Display) -> Self {
-        ParseError(format!("line {line}: {reason}"))
-    }
-}
-
-impl std::fmt::Display for ParseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ParseError {}
-
-/// Why a check could not check. Becomes status `unknown` with this text as the reason.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error("reading {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("parsing {path}: {reason}")]
-    Parse { path: PathBuf, reason: ParseError },
-    #[error("{0}")]
-    Other(String),
-}
-
-impl CheckError {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
-        CheckError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    pub fn parse(path: &Path, reason: ParseError) -> Self {
-        CheckError::Parse {
-            path: path.to_path_buf(),
-            reason,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,22 +252,5 @@ mod tests {
         }
         assert_eq!(o.status(), Status::Fail);
         assert_eq!(o.summary(), "f1; f2 (and 2 more)");
-    }
-
-    #[test]
-    fn errors_name_the_path() {
-        let e = CheckError::io(
-            Path::new("/host/proc/meminfo"),
-            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-        );
-        assert_eq!(
-            e.to_string(),
-            "reading /host/proc/meminfo: permission denied"
-        );
-        let e = CheckError::parse(
-            Path::new("/proc/meminfo"),
-            ParseError::at_line(3, "no value"),
-        );
-        assert_eq!(e.to_string(), "parsing /proc/meminfo: line 3: no value");
     }
 }

@@ -2,11 +2,13 @@
 //! file, `--set section.key=value` and dedicated flags layered on top, `validate()` for rules that
 //! span fields.
 
-use crate::checks::{hugepages, memory, numa, scratch, velox_library};
-use serde::de::{DeserializeOwned, Error as _};
-use serde::{Deserialize, Deserializer, Serialize};
+use crate::check::{NodeCheck, Shared};
+use crate::checks::{self, CheckSection, Common, KeyError, Registration, Section};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default address of the agent's HTTP server.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9899";
@@ -37,8 +39,9 @@ pub enum LogFormat {
 
 pub use crate::check::CheckSettings;
 
-/// The whole agent configuration.
-#[derive(Deserialize, Serialize, Clone, Debug)]
+/// The whole agent configuration: the top-level keys, `[push]`, and one table per registered
+/// check (`checks::ALL`), reached typed with [`Config::check`] or by name with [`Config::common`].
+#[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address of the HTTP server (`run` only).
@@ -53,29 +56,15 @@ pub struct Config {
     pub node_name: Option<String>,
     pub log_format: LogFormat,
     pub push: PushConfig,
-    pub velox_library: CheckSection<velox_library::Settings>,
-    pub hugepages: CheckSection<hugepages::Settings>,
-    pub numa: CheckSection<numa::Settings>,
-    pub scratch: CheckSection<scratch::Settings>,
-    pub memory: CheckSection<memory::Settings>,
+    /// The table of every registered check, in report order (filled from the registry, never
+    /// by serde directly).
+    #[serde(skip)]
+    checks: Vec<(Registration, Box<dyn Section>)>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
-            host_root: PathBuf::from("/"),
-            interval_seconds: 15.0,
-            check_timeout_seconds: 5.0,
-            node_name: None,
-            log_format: LogFormat::Text,
-            push: PushConfig::default(),
-            velox_library: CheckSection::default(),
-            hugepages: CheckSection::default(),
-            numa: CheckSection::default(),
-            scratch: CheckSection::default(),
-            memory: CheckSection::default(),
-        }
+        Config::default_in(checks::ALL)
     }
 }
 
@@ -110,71 +99,6 @@ impl Default for PushConfig {
     }
 }
 
-/// The table of one check: the keys every check has, plus the check's own `settings`.
-#[derive(Serialize, Clone, Debug)]
-pub struct CheckSection<T> {
-    pub enabled: bool,
-    /// Deadline of this check; default the top-level `check_timeout_seconds`.
-    pub timeout_seconds: Option<f64>,
-    /// Flap damping (Consul's names): consecutive `ok` rounds before `ok` is reported again.
-    pub success_before_passing: u32,
-    /// Consecutive failing rounds before `warn` is reported (0: never warn first).
-    pub failures_before_warning: u32,
-    /// Consecutive failing rounds before `fail` is reported.
-    pub failures_before_critical: u32,
-    #[serde(flatten)]
-    pub settings: T,
-}
-
-impl<T: Default> Default for CheckSection<T> {
-    fn default() -> Self {
-        CheckSection {
-            enabled: true,
-            timeout_seconds: None,
-            success_before_passing: 0,
-            failures_before_warning: 0,
-            failures_before_critical: 0,
-            settings: T::default(),
-        }
-    }
-}
-
-impl<'de, T: CheckSettings> Deserialize<'de> for CheckSection<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // serde cannot combine `flatten` with `deny_unknown_fields`, so split the common keys off
-        // by hand and give the rest to the check's own strict settings type.
-        let mut table = toml::Table::deserialize(d)?;
-        let mut section = CheckSection::<T>::default();
-        fn take<'de, V: DeserializeOwned, D: Deserializer<'de>>(
-            table: &mut toml::Table,
-            key: &str,
-        ) -> Result<Option<V>, D::Error> {
-            match table.remove(key) {
-                None => Ok(None),
-                Some(v) => V::deserialize(v)
-                    .map(Some)
-                    .map_err(|e| D::Error::custom(format!("key `{key}`: {}", e.message()))),
-            }
-        }
-        if let Some(v) = take::<bool, D>(&mut table, "enabled")? {
-            section.enabled = v;
-        }
-        section.timeout_seconds = take::<f64, D>(&mut table, "timeout_seconds")?;
-        if let Some(v) = take::<u32, D>(&mut table, "success_before_passing")? {
-            section.success_before_passing = v;
-        }
-        if let Some(v) = take::<u32, D>(&mut table, "failures_before_warning")? {
-            section.failures_before_warning = v;
-        }
-        if let Some(v) = take::<u32, D>(&mut table, "failures_before_critical")? {
-            section.failures_before_critical = v;
-        }
-        section.settings =
-            T::deserialize(toml::Value::Table(table)).map_err(|e| D::Error::custom(e.message()))?;
-        Ok(section)
-    }
-}
-
 impl Config {
     /// Loads `file` (if any), applies `overrides` (`section.key`, value), checks the result.
     pub fn load(
@@ -200,24 +124,124 @@ impl Config {
         file: Option<&Path>,
         overrides: &[(String, toml::Value)],
     ) -> Result<Config, ConfigError> {
+        Config::from_toml_str_in(checks::ALL, text, file, overrides)
+    }
+
+    /// [`Config::from_toml_str`] with the checks of `registry` instead of `checks::ALL`.
+    pub fn from_toml_str_in(
+        registry: &[Registration],
+        text: &str,
+        file: Option<&Path>,
+        overrides: &[(String, toml::Value)],
+    ) -> Result<Config, ConfigError> {
         let mut table = parse_table(text, file)?;
         for (key, value) in overrides {
             set_key(&mut table, key, value.clone())?;
         }
-        let in_file = |message: String| config_error(file, message);
-        // Each table alone first, so that an error names its section.
-        check_section::<velox_library::Settings>(&table, "velox_library").map_err(in_file)?;
-        check_section::<hugepages::Settings>(&table, "hugepages").map_err(in_file)?;
-        check_section::<numa::Settings>(&table, "numa").map_err(in_file)?;
-        check_section::<scratch::Settings>(&table, "scratch").map_err(in_file)?;
-        check_section::<memory::Settings>(&table, "memory").map_err(in_file)?;
-        if let Some(v) = table.get("push") {
-            PushConfig::deserialize(v.clone())
-                .map_err(|e| in_file(format!("[push]: {}", e.message())))?;
+        let in_file = |e: KeyError| config_error(file, e.to_string());
+        // Each check's table to its registration; the rest are the top-level keys.
+        let mut sections = Vec::with_capacity(registry.len());
+        for r in registry {
+            let section = match table.remove(r.name) {
+                None => r.default_section(),
+                Some(v) => r.parse_section(v).map_err(in_file)?,
+            };
+            sections.push((*r, section));
         }
-        let config: Config = deserialize_naming_key(&table, file)?;
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let mut e = KeyError::at("", e);
+                if e.message.starts_with("unknown field") {
+                    let names: Vec<String> =
+                        registry.iter().map(|r| format!("`{}`", r.name)).collect();
+                    e.message = format!("{}, or a check: {}", e.message, names.join(", "));
+                }
+                in_file(e)
+            })?;
+        config.checks = sections;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The defaults, with the checks of `registry` instead of `checks::ALL`.
+    pub fn default_in(registry: &[Registration]) -> Config {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            host_root: PathBuf::from("/"),
+            interval_seconds: 15.0,
+            check_timeout_seconds: 5.0,
+            node_name: None,
+            log_format: LogFormat::Text,
+            push: PushConfig::default(),
+            checks: registry.iter().map(|r| (*r, r.default_section())).collect(),
+        }
+    }
+
+    /// Every check's registration and table, in report order.
+    pub fn sections(&self) -> impl Iterator<Item = (&Registration, &dyn Section)> {
+        self.checks.iter().map(|(r, s)| (r, s.as_ref()))
+    }
+
+    /// The table of the check named `name`, if registered.
+    pub fn section(&self, name: &str) -> Option<&dyn Section> {
+        self.sections()
+            .find(|(r, _)| r.name == name)
+            .map(|(_, s)| s)
+    }
+
+    /// The common keys (`enabled`, `timeout_seconds`, damping) of the check named `name`.
+    /// Panics when no such check is registered: for tests and fixed names.
+    pub fn common(&self, name: &str) -> &Common {
+        match self.section(name) {
+            Some(s) => s.common(),
+            None => panic!("no check named {name:?} is registered"),
+        }
+    }
+
+    /// The common keys of the check named `name`, to change (`config.common_mut("numa").enabled
+    /// = false`). Panics when no such check is registered.
+    pub fn common_mut(&mut self, name: &str) -> &mut Common {
+        match self.checks.iter_mut().find(|(r, _)| r.name == name) {
+            Some((_, s)) => s.common_mut(),
+            None => panic!("no check named {name:?} is registered"),
+        }
+    }
+
+    /// The typed table of check `C` (`config.check::<Memory>().settings.executors_per_node`).
+    /// Panics when `C` is not registered in this config.
+    pub fn check<C: NodeCheck>(&self) -> &CheckSection<C::Settings> {
+        self.section(C::NAME)
+            .and_then(checks::typed::<C>)
+            .unwrap_or_else(|| panic!("check {:?} is not registered", C::NAME))
+    }
+
+    /// The typed table of check `C`, to change. Panics when `C` is not registered.
+    pub fn check_mut<C: NodeCheck>(&mut self) -> &mut CheckSection<C::Settings> {
+        self.checks
+            .iter_mut()
+            .find(|(r, _)| r.name == C::NAME)
+            .and_then(|(_, s)| s.as_any_mut().downcast_mut())
+            .unwrap_or_else(|| panic!("check {:?} is not registered", C::NAME))
+    }
+
+    /// What the check tables give to every check (`memory.spark_defaults`,
+    /// `memory.executors_per_node`), taken whether or not the giving check is enabled.
+    pub fn shared(&self) -> Shared {
+        let mut shared = Shared::default();
+        for (r, s) in self.sections() {
+            r.share(s, &mut shared);
+        }
+        shared
+    }
+
+    /// The longest deadline any check may run under: `check_timeout_seconds` or a longer
+    /// `timeout_seconds` of any check's table.
+    pub fn longest_timeout(&self) -> Duration {
+        let longest = self
+            .sections()
+            .filter_map(|(_, s)| s.common().timeout_seconds)
+            .fold(self.check_timeout_seconds, f64::max);
+        Duration::from_secs_f64(longest)
     }
 
     /// Rules one key alone cannot state. Messages name the key.
@@ -266,11 +290,18 @@ impl Config {
                 format!("must start with http:// or https://, got {url:?}"),
             );
         }
-        validate_section("velox_library", &self.velox_library)?;
-        validate_section("hugepages", &self.hugepages)?;
-        validate_section("numa", &self.numa)?;
-        validate_section("scratch", &self.scratch)?;
-        validate_section("memory", &self.memory)?;
+        for (r, s) in self.sections() {
+            if let Some(t) = s.common().timeout_seconds
+                && !(t.is_finite() && t > 0.0)
+            {
+                return bad(
+                    &format!("{}.timeout_seconds", r.name),
+                    format!("must be a positive number of seconds, got {t}"),
+                );
+            }
+            s.validate_settings()
+                .map_err(|why| ConfigError::Invalid(format!("config [{}]: {why}", r.name)))?;
+        }
         Ok(())
     }
 
@@ -319,44 +350,14 @@ pub fn config_error(file: Option<&Path>, message: String) -> ConfigError {
     }
 }
 
-/// Deserialises a whole config table into `T`; on failure the message names the top-level key
-/// at fault (serde's messages for a nested value do not), found by trying each entry alone.
+/// Deserialises a whole config table into `T`; errors name the full key at fault
+/// (`push.url: invalid type: ...`), with the file in front.
 pub fn deserialize_naming_key<T: DeserializeOwned>(
     table: &toml::Table,
     file: Option<&Path>,
 ) -> Result<T, ConfigError> {
-    T::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-        let culprit = table.iter().find(|(k, v)| {
-            let one = toml::Table::from_iter([((*k).clone(), (*v).clone())]);
-            T::deserialize(toml::Value::Table(one)).is_err()
-        });
-        match culprit {
-            Some((k, _)) => config_error(file, format!("key `{k}`: {}", e.message())),
-            None => config_error(file, e.message().to_string()),
-        }
-    })
-}
-
-fn check_section<T: CheckSettings>(table: &toml::Table, name: &str) -> Result<(), String> {
-    match table.get(name) {
-        None => Ok(()),
-        Some(v) => CheckSection::<T>::deserialize(v.clone())
-            .map(|_| ())
-            .map_err(|e| format!("[{name}]: {}", e.message())),
-    }
-}
-
-fn validate_section<T: CheckSettings>(name: &str, s: &CheckSection<T>) -> Result<(), ConfigError> {
-    if let Some(t) = s.timeout_seconds
-        && !(t.is_finite() && t > 0.0)
-    {
-        return Err(ConfigError::Invalid(format!(
-            "config key `{name}.timeout_seconds`: must be a positive number of seconds, got {t}"
-        )));
-    }
-    s.settings
-        .validate()
-        .map_err(|why| ConfigError::Invalid(format!("config [{name}]: {why}")))
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone()))
+        .map_err(|e| config_error(file, KeyError::at("", e).to_string()))
 }
 
 /// Parses one `--set KEY=VALUE`: the value is TOML (`30`, `true`, `["/a", "/b"]`, `"x"`), and a
@@ -410,7 +411,7 @@ mod tests {
         assert_eq!(c.check_timeout_seconds, 5.0);
         assert_eq!(c.host_root, PathBuf::from("/"));
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert!(c.velox_library.enabled && c.hugepages.enabled && c.memory.enabled);
+        assert!(checks::NAMES.iter().all(|n| c.common(n).enabled));
     }
 
     #[test]
@@ -424,8 +425,8 @@ mod tests {
         assert_eq!(c.host_root, PathBuf::from("/host"));
         assert_eq!(c.interval_seconds, 30.0);
         assert_eq!(c.check_timeout_seconds, 2.5);
-        assert!(!c.numa.enabled);
-        assert_eq!(c.memory.failures_before_critical, 3);
+        assert!(!c.common("numa").enabled);
+        assert_eq!(c.common("memory").failures_before_critical, 3);
     }
 
     #[test]
@@ -465,12 +466,105 @@ mod tests {
         ];
         let c = Config::load(None, &o).unwrap();
         assert_eq!(c.interval_seconds, 2.0);
-        assert!(!c.numa.enabled);
+        assert!(!c.common("numa").enabled);
         assert_eq!(c.push.url.as_deref(), Some("http://agg:9000"));
         let e = Config::load(None, &[parse_override("numa.bogus=1").unwrap()])
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus"), "{e}");
         assert!(parse_override("novalue").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_full_key_after_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), &[]).unwrap_err().to_string()
+        };
+        let file = path.display();
+        assert_eq!(
+            load("[memory]\nexecutors_per_node = \"two\"\n"),
+            format!(
+                "config file {file}: memory.executors_per_node: invalid type: string \"two\", \
+                 expected u32"
+            )
+        );
+        assert_eq!(
+            load("interval_seconds = \"x\"\n"),
+            format!(
+                "config file {file}: interval_seconds: invalid type: string \"x\", expected f64"
+            )
+        );
+        assert_eq!(
+            load("[push]\ntimeout_seconds = true\n"),
+            format!(
+                "config file {file}: push.timeout_seconds: invalid type: boolean `true`, expected f64"
+            )
+        );
+        assert_eq!(
+            load("[[hugepages.pools]]\nsize_bytes = 2097152\nmin_total = -1\n"),
+            format!(
+                "config file {file}: hugepages.pools[0].min_total: invalid value: integer `-1`, \
+                 expected u64"
+            )
+        );
+        assert_eq!(
+            load("[numa]\nenabled = 1\n"),
+            format!(
+                "config file {file}: numa.enabled: invalid type: integer `1`, expected a boolean"
+            )
+        );
+        let e = load("[scratch]\nbogus = 1\n");
+        assert!(
+            e.starts_with(&format!(
+                "config file {file}: scratch.bogus: unknown field `bogus`"
+            )),
+            "{e}"
+        );
+        let e = load("[nosuchcheck]\n");
+        assert!(
+            e.starts_with(&format!(
+                "config file {file}: nosuchcheck: unknown field `nosuchcheck`"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("or a check: `velox_library`"), "{e}");
+    }
+
+    #[test]
+    fn set_reaches_every_key_of_every_section() {
+        let o = [
+            parse_override("memory.executors_per_node=3").unwrap(),
+            parse_override("memory.timeout_seconds=9").unwrap(),
+            parse_override("hugepages.thp_expected=always").unwrap(),
+            parse_override("push.timeout_seconds=2").unwrap(),
+        ];
+        let c = Config::load(None, &o).unwrap();
+        assert_eq!(
+            c.check::<crate::checks::memory::Memory>()
+                .settings
+                .executors_per_node,
+            3
+        );
+        assert_eq!(c.longest_timeout(), Duration::from_secs(9));
+        assert_eq!(
+            c.check::<crate::checks::hugepages::Hugepages>()
+                .settings
+                .thp_expected,
+            crate::checks::hugepages::ThpMode::Always
+        );
+        assert_eq!(c.push.timeout_seconds, 2.0);
+        let e = Config::load(
+            None,
+            &[parse_override("memory.executors_per_node=two").unwrap()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "config: memory.executors_per_node: invalid type: string \"two\", expected u32"
+        );
     }
 }

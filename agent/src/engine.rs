@@ -3,9 +3,11 @@
 //! round, applies flap damping, and publishes the round as one immutable `Snapshot`.
 
 use crate::check::{Check, CheckError, Outcome, Sample};
-use crate::config::{CheckSection, CheckSettings, Config};
+use crate::checks::Common;
+use crate::config::Config;
+use crate::fmt::seconds as format_seconds;
 use crate::host::Host;
-use crate::time::{format_seconds, rfc3339_now};
+use crate::time::rfc3339_now;
 use proto::{CheckResult, Finding, NodeInfo, NodeReport, SCHEMA_VERSION, Status};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -33,26 +35,23 @@ impl Policy {
         }
     }
 
-    fn of<T: CheckSettings>(section: &CheckSection<T>, default_timeout: f64) -> Self {
+    /// The policy a check's common keys give, `default_timeout` when it sets none.
+    pub fn of(common: &Common, default_timeout: f64) -> Self {
         Policy {
-            timeout: Duration::from_secs_f64(section.timeout_seconds.unwrap_or(default_timeout)),
-            success_before_passing: section.success_before_passing,
-            failures_before_warning: section.failures_before_warning,
-            failures_before_critical: section.failures_before_critical,
+            timeout: Duration::from_secs_f64(common.timeout_seconds.unwrap_or(default_timeout)),
+            success_before_passing: common.success_before_passing,
+            failures_before_warning: common.failures_before_warning,
+            failures_before_critical: common.failures_before_critical,
         }
     }
 }
 
-/// The policy of each check named in `config`.
+/// The policy of every check registered in `config`.
 pub fn policies(config: &Config) -> BTreeMap<&'static str, Policy> {
-    let t = config.check_timeout_seconds;
-    BTreeMap::from([
-        ("velox_library", Policy::of(&config.velox_library, t)),
-        ("hugepages", Policy::of(&config.hugepages, t)),
-        ("numa", Policy::of(&config.numa, t)),
-        ("scratch", Policy::of(&config.scratch, t)),
-        ("memory", Policy::of(&config.memory, t)),
-    ])
+    config
+        .sections()
+        .map(|(r, s)| (r.name, Policy::of(s.common(), config.check_timeout_seconds)))
+        .collect()
 }
 
 /// Counters of one check since the agent started.
@@ -222,6 +221,28 @@ impl Engine {
             slots,
             rounds_total: 0,
         }
+    }
+
+    /// The engine a validated config describes, on the machine at `host_root`: the one place
+    /// the agent, the benchmarks and the tests build it (through [`Engine::for_host`]).
+    pub fn from_config(config: &Config) -> Self {
+        let host = Host::new(&config.host_root);
+        let node = node_info(&host, config.effective_node_name());
+        Engine::for_host(config, host, node)
+    }
+
+    /// [`Engine::from_config`] on a given `host` (a fixture tree with its architecture) and
+    /// node identity: every enabled check of the registry, built with `Shared`, each under its
+    /// policy.
+    pub fn for_host(config: &Config, host: Host, node: NodeInfo) -> Self {
+        let shared = config.shared();
+        let checks = config
+            .sections()
+            .filter(|(_, s)| s.common().enabled)
+            .map(|(r, s)| r.build(s, &shared))
+            .collect();
+        let default = Policy::with_timeout(Duration::from_secs_f64(config.check_timeout_seconds));
+        Engine::new(host, node, checks, &policies(config), default)
     }
 
     pub fn host(&self) -> &Host {

@@ -1,7 +1,7 @@
 //! `Host`: the machine as the checks see it, rooted at a configurable path (`/` on a host, `/host`
 //! in a container, a fixture tree in tests). Every read a check makes goes through here.
 
-use crate::check::{CheckError, ParseError};
+use crate::error::{CheckError, ParseError};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
@@ -65,11 +65,6 @@ impl Host {
             }
         }
         out
-    }
-
-    /// `/proc/<rel>` under the root.
-    pub fn proc_path(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.path(Path::new("/proc").join(rel))
     }
 
     /// `/sys/<rel>` under the root.

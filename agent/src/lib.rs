@@ -7,6 +7,8 @@ pub mod check;
 pub mod checks;
 pub mod config;
 pub mod engine;
+pub mod error;
+pub mod fmt;
 pub mod host;
 pub mod http;
 pub mod metrics;

@@ -3,10 +3,8 @@
 //! decides exit codes: 0 fine, 1 a check fails (or the daemon could not start), 2 usage/config.
 
 use agent::aggregator::AggregatorConfig;
-use agent::check::Check;
 use agent::config::{Config, LogFormat, parse_override};
-use agent::engine::{self, Engine, Heartbeat, Policy};
-use agent::host::Host;
+use agent::engine::{Engine, Heartbeat};
 use agent::http::{self, AppState};
 use agent::metrics::MetricsCache;
 use anyhow::Context;
@@ -280,20 +278,6 @@ fn config_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// The engine and everything it needs, from a validated config.
-fn engine_for(config: &Config) -> Engine {
-    let host = Host::new(&config.host_root);
-    let checks: Vec<Arc<dyn Check>> = agent::checks::build(config);
-    let node = engine::node_info(&host, config.effective_node_name());
-    Engine::new(
-        host,
-        node,
-        checks,
-        &engine::policies(config),
-        Policy::with_timeout(Duration::from_secs_f64(config.check_timeout_seconds)),
-    )
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -303,7 +287,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn check(config: Config, output: Output) -> ExitCode {
-    let mut engine = engine_for(&config);
+    let mut engine = Engine::from_config(&config);
     let snapshot = runtime().block_on(engine.run_round());
     let report = &snapshot.report;
     match output {
@@ -347,16 +331,10 @@ fn table(report: &NodeReport) -> String {
 fn run(config: Config) -> anyhow::Result<()> {
     let rt = runtime();
     rt.block_on(async move {
-        let engine = engine_for(&config);
+        let engine = Engine::from_config(&config);
         let names: Vec<String> = engine.check_names().iter().map(|s| s.to_string()).collect();
         let interval = Duration::from_secs_f64(config.interval_seconds);
-        let longest = Duration::from_secs_f64(config.check_timeout_seconds.max(
-            [&config.velox_library.timeout_seconds, &config.hugepages.timeout_seconds, &config.numa.timeout_seconds,
-             &config.scratch.timeout_seconds, &config.memory.timeout_seconds]
-                .iter()
-                .filter_map(|t| **t)
-                .fold(0.0, f64::max),
-        ));
+        let longest = config.longest_timeout();
         let heartbeat = Arc::new(Heartbeat::default());
         heartbeat.beat();
         let push_stats = Arc::new(agent::push::PushStats::default());

@@ -3,8 +3,9 @@
 //! files; plus the NUMA node directories of sysfs. Each parser takes the text and returns a
 //! `ParseError` without the path (the `Host` read adds it).
 
-use crate::check::{CheckError, ParseError};
+use crate::error::{CheckError, ParseError};
 use crate::host::Host;
+use serde::Serialize;
 
 // ---------------------------------------------------------------------------------------------
 // meminfo
@@ -322,6 +323,38 @@ pub fn node_ids(host: &Host) -> Result<Vec<u32>, CheckError> {
     Ok(ids)
 }
 
+// ---------------------------------------------------------------------------------------------
+// meminfo huge page lines (hugepages reports them; memory counts the pools from them)
+
+/// The huge page lines of `/proc/meminfo`; a line the kernel did not print is `None`.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeminfoHugepages {
+    pub hugepages_total: Option<u64>,
+    pub hugepages_free: Option<u64>,
+    pub hugepages_rsvd: Option<u64>,
+    pub hugepages_surp: Option<u64>,
+    /// The default huge page size.
+    pub hugepagesize_bytes: Option<u64>,
+    /// Memory in hugetlb pages of every size (Linux 4.16+); the memory check's pool bytes.
+    pub hugetlb_bytes: Option<u64>,
+    /// Anonymous memory mapped with transparent huge pages.
+    pub anon_huge_pages_bytes: Option<u64>,
+}
+
+/// The huge page lines of parsed meminfo fields.
+pub fn meminfo_hugepages(fields: &[(String, u64)]) -> MeminfoHugepages {
+    let get = |k: &str| field(fields, k);
+    MeminfoHugepages {
+        hugepages_total: get("HugePages_Total"),
+        hugepages_free: get("HugePages_Free"),
+        hugepages_rsvd: get("HugePages_Rsvd"),
+        hugepages_surp: get("HugePages_Surp"),
+        hugepagesize_bytes: get("Hugepagesize"),
+        hugetlb_bytes: get("Hugetlb"),
+        anon_huge_pages_bytes: get("AnonHugePages"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,5 +616,32 @@ Node 0 HugePages_Free:      0\nNode 0 HugePages_Surp:      0\n";
             }).collect();
             prop_assert_eq!(unescape_octal(&escaped), s);
         }
+    }
+
+    #[test]
+    fn proc_meminfo_huge_page_lines_are_counts_or_bytes() {
+        let text = "MemTotal:       16110080 kB\nAnonHugePages:     12288 kB\n\
+HugePages_Total:       4\nHugePages_Free:        3\nHugePages_Rsvd:        1\n\
+HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:            8192 kB\n";
+        let m = meminfo_hugepages(&parse_meminfo(text).unwrap());
+        assert_eq!(
+            m,
+            MeminfoHugepages {
+                hugepages_total: Some(4),
+                hugepages_free: Some(3),
+                hugepages_rsvd: Some(1),
+                hugepages_surp: Some(0),
+                hugepagesize_bytes: Some(2 << 20),
+                hugetlb_bytes: Some(8 << 20),
+                anon_huge_pages_bytes: Some(12 << 20),
+            }
+        );
+    }
+
+    #[test]
+    fn proc_meminfo_without_huge_page_lines_gives_unknowns() {
+        let m =
+            meminfo_hugepages(&parse_meminfo("MemTotal:  1024 kB\nMemFree:  512 kB\n").unwrap());
+        assert_eq!(m, MeminfoHugepages::default());
     }
 }

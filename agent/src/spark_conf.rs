@@ -1,7 +1,8 @@
-//! Spark configuration as Spark reads it: `spark-defaults.conf` (loaded like
-//! `java.util.Properties`), typed lookups, Spark size strings (`JavaUtils.byteStringAs`), and
-//! `spark.local.dir`. Used by the memory check (the executor plan) and the scratch check (its
-//! default dirs).
+//! Spark configuration as Spark reads it: the agent's one Java `.properties` parser
+//! ([`parse_java_properties`]), `spark-defaults.conf` on top of it, typed lookups, Spark size
+//! strings (`JavaUtils.byteStringAs`), and `spark.local.dir`. Used by the memory check (the
+//! executor plan), the scratch check (its default dirs, the SSD cache) and velox_library
+//! (`gluten-build-info.properties`).
 
 use crate::check::ParseError;
 use serde::Serialize;
@@ -84,12 +85,25 @@ impl SparkConf {
     }
 }
 
-/// Parses `spark-defaults.conf` as Spark does (it loads it with `java.util.Properties`, then
-/// trims values): `key value`, `key=value` or `key: value`; `#` and `!` start comment lines; a
-/// line ending in an odd number of backslashes continues on the next. Never fails: like
-/// `Properties`, any line is some key (a bad value is reported when the key is used).
+/// Parses `spark-defaults.conf` as Spark does: [`parse_java_properties`], then values trimmed,
+/// last definition wins. Never fails: like `Properties`, any line is some key (a bad value is
+/// reported when the key is used).
 pub fn parse_spark_defaults(text: &str) -> SparkConf {
     let mut conf = SparkConf::default();
+    for (k, v) in parse_java_properties(text) {
+        conf.set(&k, v.trim());
+    }
+    conf
+}
+
+/// The one Java `.properties` parser of the agent (`java.util.Properties.load`, as Spark loads
+/// `spark-defaults.conf` and Gluten writes `gluten-build-info.properties`): `key value`,
+/// `key=value` or `key: value`; `#` and `!` start comment lines; leading whitespace goes; a line
+/// ending in an odd number of backslashes continues on the next; a backslash in a key escapes
+/// the next character. Pairs in file order (a later duplicate wins when collected into a map);
+/// values keep their trailing whitespace, as `Properties` keeps it. Never fails.
+pub fn parse_java_properties(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     let mut logical = String::new();
     for raw in text.lines() {
         // Leading whitespace goes, on continuation lines too (as Properties does).
@@ -104,15 +118,13 @@ pub fn parse_spark_defaults(text: &str) -> SparkConf {
             continue;
         }
         logical.push_str(line);
-        let (k, v) = split_property(&logical);
-        conf.set(&k, v.trim());
+        out.push(split_property(&logical));
         logical.clear();
     }
     if !logical.is_empty() {
-        let (k, v) = split_property(&logical);
-        conf.set(&k, v.trim());
+        out.push(split_property(&logical));
     }
-    conf
+    out
 }
 
 /// Splits a logical properties line into key and value: the key ends at the first unescaped
@@ -333,5 +345,29 @@ mod tests {
             prop_assert_eq!(parse_spark_size(&s, ByteUnit::Byte).ok(), n.checked_mul(bytes));
             prop_assert_eq!(parse_spark_size(&n.to_string(), ByteUnit::MiB).ok(), n.checked_mul(MIB));
         }
+    }
+
+    #[test]
+    fn java_properties_in_file_order_with_every_separator() {
+        let p = parse_java_properties(
+            "#Generated\ngluten_version=1.6.0\nbackend_type = velox\n! c\n\
+             gcc_version: GCC: (GNU) 11.2.1\nspark.a  b\\\n   c\nk\\=x=1\ngluten_version=1.7.0\n",
+        );
+        let get = |k: &str| {
+            p.iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get("gluten_version"),
+            Some("1.7.0"),
+            "a later duplicate wins"
+        );
+        assert_eq!(get("backend_type"), Some("velox"));
+        assert_eq!(get("gcc_version"), Some("GCC: (GNU) 11.2.1"));
+        assert_eq!(get("spark.a"), Some("bc"));
+        assert_eq!(get("k=x"), Some("1"));
+        assert_eq!(p.len(), 6);
     }
 }

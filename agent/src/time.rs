@@ -1,6 +1,9 @@
-//! Time helpers: RFC 3339 timestamps for the wire, short human durations for sentences.
+//! Time helpers: RFC 3339 timestamps for the wire, seconds since the epoch.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Durations in sentences live in `fmt` now; this name stays for existing callers.
+pub use crate::fmt::seconds as format_seconds;
 
 /// Now, as RFC 3339 UTC with milliseconds (`2026-11-23T10:15:00.250Z`).
 pub fn rfc3339_now() -> String {
@@ -27,28 +30,9 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A duration in seconds for a sentence: `5s`, `0.15s`, `42s`, `3600s`.
-pub fn format_seconds(s: f64) -> String {
-    if s >= 10.0 || s.fract() == 0.0 {
-        format!("{}s", s.round() as u64)
-    } else {
-        let t = format!("{s:.2}");
-        let t = t.trim_end_matches('0').trim_end_matches('.');
-        format!("{t}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_durations_for_people() {
-        assert_eq!(format_seconds(5.0), "5s");
-        assert_eq!(format_seconds(0.15), "0.15s");
-        assert_eq!(format_seconds(0.5), "0.5s");
-        assert_eq!(format_seconds(42.4), "42s");
-    }
 
     #[test]
     fn rfc3339_round_trips() {

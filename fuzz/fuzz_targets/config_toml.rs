@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(c) = agent::config::Config::from_toml_str(text, None, &[]) {
         // A config that loads is valid and builds its checks.
         c.validate().expect("a loaded config validates");
-        let _ = agent::checks::build(&c);
+        let shared = c.shared();
+        for (registration, section) in c.sections() {
+            let _ = registration.build(section, &shared);
+        }
         let _ = agent::engine::policies(&c);
+        let _ = c.longest_timeout();
     }
 });

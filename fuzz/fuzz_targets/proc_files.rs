@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use agent::checks::{hugepages, memory, numa, scratch};
+use agent::checks::{memory, numa, scratch};
 use agent::procfs_text;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             if let Ok(fields) = procfs_text::parse_meminfo(&text) {
-                let _ = hugepages::meminfo_hugepages(&fields);
+                let _ = procfs_text::meminfo_hugepages(&fields);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The `hugepages` check on the upstream trees and the crafted two-socket tree, against golden
 //! reports (`tests/fixtures/expected/hugepages-*.json`; `UPDATE_EXPECT=1` rewrites them).
 
-use agent::check::Check;
+use agent::check::{Check, NodeCheck, Runner, Shared};
 use agent::checks::hugepages::{self, Hugepages};
 use agent::host::Host;
 use gluten_node_tests::*;
@@ -12,9 +12,12 @@ use std::path::Path;
 fn report(root: &Path, settings_toml: &str) -> (proto::CheckResult, serde_json::Value) {
     let result = run_check(root, "hugepages", settings_toml);
     let settings = config(root, &format!("[hugepages]\n{settings_toml}\n"))
-        .hugepages
-        .settings;
-    let outcome = Hugepages::new(settings).run(&Host::new(root)).unwrap();
+        .check::<Hugepages>()
+        .settings
+        .clone();
+    let outcome = Runner(Hugepages::build(settings, &Shared::default()))
+        .run(&Host::new(root))
+        .unwrap();
     let golden = report_with_gauges(root, &result, &outcome);
     (result, golden)
 }

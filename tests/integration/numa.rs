@@ -1,7 +1,7 @@
 //! The `numa` check on the upstream trees and the crafted two-socket tree, against golden reports
 //! (`tests/fixtures/expected/numa-*.json`; `UPDATE_EXPECT=1` rewrites them).
 
-use agent::check::Check;
+use agent::check::{Check, NodeCheck, Runner, Shared};
 use agent::checks::numa::Numa;
 use agent::host::Host;
 use gluten_node_tests::*;
@@ -12,9 +12,12 @@ use std::path::Path;
 fn report(root: &Path, settings_toml: &str) -> (proto::CheckResult, serde_json::Value) {
     let result = run_check(root, "numa", settings_toml);
     let settings = config(root, &format!("[numa]\n{settings_toml}\n"))
-        .numa
-        .settings;
-    let outcome = Numa::new(settings).run(&Host::new(root)).unwrap();
+        .check::<Numa>()
+        .settings
+        .clone();
+    let outcome = Runner(Numa::build(settings, &Shared::default()))
+        .run(&Host::new(root))
+        .unwrap();
     let golden = report_with_gauges(root, &result, &outcome);
     (result, golden)
 }

@@ -328,10 +328,9 @@ fn a_jar_is_read_in_memory_with_its_build_info() {
         &t.root,
         "[velox_library]\npaths = []\njars = [\"/opt/spark/jars/gluten.jar\"]\nrequired_cpu_flags = []\n",
     );
-    c.hugepages.enabled = false;
-    c.numa.enabled = false;
-    c.scratch.enabled = false;
-    c.memory.enabled = false;
+    for other in ["hugepages", "numa", "scratch", "memory"] {
+        c.common_mut(other).enabled = false;
+    }
     let s = round(&c, "aarch64");
     let r = &s.report.checks[0];
     assert_eq!(r.status, Status::Fail);

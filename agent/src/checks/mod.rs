@@ -1,4 +1,9 @@
-//! The node checks, one file each, and the one explicit list that registers them.
+//! The node checks, one module (or folder) each, and the one list that registers them: [`ALL`].
+//!
+//! Everything that has to know every check comes from that list: the config sections (their
+//! defaults, their keys, unknown-section and unknown-key rejection), the engine's policies, the
+//! longest deadline, [`NAMES`] (the valid `/health/{check}` names) and `Shared`. Adding a check is
+//! its folder plus one line in [`ALL`].
 
 pub mod hugepages;
 pub mod memory;
@@ -6,62 +11,274 @@ pub mod numa;
 pub mod scratch;
 pub mod velox_library;
 
-use crate::check::{Check, NodeCheck, Runner, Shared};
-use crate::config::Config;
+use crate::check::{Check, CheckSettings, NodeCheck, Runner, Shared};
+use serde::de::DeserializeOwned;
+use std::any::Any;
 use std::sync::Arc;
 
-/// Every check name, in report order. Also the valid `/health/{check}` names.
-pub const NAMES: [&str; 5] = ["velox_library", "hugepages", "numa", "scratch", "memory"];
+/// Every check, in report order: one line per check.
+pub const ALL: &[Registration] = &[
+    velox_library::REGISTRATION,
+    hugepages::REGISTRATION,
+    numa::REGISTRATION,
+    scratch::REGISTRATION,
+    memory::REGISTRATION,
+];
 
-/// The enabled checks, built from their config tables, in report order.
-pub fn build(config: &Config) -> Vec<Arc<dyn Check>> {
-    let shared = Shared {
-        spark_defaults: config.memory.settings.spark_defaults.clone(),
-        executors_per_node: config.memory.settings.executors_per_node,
+/// Every check name, in report order, taken from [`ALL`]. Also the valid `/health/{check}`
+/// names.
+pub const NAMES: [&str; ALL.len()] = {
+    let mut names = [""; ALL.len()];
+    let mut i = 0;
+    while i < ALL.len() {
+        names[i] = ALL[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// One check as the rest of the agent sees it before it is built: its name, its config table
+/// (default, parse, validation, typed), what it shares, and how to build it. Made only by
+/// [`Registration::of`], monomorphised for the check's type: no macro, no global state.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    /// The check's name (`NodeCheck::NAME`): its config table, JSON `name`, metric label.
+    pub name: &'static str,
+    default: fn() -> Box<dyn Section>,
+    parse: ParseFn,
+    share: fn(&dyn Section, &mut Shared),
+    build: fn(&dyn Section, &Shared) -> Arc<dyn Check>,
+}
+
+/// Parses a check's table; the name is the section's, for error keys.
+type ParseFn = fn(&'static str, toml::Value) -> Result<Box<dyn Section>, KeyError>;
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    /// The registration of check `C`: `pub const REGISTRATION: Registration =
+    /// Registration::of::<TheCheck>();` in the check's module.
+    pub const fn of<C: NodeCheck>() -> Self {
+        Registration {
+            name: C::NAME,
+            default: default_section::<C::Settings>,
+            parse: parse_section::<C::Settings>,
+            share: share_section::<C>,
+            build: build_check::<C>,
+        }
+    }
+
+    /// The check's table with every key at its default.
+    pub fn default_section(&self) -> Box<dyn Section> {
+        (self.default)()
+    }
+
+    /// Parses the check's table `value` (the common keys and the check's own, strictly).
+    /// Errors name the full key, e.g. `memory.executors_per_node`.
+    pub fn parse_section(&self, value: toml::Value) -> Result<Box<dyn Section>, KeyError> {
+        (self.parse)(self.name, value)
+    }
+
+    /// Adds what this check's table gives to every check.
+    pub fn share(&self, section: &dyn Section, shared: &mut Shared) {
+        (self.share)(section, shared)
+    }
+
+    /// Builds the check from its table (made by this registration) and the shared inputs.
+    pub fn build(&self, section: &dyn Section, shared: &Shared) -> Arc<dyn Check> {
+        (self.build)(section, shared)
+    }
+}
+
+/// A config problem at one key: the full dotted key (`memory.executors_per_node`,
+/// `hugepages.pools[0].size`) and what is wrong with its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl KeyError {
+    /// The error of deserialising a value at `prefix` (a section name, or "" at the top),
+    /// with the path serde_path_to_error tracked below it.
+    pub fn at(prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> Self {
+        let below = e.path().to_string();
+        let key = match (prefix.is_empty(), below.as_str()) {
+            (_, ".") | (_, "") => prefix.to_string(),
+            (true, below) => below.to_string(),
+            (false, below) => format!("{prefix}.{below}"),
+        };
+        KeyError {
+            key,
+            message: e.into_inner().message().to_string(),
+        }
+    }
+}
+
+/// The keys every check's table has, whatever the check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Common {
+    pub enabled: bool,
+    /// Deadline of this check; default the top-level `check_timeout_seconds`.
+    pub timeout_seconds: Option<f64>,
+    /// Flap damping (Consul's names): consecutive `ok` rounds before `ok` is reported again.
+    pub success_before_passing: u32,
+    /// Consecutive failing rounds before `warn` is reported (0: never warn first).
+    pub failures_before_warning: u32,
+    /// Consecutive failing rounds before `fail` is reported.
+    pub failures_before_critical: u32,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Common {
+            enabled: true,
+            timeout_seconds: None,
+            success_before_passing: 0,
+            failures_before_warning: 0,
+            failures_before_critical: 0,
+        }
+    }
+}
+
+/// The table `[name]` of one check: the common keys plus the check's own `settings`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckSection<T> {
+    pub common: Common,
+    pub settings: T,
+}
+
+/// A check's table with its type erased, as the config holds it. `Config::check::<C>()` gives
+/// it back typed.
+pub trait Section: Any + Send + Sync + std::fmt::Debug {
+    fn common(&self) -> &Common;
+    fn common_mut(&mut self) -> &mut Common;
+    /// The check's own rules that span fields (`CheckSettings::validate`).
+    fn validate_settings(&self) -> Result<(), String>;
+    fn clone_box(&self) -> Box<dyn Section>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: CheckSettings> Section for CheckSection<T> {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+    fn validate_settings(&self) -> Result<(), String> {
+        self.settings.validate()
+    }
+    fn clone_box(&self) -> Box<dyn Section> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Clone for Box<dyn Section> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// The typed table of check `C`, if `section` is one.
+pub fn typed<C: NodeCheck>(section: &dyn Section) -> Option<&CheckSection<C::Settings>> {
+    section.as_any().downcast_ref()
+}
+
+fn default_section<T: CheckSettings>() -> Box<dyn Section> {
+    Box::new(CheckSection::<T>::default())
+}
+
+fn parse_section<T: CheckSettings>(
+    name: &'static str,
+    value: toml::Value,
+) -> Result<Box<dyn Section>, KeyError> {
+    // serde cannot combine `flatten` with `deny_unknown_fields`, so take the common keys off by
+    // hand and give the rest to the check's own strict settings type.
+    let mut table = match value {
+        toml::Value::Table(t) => t,
+        other => {
+            return Err(KeyError {
+                key: name.to_string(),
+                message: format!("invalid type: {}, expected a table", other.type_str()),
+            });
+        }
     };
-    let mut checks: Vec<Arc<dyn Check>> = Vec::new();
-    if config.velox_library.enabled {
-        checks.push(Arc::new(Runner(velox_library::VeloxLibrary::build(
-            config.velox_library.settings.clone(),
-            &shared,
-        ))));
+    fn take<V: DeserializeOwned>(
+        table: &mut toml::Table,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<V>, KeyError> {
+        table
+            .remove(key)
+            .map(|v| {
+                V::deserialize(v).map_err(|e| KeyError {
+                    key: format!("{name}.{key}"),
+                    message: e.message().to_string(),
+                })
+            })
+            .transpose()
     }
-    if config.hugepages.enabled {
-        checks.push(Arc::new(hugepages::Hugepages::new(
-            config.hugepages.settings.clone(),
-        )));
+    let mut c = Common::default();
+    if let Some(v) = take(&mut table, name, "enabled")? {
+        c.enabled = v;
     }
-    if config.numa.enabled {
-        checks.push(Arc::new(numa::Numa::new(config.numa.settings.clone())));
+    c.timeout_seconds = take(&mut table, name, "timeout_seconds")?;
+    if let Some(v) = take(&mut table, name, "success_before_passing")? {
+        c.success_before_passing = v;
     }
-    if config.scratch.enabled {
-        checks.push(Arc::new(
-            scratch::Scratch::new(
-                config.scratch.settings.clone(),
-                config.memory.settings.spark_defaults.clone(),
-            )
-            .with_executors_per_node(config.memory.settings.executors_per_node),
-        ));
+    if let Some(v) = take(&mut table, name, "failures_before_warning")? {
+        c.failures_before_warning = v;
     }
-    if config.memory.enabled {
-        checks.push(Arc::new(memory::Memory::new(
-            config.memory.settings.clone(),
-        )));
+    if let Some(v) = take(&mut table, name, "failures_before_critical")? {
+        c.failures_before_critical = v;
     }
-    checks
+    let settings: T = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| KeyError::at(name, e))?;
+    Ok(Box::new(CheckSection {
+        common: c,
+        settings,
+    }))
+}
+
+fn share_section<C: NodeCheck>(section: &dyn Section, shared: &mut Shared) {
+    if let Some(s) = typed::<C>(section) {
+        C::share(&s.settings, shared);
+    }
+}
+
+fn build_check<C: NodeCheck>(section: &dyn Section, shared: &Shared) -> Arc<dyn Check> {
+    let settings = typed::<C>(section)
+        .map(|s| s.settings.clone())
+        .unwrap_or_else(|| {
+            // Only a registration's own parse or default makes the sections it builds from.
+            unreachable!("section of {} built by another registration", C::NAME)
+        });
+    Arc::new(Runner(C::build(settings, shared)))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_list_matches_names_and_honours_enabled() {
-        let mut config = Config::default();
-        let names: Vec<_> = build(&config).iter().map(|c| c.name()).collect();
-        assert_eq!(names, NAMES);
-        config.numa.enabled = false;
-        let names: Vec<_> = build(&config).iter().map(|c| c.name()).collect();
-        assert!(!names.contains(&"numa") && names.len() == 4);
-    }
-}
+mod tests;

@@ -3,9 +3,13 @@
 //!
 //! Gluten removed its own executor NUMA binding (apache/gluten#10578); its maintainers recommend
 //! kernel NUMA balancing on multi-node hosts instead (apache/gluten#10557).
+//!
+//! Parts, in the order every check has them: the check and its registration, settings, facts,
+//! pure parsers, the read (the only part that touches the `Host`), the pure evaluation.
 
-use crate::check::{Check, CheckError, Outcome, ParseError};
-use crate::config::CheckSettings;
+use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
+use crate::checks::Registration;
+use crate::fmt;
 use crate::host::Host;
 use crate::procfs_text::{
     CpuList, NODES_DIR, field, node_ids, parse_count, parse_cpulist, parse_meminfo,
@@ -17,6 +21,42 @@ const NUMA_BALANCING: &str = "/proc/sys/kernel/numa_balancing";
 /// `NUMA_BALANCING_NORMAL`: the bit of `numa_balancing` that migrates pages and tasks between
 /// nodes (bit 2 is memory tiering only).
 const NUMA_BALANCING_NORMAL: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// The check
+
+/// The check: its settings; every read is fresh.
+pub struct Numa {
+    settings: Settings,
+}
+
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<Numa>();
+
+impl NodeCheck for Numa {
+    const NAME: &'static str = "numa";
+    type Settings = Settings;
+    type Facts = Facts;
+
+    fn build(settings: Settings, _shared: &Shared) -> Self {
+        Numa { settings }
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
+        read_facts(host)
+    }
+
+    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+        evaluate(facts, settings)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
 
 /// `[numa]` settings.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -45,6 +85,9 @@ impl CheckSettings for Settings {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Facts
 
 /// One NUMA node. `None`: the file that says it is missing.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -90,16 +133,6 @@ pub struct Facts {
     pub free_skew_ratio: Option<f64>,
     /// `None` when `/proc/self/status` is missing.
     pub cpuset: Option<Cpuset>,
-}
-
-pub struct Numa {
-    settings: Settings,
-}
-
-impl Numa {
-    pub fn new(settings: Settings) -> Self {
-        Numa { settings }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,7 +199,7 @@ pub fn free_skew_ratio(nodes: &[Node]) -> Option<f64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading.
+// Read: the only part that touches the host.
 
 fn read_node(host: &Host, id: u32) -> Result<Node, CheckError> {
     let dir = format!("{NODES_DIR}/node{id}");
@@ -223,11 +256,7 @@ pub fn read_facts(host: &Host) -> Result<Facts, CheckError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Evaluation.
-
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
-}
+// Evaluate (pure).
 
 fn ids(ids: &[u32]) -> String {
     ids.iter()
@@ -237,8 +266,8 @@ fn ids(ids: &[u32]) -> String {
 }
 
 /// Compares the facts with the settings.
-pub fn evaluate(facts: &Facts, settings: &Settings) -> Outcome {
-    let mut o = Outcome::with_facts(facts);
+pub fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+    let mut o = Verdict::default();
     let mem_nodes = facts.memory_nodes.len();
     match facts.numa_balancing {
         Some(v) if mem_nodes > 1 && v & NUMA_BALANCING_NORMAL == 0 => o.push(
@@ -271,7 +300,7 @@ pub fn evaluate(facts: &Facts, settings: &Settings) -> Outcome {
         let free = with_mem
             .filter_map(|n| {
                 n.memory_free_bytes
-                    .map(|f| format!("node{} {}", n.id, gib(f)))
+                    .map(|f| format!("node{} {}", n.id, fmt::bytes(f)))
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -358,7 +387,7 @@ fn summary(facts: &Facts) -> String {
     s
 }
 
-fn add_metrics(o: &mut Outcome, facts: &Facts) {
+fn add_metrics(o: &mut Verdict, facts: &Facts) {
     o.gauge(
         "gluten_node_numa_nodes",
         "NUMA nodes listed in /sys/devices/system/node.",
@@ -414,16 +443,6 @@ fn add_metrics(o: &mut Outcome, facts: &Facts) {
             &[],
             c.cpu_nodes.len() as f64,
         );
-    }
-}
-
-impl Check for Numa {
-    fn name(&self) -> &'static str {
-        "numa"
-    }
-
-    fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
-        Ok(evaluate(&read_facts(host)?, &self.settings))
     }
 }
 

@@ -43,12 +43,16 @@ pub use settings::{
 };
 
 use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::checks::Registration;
 use crate::host::Host;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<VeloxLibrary>();
 
 /// Bound of the per-file ELF summary cache.
 const SUMMARY_CACHE_ENTRIES: usize = 4096;
