@@ -30,7 +30,10 @@ pub use cpuinfo::parse_cpuinfo_flags;
 pub use elf::{
     ElfSummary, elf_kind, elf_summary, host_elf_kind, machine_name, max_version, parse_version,
 };
+pub use elf_dynamic::{ElfSource, Req, SliceSource, summary_from_segments};
 pub use evaluate::evaluate;
+pub use glibc::parse_loader_binary;
+pub use scan::{Scan, scan_reader};
 pub use facts::{
     Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,
 };
