@@ -281,6 +281,37 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
     Ok(s)
 }
 
+/// File ranges of the sections where string constants live (`.rodata*`, `.lrodata*`, `.data*`),
+/// from the section headers; `None` without them (then the whole file is scanned).
+pub fn string_ranges(data: &[u8]) -> Option<Vec<(u64, u64)>> {
+    fn of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Option<Vec<(u64, u64)>> {
+        let header = H::parse(data).ok()?;
+        let endian = header.endian().ok()?;
+        let sections = header.sections(endian, data).ok()?;
+        let mut out = Vec::new();
+        for sh in sections.iter() {
+            if sh.sh_type(endian) != elf::SHT_PROGBITS {
+                continue;
+            }
+            let name = sections.section_name(endian, sh).ok()?;
+            if [&b".rodata"[..], b".lrodata", b".data"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                let (off, size): (u64, u64) =
+                    (sh.sh_offset(endian).into(), sh.sh_size(endian).into());
+                out.push((off, size));
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+    match data.get(4) {
+        Some(1) => of::<elf::FileHeader32<Endianness>>(data),
+        Some(2) => of::<elf::FileHeader64<Endianness>>(data),
+        _ => None,
+    }
+}
+
 fn split_path_list(v: &str) -> impl Iterator<Item = String> + '_ {
     v.split(':').filter(|p| !p.is_empty()).map(str::to_string)
 }
@@ -427,6 +458,27 @@ mod tests {
         assert_eq!(elf_summary(&patched).unwrap().machine, 183);
         assert_eq!(elf_kind(&patched), Some((64, 183)));
         assert_eq!(machine_name(183), "aarch64");
+    }
+
+    #[test]
+    fn string_ranges_cover_the_constants_and_stripped_headers_have_none() {
+        let d = tempfile::tempdir().unwrap();
+        let b = cc(
+            d.path(),
+            "libs.so",
+            "const char *tz(void){return \"discover_tz_dir failed to find zoneinfo\";}",
+            &[],
+        );
+        let at = memchr::memmem::find(&b, b"discover_tz_dir").unwrap() as u64;
+        let r = string_ranges(&b).unwrap();
+        assert!(
+            r.iter().any(|(o, n)| at >= *o && at < o + n),
+            "{r:?} misses {at}"
+        );
+        let mut stripped = b.clone();
+        stripped[40..48].copy_from_slice(&0u64.to_le_bytes());
+        stripped[60..64].copy_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(string_ranges(&stripped), None);
     }
 
     #[test]

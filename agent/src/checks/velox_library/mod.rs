@@ -32,15 +32,15 @@ pub use elf::{
 };
 pub use elf_dynamic::{ElfSource, Req, SliceSource, summary_from_segments};
 pub use evaluate::evaluate;
-pub use glibc::parse_loader_binary;
-pub use scan::{Scan, scan_reader};
 pub use facts::{
     Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,
 };
+pub use glibc::parse_loader_binary;
 pub use jar::{jar_arch, parse_build_info};
 pub use ld_cache::{
     CacheEntry, ConfLine, LdCache, parse_ld_so_cache, parse_ld_so_conf, wildcard_match,
 };
+pub use scan::{Scan, scan_reader};
 pub use settings::{
     AARCH64_CPU_FLAGS, DEFAULT_PATHS, Settings, X86_64_CPU_FLAGS, default_cpu_flags,
 };

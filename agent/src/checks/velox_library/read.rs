@@ -5,7 +5,9 @@
 
 use super::closure::{Obj, origin_of, walk};
 use super::cpuinfo::{EXTRA_ISA_FLAGS, parse_cpuinfo_flags, parse_cpuinfo_vendor};
-use super::elf::{ElfSummary, elf_summary, host_elf_kind, machine_name, max_version};
+use super::elf::{
+    ElfSummary, elf_summary, host_elf_kind, machine_name, max_version, string_ranges,
+};
 use super::facts::{Facts, JarFacts, LibraryFacts, LoaderFacts};
 use super::glibc::{Cpu, Glibc, interp_path, parse_loader_binary};
 use super::jar::jar_arch;
@@ -14,7 +16,7 @@ use super::needs::{
     spark_facts,
 };
 use super::probe::{CAN_DLOPEN, probe_all};
-use super::scan::{Scan, scan_reader};
+use super::scan::{Scan, scan_ranges, scan_reader};
 use super::search::{Found, Search};
 use super::settings::default_cpu_flags;
 use super::{FileKey, SUMMARY_CACHE_ENTRIES, VeloxLibrary};
@@ -70,20 +72,23 @@ impl VeloxLibrary {
         }
         let file = std::fs::File::open(local)
             .map_err(|e| LoadError::Unreadable(format!("reading {shown}: {e}")))?;
-        let summary = if key.size == 0 {
-            elf_summary(&[])
+        let (summary, ranges) = if key.size == 0 {
+            (elf_summary(&[]), None)
         } else {
             // SAFETY: the map is read-only and private; a concurrent truncation of the file
             // could SIGBUS, which is the same exposure every ELF reader has (ld.so included).
             let map = unsafe { memmap2::Mmap::map(&file) }
                 .map_err(|e| LoadError::Unreadable(format!("mapping {shown}: {e}")))?;
-            elf_summary(&map)
-        }
-        .map_err(|e| LoadError::Broken(format!("{shown}: {e}")))?;
-        let summary = Arc::new(summary);
-        // The strings scan reads the file through a small buffer, not the map.
+            (elf_summary(&map), string_ranges(&map))
+        };
+        let summary = Arc::new(summary.map_err(|e| LoadError::Broken(format!("{shown}: {e}")))?);
+        // The strings scan reads the constant-data sections (the whole file without section
+        // headers) through a small buffer, not the map.
         let scan = std::fs::File::open(local)
-            .and_then(scan_reader)
+            .and_then(|f| match &ranges {
+                Some(r) => scan_ranges(f, r),
+                None => scan_reader(f),
+            })
             .map(Arc::new)
             .map_err(|e| LoadError::Unreadable(format!("reading {shown}: {e}")))?;
         if let Ok(mut c) = self.cache.lock() {

@@ -142,6 +142,34 @@ pub fn scan_reader(mut r: impl Read) -> std::io::Result<Scan> {
     Ok(s.finish())
 }
 
+/// Scans only `ranges` (offset, length) of a file, in order, each through the same small
+/// buffer; a boundary between ranges never joins two strings (each range is finished apart).
+pub fn scan_ranges(
+    mut r: impl Read + std::io::Seek,
+    ranges: &[(u64, u64)],
+) -> std::io::Result<Scan> {
+    let mut all = Scan::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    for &(off, len) in ranges {
+        r.seek(std::io::SeekFrom::Start(off))?;
+        let mut part = (&mut r).take(len);
+        let mut s = Scanner::default();
+        loop {
+            let n = part.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            s.feed(&buf[..n]);
+        }
+        let one = s.finish();
+        all.tzdata |= one.tzdata;
+        all.curl = all.curl.or(one.curl);
+        all.openssldir = all.openssldir.or(one.openssldir);
+        all.ca_bundles.extend(one.ca_bundles);
+    }
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
