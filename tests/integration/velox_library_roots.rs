@@ -390,3 +390,74 @@ fn an_rpath_dir_a_non_root_user_could_create_warns() {
         .unwrap();
     assert_eq!(info.status, Status::Ok, "{}", info.message);
 }
+
+#[test]
+fn the_roots_glibc_decides_hwcaps_subdirs_and_default_dirs() {
+    let r = roots();
+    // An RHEL-like executor root: libc in /lib64, a dependency only in a glibc-hwcaps subdir.
+    let e = r.old.parent().unwrap().join("rhel");
+    let libc = fake_lib(
+        &e,
+        "libc.so.6",
+        "GLIBC_2.17 { global: old_fn; new_fn; local: *; };\n",
+        &["old_fn", "new_fn"],
+    );
+    std::fs::create_dir_all(e.join("lib64/glibc-hwcaps/x86-64-v2")).unwrap();
+    std::fs::rename(&libc, e.join("lib64/libc.so.6")).unwrap();
+    cc(
+        &e.join("lib64/glibc-hwcaps/x86-64-v2/libdep.so"),
+        "int dep(void){return 0;}",
+        &["-Wl,-soname,libdep.so"],
+    );
+    cc(
+        &e.join("opt/gluten/lib/libvelox.so"),
+        "extern int dep(void); int v(void){return dep();}",
+        &[
+            "-Wl,-soname,libvelox.so",
+            e.join("lib64/glibc-hwcaps/x86-64-v2/libdep.so")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    // The host CPU is x86-64-v2.
+    std::fs::write(
+        r.host.join("proc/cpuinfo"),
+        "processor\t: 0\nflags\t\t: cx16 lahf_lm popcnt pni sse4_1 sse4_2 ssse3\n",
+    )
+    .unwrap();
+    let loader = |release: &str| {
+        std::fs::write(
+            e.join("lib64/ld-linux-x86-64.so.2"),
+            format!("ld.so (GNU libc) stable release version {release}.\0/lib64/\0/usr/lib64/\0"),
+        )
+        .unwrap();
+        let c = Runner(VeloxLibrary::new(Settings {
+            paths: vec!["/opt/gluten/lib/libvelox.so".into()],
+            required_cpu_flags: Some(vec![]),
+            executor_root: Some(e.clone()),
+            ..Settings::default()
+        }));
+        c.run(&Host::new(&r.host).with_arch("x86_64")).unwrap()
+    };
+    // glibc 2.17 has no glibc-hwcaps: the dependency is not found.
+    let o = loader("2.17");
+    assert_eq!(o.status(), Status::Fail, "{}", o.summary());
+    assert!(
+        o.summary().contains("libdep.so not found"),
+        "{}",
+        o.summary()
+    );
+    assert_eq!(
+        o.facts["loader"]["default_dirs"],
+        serde_json::json!(["/lib64/", "/usr/lib64/"])
+    );
+    assert_eq!(o.facts["loader"]["lib"], "lib64");
+    // glibc 2.34 searches glibc-hwcaps/x86-64-v2 on this CPU: found there.
+    let o = loader("2.34");
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    assert_eq!(
+        o.facts["libraries"][0]["resolved"]["libdep.so"],
+        "/lib64/glibc-hwcaps/x86-64-v2/libdep.so"
+    );
+    assert_eq!(o.facts["loader"]["glibc_release"], "2.34");
+}
