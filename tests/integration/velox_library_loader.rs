@@ -34,6 +34,8 @@ struct View {
     missing_versions: BTreeSet<(String, String)>,
     /// Paths of files the loader refused (the model's reasons).
     refused: BTreeSet<String>,
+    /// Objects glibc lists by path only.
+    listed: BTreeSet<String>,
 }
 
 /// glibc's answer, parsed from trace mode.
@@ -68,6 +70,11 @@ fn glibc_view(file: &Path, cwd: &Path) -> Result<View, String> {
             } else if let Some((path, _)) = rest.rsplit_once(" (0x") {
                 v.bound.insert(name.to_string(), path.to_string());
             }
+        } else if let Some((path, _)) = line.rsplit_once(" (0x")
+            && path.starts_with('/')
+        {
+            // Loaded under a name with `/` (or the interpreter): listed by its path only.
+            v.listed.insert(path.to_string());
         }
     }
     // "<main>: <provider>: version `V' not found (required by <object>)"
@@ -125,6 +132,7 @@ fn view_of(lib: &agent::checks::velox_library::LibraryFacts) -> View {
             .iter()
             .map(|m| (m.provider.clone(), m.version.clone()))
             .collect(),
+        listed: BTreeSet::new(),
     }
 }
 
@@ -168,7 +176,7 @@ fn differs(file: &Path, glibc: &View, model: &View) -> Option<String> {
     }
     // The file itself is glibc's main object, which it does not list.
     let main = file.display().to_string();
-    let loaded: BTreeSet<&String> = glibc.bound.values().collect();
+    let loaded: BTreeSet<&String> = glibc.bound.values().chain(&glibc.listed).collect();
     for (name, path) in &model.bound {
         if !loaded.contains(path)
             && path != LD_SO
@@ -438,6 +446,19 @@ fn crafted(w: &Path, platform: &str, lib: &str) -> Vec<PathBuf> {
         ],
     );
     out.push(p);
+    // A DT_NEEDED with `$ORIGIN` in it (a soname that says so): expanded with its loader's origin.
+    cc(
+        &w.join("originneed/libo.so"),
+        "int o(void){return 0;}",
+        &["-Wl,-soname,$ORIGIN/libo.so"],
+    );
+    let p = w.join("originneed/libuses_o.so");
+    cc(
+        &p,
+        "extern int o(void); int x(void){return o();}",
+        &[&s(&w.join("originneed/libo.so"))],
+    );
+    out.push(p);
     // The same file under two names (a symlink): loaded once, both names bind to it.
     std::fs::create_dir_all(w.join("alias")).unwrap();
     std::os::unix::fs::symlink(w.join("caps/libdst.so"), w.join("alias/libdst2.so")).unwrap();
@@ -604,6 +625,10 @@ fn the_model_agrees_with_glibc_on_every_system_library_and_wheel() {
     assert_eq!(
         c("nodeflib/libnodeflib.so").not_found,
         BTreeSet::from(["libz.so.1".to_string()])
+    );
+    assert_eq!(
+        c("originneed/libuses_o.so").bound.get("$ORIGIN/libo.so"),
+        Some(&w.join("crafted/originneed/libo.so").display().to_string())
     );
     assert!(
         c("junk-user/libjunk.so")

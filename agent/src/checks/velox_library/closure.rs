@@ -39,6 +39,8 @@ pub(super) struct Obj {
     pub walked: bool,
     /// What its strings say (section 3 rules).
     pub scan: Option<Arc<Scan>>,
+    /// `$ORIGIN` (`l_origin`), when known.
+    pub origin: Option<String>,
 }
 
 impl Obj {
@@ -74,6 +76,7 @@ impl Obj {
             id,
             walked: false,
             scan: None,
+            origin: origin.map(String::from),
         }
     }
 
@@ -215,7 +218,16 @@ pub(super) fn walk(
                 needed_by: who.clone(),
                 reason,
             };
-            match search.find(name, &chain, &runpath, nodeflib) {
+            // A name with `/` is opened as is, after DST expansion with its loader's origin.
+            let found = if name.contains('/') {
+                match expand_dst(name, objs[i].origin.as_deref(), &search.glibc) {
+                    Some(expanded) => search.verify(&expanded),
+                    None => Found::No,
+                }
+            } else {
+                search.find(name, &chain, &runpath, nodeflib)
+            };
+            match found {
                 Found::Yes { path, local } => match load(&local, &path) {
                     Ok((s, id, scan)) => {
                         if let Some(j) = objs.iter().position(|o| o.id == Some(id)) {
@@ -312,6 +324,7 @@ fn fake(name: &str) -> Obj {
         id: None,
         walked: true,
         scan: None,
+        origin: None,
     }
 }
 

@@ -43,23 +43,15 @@ pub(super) struct Search<'h> {
     exists: RefCell<HashMap<String, bool>>,
 }
 
-/// An RPATH/RUNPATH/LD_LIBRARY_PATH entry as glibc stores it (`fillin_rpath`): one trailing `/`
-/// dropped, then one added. `None` for a relative entry (relative to the executor's working
-/// directory, which is not known here) and for an empty one (`./`).
+/// An RPATH/RUNPATH/LD_LIBRARY_PATH entry as glibc stores it (`fillin_rpath`): trailing `/`s
+/// dropped (except for "/"), then one added. `None` for a relative entry (relative to the
+/// executor's working directory, which is not known here) and for an empty one.
 pub(super) fn search_dir(entry: &str) -> Option<String> {
     if !entry.starts_with('/') {
         return None;
     }
-    let e = if entry.len() > 1 {
-        entry.strip_suffix('/').unwrap_or(entry)
-    } else {
-        entry
-    };
-    Some(if e.ends_with('/') {
-        e.to_string()
-    } else {
-        format!("{e}/")
-    })
+    let e = entry.trim_end_matches('/');
+    Some(format!("{e}/"))
 }
 
 impl<'h> Search<'h> {
@@ -285,6 +277,71 @@ fn read_conf(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::velox_library::glibc::{Cpu, LoaderBinary};
+    use crate::checks::velox_library::ld_cache::CacheEntry;
+
+    fn search_with<'a>(root: &'a Host, level_flags: &str, entries: Vec<CacheEntry>) -> Search<'a> {
+        let flags: std::collections::BTreeSet<String> =
+            level_flags.split_whitespace().map(String::from).collect();
+        let g = Glibc::new(
+            "x86_64",
+            Some(&LoaderBinary {
+                release: Some(vec![2, 41]),
+                system_dirs: Some(vec!["/lib64/".into()]),
+            }),
+            &Cpu {
+                flags: Some(&flags),
+                vendor: None,
+            },
+            false,
+        );
+        let mut s = Search::new(root, g, &[]).unwrap();
+        s.cache = Some(LdCache {
+            format: "glibc-ld.so.cache1.1",
+            entries,
+        });
+        s
+    }
+
+    #[test]
+    fn the_cache_prefers_supported_hwcaps_entries_and_this_architectures_flags() {
+        let e = |path: &str, flags: i32, hwcap: u64| CacheEntry {
+            name: "libz.so.1".into(),
+            path: path.into(),
+            flags,
+            hwcap,
+        };
+        let entries = vec![
+            e("/lib64/glibc-hwcaps/x86-64-v3/libz.so.1", 0x0303, 1 << 62),
+            e("/lib/libz.so.1", 0x0803, 0),
+            e("/lib64/libz.so.1", 0x0303, 0),
+        ];
+        let d = tempfile::tempdir().unwrap();
+        let root = Host::new(d.path()).with_arch("x86_64");
+        let v2 = "cx16 lahf_lm popcnt pni sse4_1 sse4_2 ssse3";
+        let v3 = format!("{v2} avx avx2 bmi1 bmi2 f16c fma abm movbe xsave");
+        assert_eq!(
+            search_with(&root, &v3, entries.clone()).cache_lookup("libz.so.1"),
+            Some("/lib64/glibc-hwcaps/x86-64-v3/libz.so.1")
+        );
+        // A v2 CPU cannot use the v3 entry; the i386 entry (flags 0x0803) is not this
+        // architecture's.
+        assert_eq!(
+            search_with(&root, v2, entries).cache_lookup("libz.so.1"),
+            Some("/lib64/libz.so.1")
+        );
+    }
+
+    #[test]
+    fn search_dirs_are_normalised_like_fillin_rpath() {
+        assert_eq!(search_dir("/opt/x").as_deref(), Some("/opt/x/"));
+        assert_eq!(search_dir("/opt/x/").as_deref(), Some("/opt/x/"));
+        assert_eq!(search_dir("/opt/x//").as_deref(), Some("/opt/x/"));
+        assert_eq!(search_dir("//").as_deref(), Some("/"));
+        assert_eq!(search_dir("/").as_deref(), Some("/"));
+        assert_eq!(search_dir("lib"), None);
+        assert_eq!(search_dir(""), None);
+    }
 
     #[test]
     fn ld_so_conf_includes_are_followed_under_the_root() {
