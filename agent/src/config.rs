@@ -41,6 +41,8 @@ pub use crate::check::CheckSettings;
 
 /// The whole agent configuration: the top-level keys, `[push]`, and one table per registered
 /// check (`checks::ALL`), reached typed with [`Config::check`] or by name with [`Config::common`].
+/// Made by [`Config::load`], [`Config::from_toml_str`] or `Default`: serde alone reads only the
+/// top-level keys (it is how `from_toml_str` reads them) and leaves the check tables empty.
 #[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -281,6 +283,22 @@ impl Config {
                 "push.max_backoff_seconds",
                 format!("must be positive, got {}", self.push.max_backoff_seconds),
             );
+        }
+        for (key, name) in [
+            ("node_name", &self.node_name),
+            ("push.node_name", &self.push.node_name),
+        ] {
+            if let Some(name) = name
+                && !proto::valid_node_name(name)
+            {
+                return bad(
+                    key,
+                    format!(
+                        "{name:?} is not a node name (1-253 ASCII letters, digits, '.', '_', '-'; \
+                         not \".\" or \"..\")"
+                    ),
+                );
+            }
         }
         if let Some(url) = &self.push.url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -566,5 +584,24 @@ mod tests {
             e,
             "config: memory.executors_per_node: invalid type: string \"two\", expected u32"
         );
+    }
+
+    #[test]
+    fn node_names_the_aggregator_cannot_address_are_refused() {
+        for (key, value) in [
+            ("node_name", "."),
+            ("push.node_name", ".."),
+            ("node_name", "a/b"),
+        ] {
+            let e = Config::load(
+                None,
+                &[parse_override(&format!("{key}=\"{value}\"")).unwrap()],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with(&format!("config key `{key}`: ")), "{e}");
+        }
+        let c = Config::load(None, &[parse_override("node_name=\"worker-1\"").unwrap()]).unwrap();
+        assert_eq!(c.effective_node_name(), "worker-1");
     }
 }

@@ -1,22 +1,67 @@
 //! Errors of reading and parsing the machine: below both `host` and `check`, so neither imports
 //! the other for them. A check that could not check returns a `CheckError`; a pure parser a
 //! `ParseError` without the path (the reader adds it).
+//!
+//! A parse error quotes the input it could not read, and the input is the host's (or whatever a
+//! link in a fixture points at): the reason is kept printable (control characters escaped) and
+//! short ([`MAX_REASON_BYTES`]), whatever a parser formats, so a malformed 2 MB file yields a
+//! sentence, not the file ([`excerpt`] for quoting input on purpose).
 
 use std::path::{Path, PathBuf};
 
-/// A pure parser's complaint about its input, without the path (the reader adds it).
+/// The longest reason a `ParseError` keeps, in bytes; a longer one is cut at a character
+/// boundary and ends in `...`.
+pub const MAX_REASON_BYTES: usize = 200;
+
+/// The most characters of input [`excerpt`] quotes.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// A pure parser's complaint about its input, without the path (the reader adds it). Made with
+/// [`ParseError::new`] or [`ParseError::at_line`], which keep it short and printable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
 
 impl ParseError {
     pub fn new(reason: impl Into<String>) -> Self {
-        ParseError(reason.into())
+        ParseError(bounded(&reason.into()))
     }
 
     /// A complaint about line `line` (1-based).
     pub fn at_line(line: usize, reason: impl std::fmt::Display) -> Self {
-        ParseError(format!("line {line}: {reason}"))
+        ParseError(bounded(&format!("line {line}: {reason}")))
     }
+}
+
+/// A short quote of malformed input for an error sentence: at most [`EXCERPT_CHARS`]
+/// characters, in double quotes, escaped as Rust's `{:?}` escapes (so no control character
+/// reaches a terminal or a log line), `...` after the quote when cut.
+pub fn excerpt(input: &str) -> String {
+    let mut chars = input.chars();
+    let head: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}...")
+    } else {
+        format!("{head:?}")
+    }
+}
+
+/// `text` with control characters escaped and cut to [`MAX_REASON_BYTES`].
+fn bounded(text: &str) -> String {
+    const CUT: &str = "...";
+    let mut out = String::with_capacity(text.len().min(MAX_REASON_BYTES));
+    for c in text.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_debug().collect()
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > MAX_REASON_BYTES - CUT.len() {
+            out.push_str(CUT);
+            return out;
+        }
+        out.push_str(&piece);
+    }
+    out
 }
 
 impl std::fmt::Display for ParseError {
@@ -50,10 +95,12 @@ impl CheckError {
         }
     }
 
+    /// A parse error about `path`. The reason is bounded again here, so a `ParseError` built
+    /// directly from its field is no longer than one built with `ParseError::new`.
     pub fn parse(path: &Path, reason: ParseError) -> Self {
         CheckError::Parse {
             path: path.to_path_buf(),
-            reason,
+            reason: ParseError(bounded(&reason.0)),
         }
     }
 }
@@ -77,5 +124,36 @@ mod tests {
             ParseError::at_line(3, "no value"),
         );
         assert_eq!(e.to_string(), "parsing /proc/meminfo: line 3: no value");
+    }
+
+    #[test]
+    fn reasons_stay_short_and_printable_whatever_the_input() {
+        let line = "\u{1b}[31mroot:$6$hash".repeat(100_000);
+        let e = ParseError::at_line(2, format!("no ':' in {line}"));
+        assert!(e.0.len() <= MAX_REASON_BYTES, "{}", e.0.len());
+        assert!(e.0.starts_with("line 2: no ':' in \\u{1b}[31mroot"), "{e}");
+        assert!(e.0.ends_with("..."), "{e}");
+        assert!(!e.0.chars().any(char::is_control), "{e}");
+        // Built from the field, bounded when it becomes a CheckError.
+        let raw = ParseError::new(format!("x{line}"));
+        let c = CheckError::parse(Path::new("/proc/vmstat"), raw).to_string();
+        assert!(
+            c.len() <= MAX_REASON_BYTES + "parsing /proc/vmstat: ".len(),
+            "{c}"
+        );
+        assert!(!c.chars().any(char::is_control));
+        // Short reasons are kept as they are, multi-byte characters are never split.
+        assert_eq!(ParseError::new("bad value \"é\"").0, "bad value \"é\"");
+        let e = ParseError::new("é".repeat(MAX_REASON_BYTES));
+        assert!(e.0.len() <= MAX_REASON_BYTES && e.0.ends_with("..."));
+    }
+
+    #[test]
+    fn excerpts_are_quoted_escaped_and_cut() {
+        assert_eq!(excerpt("abc"), "\"abc\"");
+        assert_eq!(excerpt("a\tb\u{7}"), "\"a\\tb\\u{7}\"");
+        let long = "x".repeat(1000);
+        let e = excerpt(&long);
+        assert_eq!(e, format!("{:?}...", "x".repeat(EXCERPT_CHARS)));
     }
 }

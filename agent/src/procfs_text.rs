@@ -3,7 +3,7 @@
 //! files; plus the NUMA node directories of sysfs. Each parser takes the text and returns a
 //! `ParseError` without the path (the `Host` read adds it).
 
-use crate::error::{CheckError, ParseError};
+use crate::error::{CheckError, ParseError, excerpt};
 use crate::host::Host;
 use serde::Serialize;
 
@@ -21,11 +21,14 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
         }
         let (key, rest) = line
             .split_once(':')
-            .ok_or_else(|| ParseError::at_line(i + 1, format!("no ':' in {line:?}")))?;
+            .ok_or_else(|| ParseError::at_line(i + 1, format!("no ':' in {}", excerpt(line))))?;
         let key =
             strip_node_prefix(key.trim()).map_err(|reason| ParseError::at_line(i + 1, reason))?;
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(ParseError::at_line(i + 1, format!("bad key {key:?}")));
+            return Err(ParseError::at_line(
+                i + 1,
+                format!("bad key {}", excerpt(key)),
+            ));
         }
         let mut words = rest.split_whitespace();
         let value: u64 = words
@@ -40,7 +43,11 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
             (Some("kB"), Some(extra)) | (Some(extra), _) => {
                 return Err(ParseError::at_line(
                     i + 1,
-                    format!("{key}: unexpected {extra:?} after the value in {line:?}"),
+                    format!(
+                        "{key}: unexpected {} after the value in {}",
+                        excerpt(extra),
+                        excerpt(line)
+                    ),
                 ));
             }
         };
@@ -57,9 +64,9 @@ fn strip_node_prefix(key: &str) -> Result<&str, String> {
     let rest = rest.trim_start();
     let (num, name) = rest
         .split_once(char::is_whitespace)
-        .ok_or_else(|| format!("no key after {key:?}"))?;
+        .ok_or_else(|| format!("no key after {}", excerpt(key)))?;
     num.parse::<u32>()
-        .map_err(|_| format!("bad node number {num:?} in {key:?}"))?;
+        .map_err(|_| format!("bad node number {} in {}", excerpt(num), excerpt(key)))?;
     Ok(name.trim())
 }
 
@@ -77,7 +84,7 @@ pub fn field(fields: &[(String, u64)], key: &str) -> Option<u64> {
 pub fn parse_count(text: &str) -> Result<u64, ParseError> {
     let t = text.trim();
     t.parse()
-        .map_err(|_| ParseError::new(format!("expected an unsigned number, got {t:?}")))
+        .map_err(|_| ParseError::new(format!("expected an unsigned number, got {}", excerpt(t))))
 }
 
 /// Flat `key value` files: `/proc/vmstat`, cgroup `memory.events`, `memory.stat`, v1
@@ -90,13 +97,13 @@ pub fn parse_flat_keyed(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
         let value = words
             .next()
             .ok_or_else(|| ParseError::at_line(i + 1, format!("{key}: no value")))?;
-        let value: u64 = value
-            .parse()
-            .map_err(|_| ParseError::at_line(i + 1, format!("{key}: {value:?} is not a number")))?;
+        let value: u64 = value.parse().map_err(|_| {
+            ParseError::at_line(i + 1, format!("{key}: {} is not a number", excerpt(value)))
+        })?;
         if let Some(extra) = words.next() {
             return Err(ParseError::at_line(
                 i + 1,
-                format!("{key}: unexpected {extra:?} after the value"),
+                format!("{key}: unexpected {} after the value", excerpt(extra)),
             ));
         }
         out.push((key.to_string(), value));
@@ -176,9 +183,13 @@ pub fn parse_cpulist(text: &str) -> Result<CpuList, ParseError> {
         return Ok(CpuList::default());
     }
     let num = |s: &str| {
-        s.trim()
-            .parse::<u32>()
-            .map_err(|_| ParseError::new(format!("bad number {s:?} in cpulist {t:?}")))
+        s.trim().parse::<u32>().map_err(|_| {
+            ParseError::new(format!(
+                "bad number {} in cpulist {}",
+                excerpt(s),
+                excerpt(t)
+            ))
+        })
     };
     let mut ranges = Vec::new();
     for item in t.split(',') {

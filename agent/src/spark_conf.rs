@@ -5,6 +5,7 @@
 //! (`gluten-build-info.properties`).
 
 use crate::check::ParseError;
+use crate::error::excerpt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,7 +43,8 @@ impl SparkConf {
     pub fn size(&self, key: &str, default_unit: ByteUnit) -> Result<Option<u64>, ParseError> {
         self.get(key)
             .map(|v| {
-                parse_spark_size(v, default_unit).map_err(|e| ParseError(format!("`{key}`: {e}")))
+                parse_spark_size(v, default_unit)
+                    .map_err(|e| ParseError::new(format!("`{key}`: {e}")))
             })
             .transpose()
     }
@@ -53,7 +55,10 @@ impl SparkConf {
             .map(|v| match v.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(ParseError(format!("`{key}`: {v:?} is not true or false"))),
+                _ => Err(ParseError::new(format!(
+                    "`{key}`: {} is not true or false",
+                    excerpt(v)
+                ))),
             })
             .transpose()
     }
@@ -66,7 +71,9 @@ impl SparkConf {
                     .parse::<f64>()
                     .ok()
                     .filter(|x| x.is_finite())
-                    .ok_or_else(|| ParseError(format!("`{key}`: {v:?} is not a number")))
+                    .ok_or_else(|| {
+                        ParseError::new(format!("`{key}`: {} is not a number", excerpt(v)))
+                    })
             })
             .transpose()
     }
@@ -191,12 +198,12 @@ pub fn parse_spark_size(s: &str, default_unit: ByteUnit) -> Result<u64, ParseErr
         .unwrap_or(lower.len());
     let (num, suffix) = lower.split_at(digits_end);
     if num.is_empty() {
-        return Err(ParseError(format!(
+        return Err(ParseError::new(format!(
             "{s:?} is not a size (expected e.g. 512m, 8g, 1t)"
         )));
     }
     if suffix.starts_with('.') {
-        return Err(ParseError(format!(
+        return Err(ParseError::new(format!(
             "{s:?}: fractional sizes are not supported by Spark (use e.g. 1536m for 1.5g)"
         )));
     }
@@ -209,7 +216,7 @@ pub fn parse_spark_size(s: &str, default_unit: ByteUnit) -> Result<u64, ParseErr
         "t" | "tb" => ByteUnit::TiB,
         "p" | "pb" => ByteUnit::PiB,
         other => {
-            return Err(ParseError(format!(
+            return Err(ParseError::new(format!(
                 "{s:?}: invalid suffix {other:?} (expected b, k, m, g, t or p)"
             )));
         }
@@ -217,7 +224,7 @@ pub fn parse_spark_size(s: &str, default_unit: ByteUnit) -> Result<u64, ParseErr
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(unit.bytes()))
-        .ok_or_else(|| ParseError(format!("{s:?} is too large")))
+        .ok_or_else(|| ParseError::new(format!("{} is too large", excerpt(s))))
 }
 
 #[cfg(test)]

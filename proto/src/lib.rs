@@ -158,9 +158,39 @@ pub struct ApiError {
     pub valid: Option<Vec<String>>,
 }
 
+/// Whether `name` is a node name reports may carry: 1 to 253 bytes of ASCII letters, digits,
+/// `.`, `_` and `-` (a DNS name or a Kubernetes node name), and not `.` or `..`, which no URL
+/// path can address. The agent checks its configured name with it; the aggregator checks
+/// every report.
+pub fn valid_node_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_names_are_addressable_dns_like_names() {
+        for ok in [
+            "worker-1",
+            "ip-10-0-0-1.ec2.internal",
+            "a",
+            "n_1",
+            "...",
+            ".a",
+        ] {
+            assert!(valid_node_name(ok), "{ok}");
+        }
+        for bad in [".", "..", "", "a/b", "a b", "ünï", &"a".repeat(254)] {
+            assert!(!valid_node_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn status_orders_by_severity() {

@@ -5,6 +5,7 @@ mod agent_http;
 mod docker;
 mod faults;
 mod fleet;
+mod host_root;
 mod hugepages;
 mod memory;
 mod numa;

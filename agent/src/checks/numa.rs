@@ -9,6 +9,7 @@
 
 use crate::check::{CheckError, CheckSettings, NodeCheck, ParseError, Shared, Verdict};
 use crate::checks::Registration;
+use crate::error::excerpt;
 use crate::fmt;
 use crate::host::Host;
 use crate::procfs_text::{
@@ -144,7 +145,7 @@ pub fn parse_distance(text: &str) -> Result<Vec<u32>, ParseError> {
         .split_whitespace()
         .map(|w| {
             w.parse()
-                .map_err(|_| ParseError::new(format!("bad distance {w:?}")))
+                .map_err(|_| ParseError::new(format!("bad distance {}", excerpt(w))))
         })
         .collect::<Result<_, _>>()?;
     if row.is_empty() {

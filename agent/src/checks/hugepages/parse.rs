@@ -3,25 +3,47 @@
 
 use super::*;
 use crate::check::ParseError;
+use crate::error::excerpt;
 use crate::procfs_text::{field, parse_flat_keyed};
+
+/// The longest THP mode name taken (the kernel's longest is `defer+madvise`, 13 bytes) and the
+/// most modes one file may list (the kernel lists at most 5): a file beyond either is not a
+/// THP mode file, and its words would otherwise all become facts.
+const MAX_THP_MODE_BYTES: usize = 32;
+const MAX_THP_MODES: usize = 16;
 
 /// Parses a THP mode file such as `always [madvise] never` (the selected mode is bracketed).
 pub fn parse_thp_setting(text: &str) -> Result<ThpSetting, ParseError> {
     let mut selected = None;
     let mut available = Vec::new();
     for word in text.split_whitespace() {
+        if word.len() > MAX_THP_MODE_BYTES + 2 {
+            return Err(ParseError::new(format!(
+                "a mode name of {} bytes is not a THP mode: {}",
+                word.len(),
+                excerpt(word)
+            )));
+        }
+        if available.len() == MAX_THP_MODES {
+            return Err(ParseError::new(format!(
+                "more than {MAX_THP_MODES} modes: not a THP mode file"
+            )));
+        }
         let mode = match word.strip_prefix('[') {
             Some(inner) => {
-                let inner = inner
-                    .strip_suffix(']')
-                    .ok_or_else(|| ParseError::new(format!("unbalanced bracket in {word:?}")))?;
+                let inner = inner.strip_suffix(']').ok_or_else(|| {
+                    ParseError::new(format!("unbalanced bracket in {}", excerpt(word)))
+                })?;
                 if selected.replace(inner.to_string()).is_some() {
                     return Err(ParseError::new("more than one [selected] mode"));
                 }
                 inner
             }
             None if word.contains(['[', ']']) => {
-                return Err(ParseError::new(format!("unbalanced bracket in {word:?}")));
+                return Err(ParseError::new(format!(
+                    "unbalanced bracket in {}",
+                    excerpt(word)
+                )));
             }
             None => word,
         };
@@ -30,8 +52,9 @@ pub fn parse_thp_setting(text: &str) -> Result<ThpSetting, ParseError> {
         }
         available.push(mode.to_string());
     }
-    let selected = selected
-        .ok_or_else(|| ParseError::new(format!("no [selected] mode in {:?}", text.trim())))?;
+    let selected = selected.ok_or_else(|| {
+        ParseError::new(format!("no [selected] mode in {}", excerpt(text.trim())))
+    })?;
     Ok(ThpSetting {
         selected,
         available,
@@ -71,6 +94,26 @@ pub(super) mod tests {
     use super::*;
     use crate::procfs_text::{meminfo_hugepages, parse_meminfo};
     use proptest::prelude::*;
+
+    #[test]
+    fn thp_files_of_long_words_or_many_modes_are_refused_briefly() {
+        let long = format!("always [{}] never", "x".repeat(2 << 20));
+        let e = parse_thp_setting(&long).unwrap_err();
+        assert!(
+            e.0.starts_with("a mode name of 2097154 bytes is not a THP mode"),
+            "{e}"
+        );
+        assert!(e.0.len() <= crate::error::MAX_REASON_BYTES, "{e}");
+        let many = format!("[a] {}", "b ".repeat(100));
+        assert!(
+            parse_thp_setting(&many)
+                .unwrap_err()
+                .0
+                .contains("more than 16 modes")
+        );
+        let s = parse_thp_setting("always defer defer+madvise [madvise] never").unwrap();
+        assert_eq!(s.available.len(), 5);
+    }
 
     #[test]
     fn thp_enabled_selected_mode_is_the_bracketed_one() {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::check::ParseError;
+use crate::error::excerpt;
 use crate::procfs_text::{field, parse_count, parse_flat_keyed, parse_mountinfo};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -30,13 +31,13 @@ pub fn parse_proc_cgroup(text: &str) -> Result<ProcCgroup, ParseError> {
         else {
             return Err(ParseError::at_line(
                 i + 1,
-                format!("expected id:controllers:path, got {line:?}"),
+                format!("expected id:controllers:path, got {}", excerpt(line)),
             ));
         };
         if id.parse::<u32>().is_err() {
             return Err(ParseError::at_line(
                 i + 1,
-                format!("hierarchy id {id:?} is not a number"),
+                format!("hierarchy id {} is not a number", excerpt(id)),
             ));
         }
         if id == "0" && controllers.is_empty() {
@@ -185,7 +186,7 @@ impl Memory {
             path: at.path.clone(),
             source: at.source,
             dir: at.dir.display().to_string(),
-            exists: host.path(&at.dir).is_dir(),
+            exists: host.is_dir(&at.dir),
             ..CgroupFacts::default()
         };
         if !c.exists {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::check::ParseError;
+use crate::error::excerpt;
 use crate::procfs_text::{field, parse_flat_keyed};
 use serde::Serialize;
 
@@ -70,9 +71,9 @@ pub fn parse_cgroup_limit(text: &str) -> Result<Option<u64>, ParseError> {
     if v == "max" {
         return Ok(None);
     }
-    let n: u64 = v
-        .parse()
-        .map_err(|_| ParseError::at_line(1, format!("{v:?} is neither a number nor \"max\"")))?;
+    let n: u64 = v.parse().map_err(|_| {
+        ParseError::at_line(1, format!("{} is neither a number nor \"max\"", excerpt(v)))
+    })?;
     Ok(if n >= 1 << 62 { None } else { Some(n) })
 }
 
@@ -109,9 +110,9 @@ pub fn parse_psi(text: &str) -> Result<Psi, ParseError> {
         let (mut avg10, mut avg60, mut avg300, mut total) = (None, None, None, None);
         for w in words {
             let (k, v) = w.split_once('=').ok_or_else(|| {
-                ParseError::at_line(i + 1, format!("expected key=value, got {w:?}"))
+                ParseError::at_line(i + 1, format!("expected key=value, got {}", excerpt(w)))
             })?;
-            let bad = || ParseError::at_line(i + 1, format!("{k}: {v:?} is not a number"));
+            let bad = || ParseError::at_line(i + 1, format!("{k}: {} is not a number", excerpt(v)));
             match k {
                 "avg10" | "avg60" | "avg300" => {
                     let x: f64 = v.parse().map_err(|_| bad())?;

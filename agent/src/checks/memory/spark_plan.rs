@@ -103,7 +103,7 @@ impl SparkPlan {
             .f64(EXECUTOR_MEMORY_OVERHEAD_FACTOR)?
             .unwrap_or(DEFAULT_OVERHEAD_FACTOR);
         if factor <= 0.0 {
-            return Err(ParseError(format!(
+            return Err(ParseError::new(format!(
                 "`{EXECUTOR_MEMORY_OVERHEAD_FACTOR}`: must be positive, got {factor}"
             )));
         }
