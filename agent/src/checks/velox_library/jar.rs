@@ -144,6 +144,7 @@ impl JarCache {
             let mut src = EntrySource {
                 zip: &mut zip,
                 index: i,
+                size,
                 scanner: Some(Scanner::default()),
                 scan: None,
                 prefetched: Vec::new(),
@@ -183,6 +184,9 @@ pub fn parse_build_info(text: &str) -> BTreeMap<String, String> {
 struct EntrySource<'z> {
     zip: &'z mut zip::ZipArchive<std::fs::File>,
     index: usize,
+    /// The entry's declared uncompressed size: a stream that goes on past it is refused (a
+    /// zip bomb must not keep the check busy).
+    size: u64,
     /// Until a pass reaches the end of the entry.
     scanner: Option<Scanner>,
     scan: Option<Scan>,
@@ -295,6 +299,12 @@ impl ElfSource for EntrySource<'_> {
                     ahead = plan(&head, &[], pos);
                 }
                 break;
+            }
+            if pos + n as u64 > self.size {
+                return Err(ParseError::new(format!(
+                    "decompresses beyond its declared size of {} bytes",
+                    self.size
+                )));
             }
             let chunk = &buf[..n];
             self.bytes += n as u64;
