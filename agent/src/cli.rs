@@ -157,6 +157,10 @@ pub struct CommonArgs {
     /// Where the host's `/` is (`/host` in a container). Key `host_root`.
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,
+    /// The executor's root filesystem (`/executor` where its image is mounted). Key
+    /// `velox_library.executor_root`.
+    #[arg(long, value_name = "DIR")]
+    pub executor_root: Option<PathBuf>,
     /// Log format. Key `log_format`.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -192,6 +196,7 @@ impl CommonArgs {
     pub fn overrides(&self) -> Overrides {
         let mut o = Overrides(self.set.clone());
         o.set("host_root", &self.host_root)
+            .set("velox_library.executor_root", &self.executor_root)
             .set("log_format", &self.log_format)
             .set("interval_seconds", &self.interval_seconds)
             .set("check_timeout_seconds", &self.check_timeout_seconds)

@@ -496,7 +496,8 @@ fn the_ld_so_cache_finds_what_rpath_does_not() {
     );
     assert_eq!(r.facts["ld_so_cache_format"], "glibc-ld.so.cache1.1");
 
-    // Without a cache, ld.so.conf (and its includes) names the directory instead.
+    // Without a cache the loader searches only its default dirs: ld.so.conf is ldconfig's
+    // input, never read by ld.so. The finding says so and names the dirs it lists.
     std::fs::remove_file(t.root.join("etc/ld.so.cache")).unwrap();
     let r = run_check(&t.root, "velox_library", ONE);
     assert_eq!(r.status, Status::Fail, "{}", r.summary);
@@ -512,7 +513,14 @@ fn the_ld_so_cache_finds_what_rpath_does_not() {
     )
     .unwrap();
     let r = run_check(&t.root, "velox_library", ONE);
-    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    assert_eq!(r.status, Status::Fail, "{}", r.summary);
+    assert!(
+        r.summary.contains(
+            "there is no /etc/ld.so.cache, so the ld.so.conf dirs /usr/local/lib are not searched: run ldconfig"
+        ),
+        "{}",
+        r.summary
+    );
     assert_eq!(
         r.facts["ld_so_conf_dirs"],
         serde_json::json!(["/usr/local/lib"])
@@ -554,4 +562,51 @@ fn a_warm_round_does_not_decompress_the_jar_again() {
     let again = check.run(&host).unwrap();
     assert_eq!(check.0.jar_entries_decompressed(), 4);
     assert_eq!(again.facts, cold.facts);
+}
+
+#[test]
+fn a_jar_entry_that_inflates_past_its_declared_size_is_refused() {
+    let t = tree();
+    let jar = gluten_jar(&t);
+    // Patch libvelox.so's uncompressed size (local header and central directory) to 64 bytes.
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import struct, sys, zipfile
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+z = zipfile.ZipFile(p)
+i = [x for x in z.infolist() if x.filename.endswith('libvelox.so')][0]
+struct.pack_into('<I', b, i.header_offset + 22, 64)
+cd = b.find(b'PK\x01\x02')
+while cd >= 0:
+    n = struct.unpack_from('<H', b, cd + 28)[0]
+    if bytes(b[cd + 46:cd + 46 + n]).endswith(b'libvelox.so'):
+        struct.pack_into('<I', b, cd + 24, 64)
+        break
+    cd = b.find(b'PK\x01\x02', cd + 4)
+open(p, 'wb').write(b)
+"#,
+        )
+        .arg(&jar)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = run_check(
+        &t.root,
+        "velox_library",
+        "paths = []\njars = [\"/opt/spark/jars/gluten.jar\"]",
+    );
+    assert_eq!(r.status, Status::Fail, "{}", r.summary);
+    // The zip reader stops at the declared size (and the check's own guard would too).
+    assert!(
+        r.summary.contains("gluten.jar!linux/amd64/libvelox.so")
+            && (r
+                .summary
+                .contains("larger than its declared uncompressed size")
+                || r.summary.contains("beyond its declared size of 64 bytes")),
+        "{}",
+        r.summary
+    );
 }

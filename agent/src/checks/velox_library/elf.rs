@@ -1,9 +1,10 @@
 //! The ELF reader: what the check needs from one shared object (header, dynamic section, symbol
 //! versions, notes), read from its bytes without running it, and symbol-version arithmetic.
 
+use super::elf_dynamic::{SliceSource, summary_from_segments};
 use crate::check::ParseError;
 use object::elf;
-use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
 use object::{Endian, Endianness};
 
 /// What the check needs from one ELF file: header, dynamic section, versions, notes.
@@ -22,10 +23,18 @@ pub struct ElfSummary {
     pub exec_stack: Option<bool>,
     /// `NT_GNU_BUILD_ID`, lowercase hex.
     pub build_id: Option<String>,
-    /// `.gnu.version_r`: (file, version), e.g. ("libc.so.6", "GLIBC_2.17").
+    /// `.gnu.version_r`: (file, version), e.g. ("libc.so.6", "GLIBC_2.17"); weak ones apart.
     pub version_needs: Vec<(String, String)>,
+    /// `VER_FLG_WEAK` needs: the loader does not fail when they are missing.
+    pub weak_version_needs: Vec<(String, String)>,
     /// `.gnu.version_d` names, without the base (file name) entry.
     pub version_defs: Vec<String>,
+    /// The base entry of `.gnu.version_d` (the file's own name).
+    pub version_base: Option<String>,
+    /// Has version definitions at all (without any, the loader checks no version against it).
+    pub has_verdef: bool,
+    /// `DT_FLAGS_1` (`DF_1_NODEFLIB` = 0x800: no ld.so.cache, no default dirs for its needs).
+    pub flags_1: u64,
 }
 
 /// A short name of an ELF `e_machine`.
@@ -176,9 +185,17 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
         }
     }
 
+    let has_pt_dynamic = header
+        .program_headers(endian, data)
+        .map_err(|e| bad("program headers", e))?
+        .iter()
+        .any(|ph| ph.p_type(endian) == elf::PT_DYNAMIC);
     let sections = header
         .sections(endian, data)
         .map_err(|e| bad("section headers", e))?;
+    let has_dynamic_section = sections
+        .iter()
+        .any(|sh| sh.sh_type(endian) == elf::SHT_DYNAMIC);
     if let Some((dyns, link)) = sections
         .dynamic(endian, data)
         .map_err(|e| bad(".dynamic", e))?
@@ -190,6 +207,9 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
             let tag = d.d_tag(endian);
             if tag == elf::DT_NULL {
                 break;
+            }
+            if tag == elf::DT_FLAGS_1 {
+                s.flags_1 = d.d_val(endian).into();
             }
             if !d.is_string(endian) {
                 continue;
@@ -223,7 +243,12 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
                 let name = aux
                     .name(endian, strings)
                     .map_err(|e| bad(".gnu.version_r name", e))?;
-                s.version_needs.push((file.clone(), lossy(name)));
+                let pair = (file.clone(), lossy(name));
+                if aux.vna_flags.get(endian).0 & elf::VER_FLG_WEAK.0 != 0 {
+                    s.weak_version_needs.push(pair);
+                } else {
+                    s.version_needs.push(pair);
+                }
             }
         }
     }
@@ -234,19 +259,57 @@ fn summarize<H: FileHeader<Endian = Endianness>>(
         let strings = sections
             .strings(endian, data, link)
             .map_err(|e| bad(".gnu.version_d strings", e))?;
+        s.has_verdef = true;
         while let Some((def, mut auxs)) = it.next().map_err(|e| bad(".gnu.version_d", e))? {
-            if def.vd_flags.get(endian).0 & elf::VER_FLG_BASE.0 != 0 {
-                continue;
-            }
+            let base = def.vd_flags.get(endian).0 & elf::VER_FLG_BASE.0 != 0;
             if let Some(aux) = auxs.next().map_err(|e| bad(".gnu.version_d aux", e))? {
-                let name = aux
-                    .name(endian, strings)
-                    .map_err(|e| bad(".gnu.version_d name", e))?;
-                s.version_defs.push(lossy(name));
+                let name = lossy(
+                    aux.name(endian, strings)
+                        .map_err(|e| bad(".gnu.version_d name", e))?,
+                );
+                if base {
+                    s.version_base = Some(name);
+                } else {
+                    s.version_defs.push(name);
+                }
             }
         }
+    } else if !has_dynamic_section && has_pt_dynamic {
+        // Section headers stripped (`sstrip`, some packers): read what the loader reads.
+        return summary_from_segments(&mut SliceSource(data));
     }
     Ok(s)
+}
+
+/// File ranges of the sections where string constants live (`.rodata*`, `.lrodata*`, `.data*`),
+/// from the section headers; `None` without them (then the whole file is scanned).
+pub fn string_ranges(data: &[u8]) -> Option<Vec<(u64, u64)>> {
+    fn of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Option<Vec<(u64, u64)>> {
+        let header = H::parse(data).ok()?;
+        let endian = header.endian().ok()?;
+        let sections = header.sections(endian, data).ok()?;
+        let mut out = Vec::new();
+        for sh in sections.iter() {
+            if sh.sh_type(endian) != elf::SHT_PROGBITS {
+                continue;
+            }
+            let name = sections.section_name(endian, sh).ok()?;
+            if [&b".rodata"[..], b".lrodata", b".data"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                let (off, size): (u64, u64) =
+                    (sh.sh_offset(endian).into(), sh.sh_size(endian).into());
+                out.push((off, size));
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+    match data.get(4) {
+        Some(1) => of::<elf::FileHeader32<Endianness>>(data),
+        Some(2) => of::<elf::FileHeader64<Endianness>>(data),
+        _ => None,
+    }
 }
 
 fn split_path_list(v: &str) -> impl Iterator<Item = String> + '_ {
@@ -395,6 +458,27 @@ mod tests {
         assert_eq!(elf_summary(&patched).unwrap().machine, 183);
         assert_eq!(elf_kind(&patched), Some((64, 183)));
         assert_eq!(machine_name(183), "aarch64");
+    }
+
+    #[test]
+    fn string_ranges_cover_the_constants_and_stripped_headers_have_none() {
+        let d = tempfile::tempdir().unwrap();
+        let b = cc(
+            d.path(),
+            "libs.so",
+            "const char *tz(void){return \"discover_tz_dir failed to find zoneinfo\";}",
+            &[],
+        );
+        let at = memchr::memmem::find(&b, b"discover_tz_dir").unwrap() as u64;
+        let r = string_ranges(&b).unwrap();
+        assert!(
+            r.iter().any(|(o, n)| at >= *o && at < o + n),
+            "{r:?} misses {at}"
+        );
+        let mut stripped = b.clone();
+        stripped[40..48].copy_from_slice(&0u64.to_le_bytes());
+        stripped[60..64].copy_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(string_ranges(&stripped), None);
     }
 
     #[test]

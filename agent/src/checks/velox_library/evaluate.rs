@@ -4,6 +4,7 @@
 use super::elf::{host_elf_kind, machine_name, parse_version};
 use super::facts::{Facts, LibraryFacts};
 use super::jar::jar_arch;
+use super::rules;
 use super::settings::Settings;
 use crate::check::Verdict;
 use proto::{Finding, Status};
@@ -25,9 +26,14 @@ pub fn evaluate(f: &Facts, settings: &Settings) -> Verdict {
     let mut o = Verdict::default();
     nothing_installed(f, settings, &mut o);
     for l in &f.libraries {
-        library(f, l, &mut o);
+        if l.role == "preload" {
+            preload(f, l, &mut o);
+        } else {
+            library(f, l, &mut o);
+        }
     }
     jars(f, &mut o);
+    rules::needs(f, &mut o);
     load_probe(f, &mut o);
     cpu_flags(f, &mut o);
     o.ok_summary = Some(summary(f, settings));
@@ -90,9 +96,37 @@ fn library(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     if !machine(f, l, o) {
         return;
     }
-    missing_dependencies(l, o);
-    missing_versions(l, o);
+    missing_dependencies(f, l, o);
+    missing_versions(f, l, o);
     exec_stack(f, l, o);
+}
+
+/// `spark.executorEnv.LD_PRELOAD`: ld.so only warns about a preload it cannot load ("cannot
+/// be preloaded: ignored") and the executor runs without it (without jemalloc, RSS grows until
+/// YARN or Kubernetes kills it: apache/gluten#7397): the library rules, as warnings.
+fn preload(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+    let mut v = Verdict::default();
+    if !l.found {
+        v.push(
+            Finding::new(
+                Status::Fail,
+                format!("{}: no such file in the executor's filesystem", l.path),
+            )
+            .about(&l.path),
+        );
+    } else {
+        library(f, l, &mut v);
+    }
+    for mut finding in v.findings {
+        if finding.status == Status::Fail {
+            finding.status = Status::Warn;
+        }
+        finding.message = format!(
+            "spark.executorEnv.LD_PRELOAD: {} (ld.so ignores it and the executor runs without it)",
+            finding.message
+        );
+        o.push(finding);
+    }
 }
 
 /// Machine and class must be the host's; `false` when they are not (nothing else applies).
@@ -130,7 +164,7 @@ fn machine(f: &Facts, l: &LibraryFacts, o: &mut Verdict) -> bool {
     true
 }
 
-fn missing_dependencies(l: &LibraryFacts, o: &mut Verdict) {
+fn missing_dependencies(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     if l.missing_dependencies.is_empty() {
         return;
     }
@@ -138,18 +172,30 @@ fn missing_dependencies(l: &LibraryFacts, o: &mut Verdict) {
         .missing_dependencies
         .iter()
         .map(|m| {
-            if m.needed_by == l.library {
-                m.name.clone()
-            } else {
-                format!("{} (needed by {})", m.name, m.needed_by)
+            let mut s = m.name.clone();
+            if m.needed_by != l.library {
+                s.push_str(&format!(" (needed by {})", m.needed_by));
             }
+            if let Some(r) = &m.reason {
+                s.push_str(&format!(" (at {r})"));
+            }
+            s
         })
         .collect();
+    // The loader never reads ld.so.conf: without a cache its dirs are not searched.
+    let hint = if f.ld_so_cache_format.is_none() && !f.ld_so_conf_dirs.is_empty() {
+        format!(
+            " (there is no /etc/ld.so.cache, so the ld.so.conf dirs {} are not searched: run ldconfig)",
+            list(&f.ld_so_conf_dirs)
+        )
+    } else {
+        String::new()
+    };
     o.push(
         Finding::new(
             Status::Fail,
             format!(
-                "{}: {} not found in RPATH/RUNPATH, library_path, ld.so cache or default dirs",
+                "{}: {} not found in RPATH/RUNPATH, library_path, ld.so cache or default dirs{hint}",
                 l.library,
                 list(&names)
             ),
@@ -158,7 +204,7 @@ fn missing_dependencies(l: &LibraryFacts, o: &mut Verdict) {
     );
 }
 
-fn missing_versions(l: &LibraryFacts, o: &mut Verdict) {
+fn missing_versions(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
     for m in &l.missing_versions {
         let has = m
             .provider_max
@@ -170,11 +216,16 @@ fn missing_versions(l: &LibraryFacts, o: &mut Verdict) {
         } else {
             format!("{} (via {})", m.needed_by, l.library)
         };
+        let root = f
+            .executor_root
+            .as_deref()
+            .map(|r| format!(" in the executor root {r}"))
+            .unwrap_or_default();
         o.push(
             Finding::new(
                 Status::Fail,
                 format!(
-                    "{who} needs {} from {}, but {} {has}",
+                    "{who} needs {} from {}, but {}{root} {has}",
                     m.version, m.file, m.provider
                 ),
             )
@@ -327,8 +378,12 @@ fn summary(f: &Facts, settings: &Settings) -> String {
             .filter_map(|l| l.max_glibc_required.clone())
             .max_by_key(|v| version_number(&Some(v.clone())))
         {
+            let whose = match &f.executor_root {
+                Some(r) => format!("the executor root {r}"),
+                None => "host".to_string(),
+            };
             parts.push(format!(
-                "needs {g} (host defines up to {})",
+                "needs {g} ({whose} defines up to {})",
                 f.host_glibc_version.as_deref().unwrap_or("unknown")
             ));
         }
@@ -393,6 +448,16 @@ fn inventory(f: &Facts, o: &mut Verdict) {
     if !build_ids.is_empty() {
         o.inventory
             .push(("velox_library.build_id".into(), build_ids.join(",")));
+    }
+    // The identity drift compares when there is no build id (official Gluten builds have none).
+    if let Some(id) = checked
+        .iter()
+        .filter(|l| l.role != "preload")
+        .find(|l| l.library == "libvelox.so")
+        .or_else(|| checked.iter().find(|l| l.role != "preload"))
+        .and_then(|l| l.identity.clone())
+    {
+        o.inventory.push(("velox_library.identity".into(), id));
     }
     if let Some(flags) = &f.isa_cpu_flags {
         o.inventory.push(("cpu.flags".into(), flags.join(" ")));
@@ -503,6 +568,7 @@ mod tests {
                     f.libraries[0].missing_dependencies.push(MissingDependency {
                         name: "libsodium.so.23".into(),
                         needed_by: "libvelox.so".into(),
+                        reason: None,
                     })
                 },
                 Status::Fail,

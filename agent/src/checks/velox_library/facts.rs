@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 /// A dependency the loader would not find.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct MissingDependency {
+    /// The `DT_NEEDED` name.
     pub name: String,
     pub needed_by: String,
+    /// Found, but refused by the loader or unreadable: the path and why.
+    pub reason: Option<String>,
 }
 
 /// A symbol version needed but not defined by the library that provides it.
@@ -57,6 +60,49 @@ pub struct LibraryFacts {
     pub max_glibcxx_required: Option<String>,
     pub max_cxxabi_required: Option<String>,
     pub exec_stack: Option<bool>,
+    /// `configured` (`paths`, `jars`) or `preload` (`spark.executorEnv.LD_PRELOAD`).
+    pub role: String,
+    /// Label-safe identity for fleet drift: the build id, else the jar's build info (Gluten
+    /// version and Velox revision), else a content digest (`sha256-…`).
+    pub identity: Option<String>,
+    /// `build_id`, `jar_build_info` or `sha256`.
+    pub identity_source: Option<String>,
+    /// What the closure's strings say it needs from the executor's filesystem.
+    pub needs: NeedsFacts,
+    /// RPATH/RUNPATH dirs that do not exist in the executor root.
+    pub rpath_missing: Vec<MissingDir>,
+}
+
+/// What a library's closure needs beyond `DT_NEEDED` (read from its strings).
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct NeedsFacts {
+    /// The object that carries Velox's time zone lookup (needs IANA zoneinfo).
+    pub tzdata_by: Option<String>,
+    /// The TLS stack compiled into the closure and the CA location it reads.
+    pub tls: Option<TlsFacts>,
+}
+
+/// One TLS stack's default CA location.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct TlsFacts {
+    /// `libcurl 8.18.0` or `OpenSSL`.
+    pub stack: String,
+    /// The object that carries it.
+    pub by: String,
+    /// The CA bundle (curl) or `OPENSSLDIR` (OpenSSL: its `cert.pem` or `certs/`).
+    pub ca_path: String,
+    /// The CA file or dir exists in the executor root.
+    pub ca_present: bool,
+}
+
+/// An RPATH/RUNPATH directory missing from the executor root.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct MissingDir {
+    pub dir: String,
+    /// Its nearest existing ancestor.
+    pub nearest: String,
+    /// A non-root user could create `dir` there (world-writable, or owned by another user).
+    pub writable_by_others: bool,
 }
 
 /// A Gluten bundle jar.
@@ -74,6 +120,11 @@ pub struct JarFacts {
 #[derive(Serialize, Debug, Clone, Default, PartialEq)]
 pub struct Facts {
     pub host_arch: String,
+    /// Where the executor's files were read (`[velox_library] executor_root`); `None`: the
+    /// host root. CPU flags always come from the host root.
+    pub executor_root: Option<String>,
+    /// How the executor root's loader searches.
+    pub loader: LoaderFacts,
     pub libraries: Vec<LibraryFacts>,
     pub jars: Vec<JarFacts>,
     /// Format of `/etc/ld.so.cache`; `None` when absent (then `ld.so.conf` dirs are searched).
@@ -96,6 +147,67 @@ pub struct Facts {
     /// `paths` is the default and nothing exists there, and no jar is configured.
     pub nothing_installed: bool,
     pub load_probe: Vec<ProbeResult>,
+    /// The executor root's files the section-3 rules judge.
+    pub executor_files: ExecutorFiles,
+    /// What the executors' `spark_defaults` say.
+    pub spark: SparkFacts,
+}
+
+/// Files of the executor root that libraries need besides other libraries.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct ExecutorFiles {
+    /// `/usr/share/zoneinfo` is a directory.
+    pub zoneinfo: bool,
+    /// `spark.executorEnv.TZDIR` names a directory that exists.
+    pub tzdir_exists: Option<bool>,
+    /// When `spark_defaults` names `hdfs://`: what resolves.
+    pub hdfs: Option<HdfsFacts>,
+}
+
+/// HDFS client libraries (apache/gluten#9258).
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct HdfsFacts {
+    pub hadoop_home: Option<String>,
+    pub java_home: Option<String>,
+    /// `libhdfs3.so` as the loader finds it.
+    pub libhdfs3: Option<String>,
+    /// `$HADOOP_HOME/lib/native/libhdfs.so`, when it exists and is ELF.
+    pub libhdfs: Option<String>,
+    /// `libjvm.so` under `JAVA_HOME`.
+    pub libjvm: Option<String>,
+}
+
+/// Keys of `spark_defaults` the rules use.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct SparkFacts {
+    /// The file read (`memory.spark_defaults`); `None` when not configured.
+    pub defaults: Option<String>,
+    /// The first key naming object storage (`s3a://`, `abfs://`, `gs://`, `spark.hadoop.fs.s3a.*`).
+    pub object_store_key: Option<String>,
+    /// A key names `hdfs://`.
+    pub hdfs_key: Option<String>,
+    pub tzdir: Option<String>,
+    /// `spark.executorEnv.HADOOP_HOME` and `JAVA_HOME`.
+    pub hadoop_home: Option<String>,
+    pub java_home: Option<String>,
+    pub ld_preload: Vec<String>,
+    pub ld_library_path: Vec<String>,
+}
+
+/// The executor root's glibc loader, as far as the search depends on it.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct LoaderFacts {
+    /// From the loader's banner ("stable release version 2.36"); `None` without a loader.
+    pub glibc_release: Option<String>,
+    /// Default directories, each ending in `/`.
+    pub default_dirs: Vec<String>,
+    /// `ld.so` (read out of the root's loader) or `built-in` (no loader in the root).
+    pub default_dirs_source: String,
+    /// `$LIB` and `$PLATFORM` in RPATH/RUNPATH.
+    pub lib: String,
+    pub platform: String,
+    /// Capability subdirectories searched first in every directory, best first.
+    pub subdirs: Vec<String>,
 }
 
 /// Outcome of one dlopen probe.

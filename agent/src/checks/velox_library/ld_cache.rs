@@ -9,6 +9,9 @@ pub struct CacheEntry {
     pub name: String,
     pub path: String,
     pub flags: i32,
+    /// The new format's `hwcap` word: bit 62 marks a `glibc-hwcaps` subdirectory entry, other
+    /// bits legacy hwcaps; 0 for a plain entry (and in the old format).
+    pub hwcap: u64,
 }
 
 /// A parsed `/etc/ld.so.cache`.
@@ -87,7 +90,12 @@ pub fn parse_ld_so_cache(b: &[u8]) -> Result<LdCache, ParseError> {
             .ok_or_else(|| ParseError::new(format!("entry {i}: name offset {k} out of range")))?;
         let path = cstr_at(strings, v)
             .ok_or_else(|| ParseError::new(format!("entry {i}: path offset {v} out of range")))?;
-        entries.push(CacheEntry { name, path, flags });
+        entries.push(CacheEntry {
+            name,
+            path,
+            flags,
+            hwcap: 0,
+        });
     }
     Ok(LdCache {
         format: "ld.so-1.7.0",
@@ -125,7 +133,15 @@ fn parse_cache_new(b: &[u8]) -> Result<Vec<CacheEntry>, ParseError> {
             .ok_or_else(|| ParseError::new(format!("entry {i}: name offset {k} out of range")))?;
         let path = cstr_at(b, v)
             .ok_or_else(|| ParseError::new(format!("entry {i}: path offset {v} out of range")))?;
-        entries.push(CacheEntry { name, path, flags });
+        let hwcap = u32_at(b, e + 16, big).unwrap_or(0) as u64
+            | ((u32_at(b, e + 20, big).unwrap_or(0) as u64) << 32);
+        let hwcap = if big { hwcap.rotate_left(32) } else { hwcap };
+        entries.push(CacheEntry {
+            name,
+            path,
+            flags,
+            hwcap,
+        });
     }
     Ok(entries)
 }
@@ -232,7 +248,8 @@ mod tests {
             CacheEntry {
                 name: "libc.so.6".into(),
                 path: "/lib/x86_64-linux-gnu/libc.so.6".into(),
-                flags: 0x0303
+                flags: 0x0303,
+                hwcap: 0,
             }
         );
     }

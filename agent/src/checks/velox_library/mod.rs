@@ -9,14 +9,20 @@
 //! own subjects: `elf` (ELF reader), `ld_cache` (`ld.so.cache`, `ld.so.conf`), `search` (the
 //! loader search), `cpuinfo`, `jar` (bundle jars and their cache), `probe` (fork + dlopen).
 
+mod closure;
 mod cpuinfo;
 mod elf;
+mod elf_dynamic;
 mod evaluate;
 mod facts;
+mod glibc;
 mod jar;
 mod ld_cache;
+mod needs;
 mod probe;
 mod read;
+mod rules;
+mod scan;
 mod search;
 mod settings;
 
@@ -24,12 +30,17 @@ pub use cpuinfo::parse_cpuinfo_flags;
 pub use elf::{
     ElfSummary, elf_kind, elf_summary, host_elf_kind, machine_name, max_version, parse_version,
 };
+pub use elf_dynamic::{ElfSource, Req, SliceSource, summary_from_segments};
 pub use evaluate::evaluate;
-pub use facts::{Facts, JarFacts, LibraryFacts, MissingDependency, MissingVersion, ProbeResult};
+pub use facts::{
+    Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,
+};
+pub use glibc::parse_loader_binary;
 pub use jar::{jar_arch, parse_build_info};
 pub use ld_cache::{
     CacheEntry, ConfLine, LdCache, parse_ld_so_cache, parse_ld_so_conf, wildcard_match,
 };
+pub use scan::{Scan, scan_reader};
 pub use settings::{
     AARCH64_CPU_FLAGS, DEFAULT_PATHS, Settings, X86_64_CPU_FLAGS, default_cpu_flags,
 };
@@ -42,6 +53,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<VeloxLibrary>();
 
 /// Bound of the per-file ELF summary cache.
 const SUMMARY_CACHE_ENTRIES: usize = 4096;
@@ -68,13 +82,22 @@ impl FileKey {
     }
 }
 
+/// A file's summary and strings scan, with the identity they were read at.
+type Summarised = (FileKey, Arc<ElfSummary>, Arc<scan::Scan>);
+
 /// The check: its settings and the caches its reads keep, keyed by file identity.
 pub struct VeloxLibrary {
     settings: Settings,
     /// ELF summaries by local path.
-    cache: Mutex<HashMap<PathBuf, (FileKey, Arc<ElfSummary>)>>,
+    cache: Mutex<HashMap<PathBuf, Summarised>>,
     /// Parsed jars.
     jars: jar::JarCache,
+    /// The executor root's loader binary, parsed (release, default dirs).
+    loader_cache: Mutex<Option<(FileKey, glibc::LoaderBinary)>>,
+    /// Content digests of configured libraries without a build id, by local path.
+    digests: Mutex<HashMap<PathBuf, (FileKey, String)>>,
+    /// The executors' `spark-defaults.conf` (shared input `spark_defaults`).
+    spark_defaults: Option<PathBuf>,
 }
 
 impl VeloxLibrary {
@@ -90,19 +113,19 @@ impl VeloxLibrary {
     }
 }
 
-/// This check in the registry (`checks::ALL`).
-pub const REGISTRATION: Registration = Registration::of::<VeloxLibrary>();
-
 impl NodeCheck for VeloxLibrary {
     const NAME: &'static str = "velox_library";
     type Settings = Settings;
     type Facts = Facts;
 
-    fn build(settings: Settings, _shared: &Shared) -> Self {
+    fn build(settings: Settings, shared: &Shared) -> Self {
         VeloxLibrary {
             settings,
             cache: Mutex::new(HashMap::new()),
             jars: jar::JarCache::default(),
+            loader_cache: Mutex::new(None),
+            digests: Mutex::new(HashMap::new()),
+            spark_defaults: shared.spark_defaults.clone(),
         }
     }
 

@@ -9,19 +9,34 @@ use std::path::Path;
 /// Deadline of one dlopen probe.
 const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub(super) fn probe_all(host: &Host, facts: &Facts) -> Vec<ProbeResult> {
+/// Whether this build can `dlopen` at all: the static musl binary has no dynamic loader, so
+/// its `dlopen` always fails, which says nothing about the library.
+pub(super) const CAN_DLOPEN: bool = !cfg!(target_env = "musl");
+
+/// Why a probe was not run in a build without `dlopen`.
+pub(super) const NO_DLOPEN: &str =
+    "this build cannot dlopen; use the glibc build or run without load_probe";
+
+/// Probes every configured library file (jar entries are never extracted).
+pub(super) fn probe_all(host: &Host, facts: &Facts, can_dlopen: bool) -> Vec<ProbeResult> {
     let rooted = host.root() != Path::new("/");
     facts
         .libraries
         .iter()
         .filter(|l| l.found && l.error.is_none() && !l.path.contains('!'))
         .map(|l| {
-            if rooted {
+            if !can_dlopen {
+                ProbeResult {
+                    path: l.path.clone(),
+                    result: "skipped".into(),
+                    detail: Some(NO_DLOPEN.into()),
+                }
+            } else if rooted {
                 ProbeResult {
                     path: l.path.clone(),
                     result: "skipped".into(),
                     detail: Some(format!(
-                        "dlopen cannot be rooted at host_root {}",
+                        "dlopen cannot be rooted at {}",
                         host.root().display()
                     )),
                 }
@@ -105,5 +120,39 @@ fn probe(path: &str) -> ProbeResult {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::velox_library::facts::LibraryFacts;
+
+    #[test]
+    fn a_build_without_dlopen_skips_with_the_reason() {
+        let facts = Facts {
+            libraries: vec![LibraryFacts {
+                path: "/opt/gluten/lib/libvelox.so".into(),
+                found: true,
+                ..LibraryFacts::default()
+            }],
+            ..Facts::default()
+        };
+        let r = probe_all(&Host::new("/"), &facts, false);
+        assert_eq!(r[0].result, "skipped");
+        assert_eq!(r[0].detail.as_deref(), Some(NO_DLOPEN));
+        let v = crate::checks::velox_library::evaluate(
+            &Facts {
+                load_probe: r,
+                ..facts
+            },
+            &Default::default(),
+        );
+        assert_eq!(v.findings[0].status, proto::Status::Unknown);
+        assert!(
+            v.findings[0].message.ends_with(NO_DLOPEN),
+            "{}",
+            v.findings[0].message
+        );
     }
 }

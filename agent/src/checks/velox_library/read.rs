@@ -3,28 +3,38 @@
 //! libc and libstdc++ the executor would load, reads the CPU flags, runs the dlopen probe, and
 //! returns typed [`Facts`].
 
-use super::cpuinfo::{EXTRA_ISA_FLAGS, parse_cpuinfo_flags};
+use super::closure::{Obj, origin_of, walk};
+use super::cpuinfo::{EXTRA_ISA_FLAGS, parse_cpuinfo_flags, parse_cpuinfo_vendor};
 use super::elf::{
-    ElfSummary, elf_summary, host_elf_kind, machine_name, max_version, parse_version,
+    ElfSummary, elf_summary, host_elf_kind, machine_name, max_version, string_ranges,
 };
-use super::facts::{Facts, JarFacts, LibraryFacts, MissingDependency, MissingVersion};
+use super::facts::{Facts, JarFacts, LibraryFacts, LoaderFacts};
+use super::glibc::{Cpu, Glibc, interp_path, parse_loader_binary};
 use super::jar::jar_arch;
-use super::probe::probe_all;
-use super::search::{Search, expand_origin};
+use super::needs::{
+    content_digest, executor_files, jar_identity, label_safe, missing_rpath_dirs, needs_of,
+    spark_facts,
+};
+use super::probe::{CAN_DLOPEN, probe_all};
+use super::scan::{Scan, scan_ranges, scan_reader};
+use super::search::{Found, Search};
 use super::settings::default_cpu_flags;
 use super::{FileKey, SUMMARY_CACHE_ENTRIES, VeloxLibrary};
 use crate::check::CheckError;
 use crate::host::Host;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 
 /// A file read for the check: its summary and its stat.
 #[derive(Debug, Clone)]
 struct Loaded {
     summary: Arc<ElfSummary>,
+    scan: Arc<Scan>,
     size: u64,
     mtime: i64,
+    /// (device, inode).
+    id: (u64, u64),
 }
 
 /// Why a library could not be summarised.
@@ -45,39 +55,49 @@ impl VeloxLibrary {
             Err(e) => return Err(LoadError::Unreadable(format!("reading {shown}: {e}"))),
         };
         let key = FileKey::of(&meta);
-        let loaded = |summary| Loaded {
+        let loaded = |(summary, scan)| Loaded {
             summary,
+            scan,
             size: key.size,
             mtime: key.mtime,
+            id: (key.dev, key.ino),
         };
-        if let Some((k, s)) = self.cache.lock().ok().and_then(|c| c.get(local).cloned())
+        if let Some((k, s, sc)) = self.cache.lock().ok().and_then(|c| c.get(local).cloned())
             && k == key
         {
-            return Ok(loaded(s));
+            return Ok(loaded((s, sc)));
         }
         if !meta.is_file() {
             return Err(LoadError::Broken(format!("{shown}: not a regular file")));
         }
         let file = std::fs::File::open(local)
             .map_err(|e| LoadError::Unreadable(format!("reading {shown}: {e}")))?;
-        let summary = if key.size == 0 {
-            elf_summary(&[])
+        let (summary, ranges) = if key.size == 0 {
+            (elf_summary(&[]), None)
         } else {
             // SAFETY: the map is read-only and private; a concurrent truncation of the file
             // could SIGBUS, which is the same exposure every ELF reader has (ld.so included).
             let map = unsafe { memmap2::Mmap::map(&file) }
                 .map_err(|e| LoadError::Unreadable(format!("mapping {shown}: {e}")))?;
-            elf_summary(&map)
-        }
-        .map_err(|e| LoadError::Broken(format!("{shown}: {e}")))?;
-        let summary = Arc::new(summary);
+            (elf_summary(&map), string_ranges(&map))
+        };
+        let summary = Arc::new(summary.map_err(|e| LoadError::Broken(format!("{shown}: {e}")))?);
+        // The strings scan reads the constant-data sections (the whole file without section
+        // headers) through a small buffer, not the map.
+        let scan = std::fs::File::open(local)
+            .and_then(|f| match &ranges {
+                Some(r) => scan_ranges(f, r),
+                None => scan_reader(f),
+            })
+            .map(Arc::new)
+            .map_err(|e| LoadError::Unreadable(format!("reading {shown}: {e}")))?;
         if let Ok(mut c) = self.cache.lock() {
             if c.len() >= SUMMARY_CACHE_ENTRIES {
                 c.clear();
             }
-            c.insert(local.to_path_buf(), (key, summary.clone()));
+            c.insert(local.to_path_buf(), (key, summary.clone(), scan.clone()));
         }
-        Ok(loaded(summary))
+        Ok(loaded((summary, scan)))
     }
 }
 
@@ -85,115 +105,11 @@ fn file_name(p: &str) -> String {
     p.rsplit(['/', '!']).next().unwrap_or(p).to_string()
 }
 
-/// Libraries already in hand that count as resolved (other `.so` entries of the same jar, which
-/// Gluten extracts into one directory).
-type Siblings = HashMap<String, (String, Arc<ElfSummary>)>;
+/// The `.so` entries of a jar, which Gluten extracts into one directory and loads itself:
+/// (`JAR!entry`, summary, scan).
+type Siblings = Vec<(String, Arc<ElfSummary>, Arc<Scan>)>;
 
 impl VeloxLibrary {
-    /// Walks the dependency closure of `root` (already summarised) and fills `facts`.
-    fn closure(
-        &self,
-        search: &Search,
-        root: &Arc<ElfSummary>,
-        origin: &str,
-        siblings: &Siblings,
-        facts: &mut LibraryFacts,
-        providers: &mut BTreeMap<String, Arc<ElfSummary>>,
-    ) {
-        // (summary, its display name, inherited RPATH dirs, its origin dir)
-        let mut queue: VecDeque<(Arc<ElfSummary>, String, Vec<String>, String)> = VecDeque::new();
-        queue.push_back((
-            root.clone(),
-            facts.library.clone(),
-            Vec::new(),
-            origin.to_string(),
-        ));
-        let mut seen: BTreeMap<String, Option<Arc<ElfSummary>>> = BTreeMap::new();
-        let mut objects: Vec<(String, Arc<ElfSummary>)> = Vec::new();
-        while let Some((s, who, inherited, origin)) = queue.pop_front() {
-            objects.push((who.clone(), s.clone()));
-            let mut rpaths = Vec::new();
-            if s.runpath.is_empty() {
-                rpaths.extend(expand_origin(&s.rpath, &origin));
-                rpaths.extend(inherited.iter().cloned());
-            }
-            let runpath = expand_origin(&s.runpath, &origin);
-            for name in &s.needed {
-                if seen.contains_key(name) {
-                    continue;
-                }
-                if let Some((shown, sib)) = siblings.get(name) {
-                    seen.insert(name.clone(), Some(sib.clone()));
-                    facts.resolved.insert(name.clone(), shown.clone());
-                    queue.push_back((sib.clone(), name.clone(), rpaths.clone(), origin.clone()));
-                    continue;
-                }
-                match search.find(name, &rpaths, &runpath) {
-                    Some((host_path, local)) => match self.load(&local, &host_path) {
-                        Ok(l) => {
-                            let real = search
-                                .host
-                                .host_path_of(&local)
-                                .unwrap_or_else(|| PathBuf::from(&host_path));
-                            let dep_origin = real
-                                .parent()
-                                .map(|p| p.display().to_string())
-                                .unwrap_or_else(|| "/".into());
-                            facts.resolved.insert(name.clone(), host_path.clone());
-                            seen.insert(name.clone(), Some(l.summary.clone()));
-                            providers.insert(host_path, l.summary.clone());
-                            queue.push_back((l.summary, name.clone(), rpaths.clone(), dep_origin));
-                        }
-                        Err(_) => {
-                            // Found but unreadable or broken: the loader fails on it too.
-                            seen.insert(name.clone(), None);
-                            facts.missing_dependencies.push(MissingDependency {
-                                name: format!("{name} (at {host_path}: unreadable or not ELF)"),
-                                needed_by: who.clone(),
-                            });
-                        }
-                    },
-                    None => {
-                        seen.insert(name.clone(), None);
-                        facts.missing_dependencies.push(MissingDependency {
-                            name: name.clone(),
-                            needed_by: who.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        // Symbol versions: each need must be defined by the object loaded for that name.
-        for (who, s) in &objects {
-            for (file, version) in &s.version_needs {
-                let Some(Some(provider)) = seen.get(file) else {
-                    continue;
-                };
-                if provider.version_defs.iter().any(|d| d == version) {
-                    continue;
-                }
-                let family = parse_version(version).map(|(f, _)| f).unwrap_or("");
-                if facts
-                    .missing_versions
-                    .iter()
-                    .any(|m| &m.version == version && &m.file == file)
-                {
-                    continue;
-                }
-                facts.missing_versions.push(MissingVersion {
-                    version: version.clone(),
-                    file: file.clone(),
-                    provider: facts.resolved.get(file).cloned().unwrap_or_default(),
-                    provider_max: max_version(
-                        provider.version_defs.iter().map(String::as_str),
-                        family,
-                    ),
-                    needed_by: who.clone(),
-                });
-            }
-        }
-    }
-
     fn library_facts(path: &str, loaded: Result<Loaded, LoadError>) -> LibraryFacts {
         let mut f = LibraryFacts {
             library: file_name(path),
@@ -221,6 +137,10 @@ impl VeloxLibrary {
                 f.rpath = s.rpath.clone();
                 f.runpath = s.runpath.clone();
                 f.exec_stack = s.exec_stack;
+                if let Some(b) = &s.build_id {
+                    f.identity = Some(label_safe(b));
+                    f.identity_source = Some("build_id".into());
+                }
                 let names = || s.version_needs.iter().map(|(_, v)| v.as_str());
                 f.max_glibc_required = max_version(names(), "GLIBC_");
                 f.max_glibcxx_required = max_version(names(), "GLIBCXX_");
@@ -235,7 +155,7 @@ impl VeloxLibrary {
         host: &Host,
         jar: &Path,
         facts: &mut Facts,
-    ) -> Vec<(LibraryFacts, Arc<ElfSummary>, Siblings)> {
+    ) -> Vec<(LibraryFacts, Arc<ElfSummary>, Arc<Scan>, Siblings)> {
         let shown = jar.display().to_string();
         let mut jf = JarFacts {
             path: shown.clone(),
@@ -271,31 +191,40 @@ impl VeloxLibrary {
         let siblings: Siblings = parsed
             .entries
             .iter()
-            .filter_map(|(n, _, s)| {
-                s.as_ref()
+            .filter_map(|e| {
+                e.summary
+                    .as_ref()
                     .ok()
-                    .map(|s| (file_name(n), (n.clone(), s.clone())))
+                    .map(|s| (e.path.clone(), s.clone(), e.scan.clone()))
             })
             .collect();
-        for (n, size, s) in &parsed.entries {
-            match s {
+        for e in &parsed.entries {
+            let n = &e.path;
+            match &e.summary {
                 Ok(s) => {
                     let mut lf = Self::library_facts(
                         n,
                         Ok(Loaded {
                             summary: s.clone(),
-                            size: *size,
+                            scan: e.scan.clone(),
+                            size: e.size,
                             mtime: 0,
+                            id: (0, 0),
                         }),
                     );
                     lf.mtime_unix_seconds = None;
-                    libs.push((lf, s.clone(), siblings.clone()));
+                    libs.push((lf, s.clone(), e.scan.clone(), siblings.clone()));
                 }
-                Err(e) => {
+                Err(err) => {
                     let mut lf =
-                        Self::library_facts(n, Err(LoadError::Broken(format!("{n}: {e}"))));
+                        Self::library_facts(n, Err(LoadError::Broken(format!("{n}: {err}"))));
                     lf.broken = true;
-                    libs.push((lf, Arc::new(ElfSummary::default()), Siblings::new()));
+                    libs.push((
+                        lf,
+                        Arc::new(ElfSummary::default()),
+                        e.scan.clone(),
+                        Siblings::new(),
+                    ));
                 }
             }
         }
@@ -310,86 +239,316 @@ fn host_version(p: Option<&(String, Arc<ElfSummary>)>, family: &str) -> Option<S
 }
 
 impl VeloxLibrary {
+    /// The executor root's glibc: its loader binary read once per version (cached by identity),
+    /// the CPU from the host.
+    fn glibc(&self, root: &Host, cpu: &Cpu) -> Glibc {
+        let arch = root.arch();
+        let binary = interp_path(arch)
+            .and_then(|p| root.resolve(p).ok())
+            .and_then(|local| {
+                let meta = std::fs::metadata(&local).ok()?;
+                let key = FileKey::of(&meta);
+                if let Some((k, b)) = self.loader_cache.lock().ok().and_then(|c| c.clone())
+                    && k == key
+                {
+                    return Some(b);
+                }
+                let bytes = std::fs::read(&local).ok()?;
+                let b = parse_loader_binary(&bytes);
+                if let Ok(mut c) = self.loader_cache.lock() {
+                    *c = Some((key, b.clone()));
+                }
+                Some(b)
+            });
+        let triplet_dir = match arch {
+            "aarch64" => "/lib/aarch64-linux-gnu",
+            _ => "/lib/x86_64-linux-gnu",
+        };
+        let debian = root.resolve(triplet_dir).is_ok_and(|l| l.is_dir());
+        Glibc::new(arch, binary.as_ref(), cpu, debian)
+    }
+
+    /// The loaded objects every closure starts with: the program interpreter (always in the
+    /// process, bound by its soname).
+    fn preloaded(&self, search: &Search) -> Vec<Obj> {
+        let Some(interp) = interp_path(search.root.arch()) else {
+            return Vec::new();
+        };
+        let Found::Yes { path, local } = search.verify(interp) else {
+            return Vec::new();
+        };
+        match self.load(&local, &path) {
+            Ok(l) => vec![Obj::new(
+                Vec::new(),
+                &path,
+                l.summary,
+                origin_of(&path).as_deref(),
+                &search.glibc,
+                Some(l.id),
+            )],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Walks the closure of a configured library or jar entry.
+    fn closure(
+        &self,
+        search: &Search,
+        root: Obj,
+        siblings: &Siblings,
+        preloaded: &[Obj],
+        lf: &mut LibraryFacts,
+    ) {
+        let mut objs = preloaded.to_vec();
+        for (path, s, scan) in siblings {
+            if *path != root.path {
+                objs.push(
+                    Obj::new(
+                        vec![file_name(path)],
+                        path,
+                        s.clone(),
+                        None,
+                        &search.glibc,
+                        None,
+                    )
+                    .with_scan(scan.clone()),
+                );
+            }
+        }
+        objs.push(root);
+        let at = objs.len() - 1;
+        let load = |local: &Path, shown: &str| {
+            self.load(local, shown)
+                .map(|l| (l.summary, l.id, l.scan))
+                .map_err(|e| match e {
+                    LoadError::Missing => format!("{shown}: no such file"),
+                    LoadError::Broken(e) | LoadError::Unreadable(e) => e,
+                })
+        };
+        let closure = walk(search, objs, at, &load, lf);
+        lf.needs = needs_of(&closure, search.root);
+        if let Some(root) = closure.first() {
+            lf.rpath_missing = missing_rpath_dirs(root, search.root);
+        }
+    }
+
+    /// Checks one library file named by the configuration (`paths`, or a preload) in `root`.
+    fn check_path(
+        &self,
+        search: &Search,
+        preloaded: &[Obj],
+        shown: &str,
+        role: &str,
+    ) -> LibraryFacts {
+        let root = search.root;
+        let (loaded, local) = match root.resolve(shown) {
+            Ok(local) => (self.load(&local, shown), Some(local)),
+            Err(CheckError::Io { source, path })
+                if source.kind() != std::io::ErrorKind::NotFound
+                    && source.raw_os_error() != Some(libc::ENOTDIR) =>
+            {
+                (
+                    Err(LoadError::Unreadable(format!(
+                        "reading {}: {source}",
+                        path.display()
+                    ))),
+                    None,
+                )
+            }
+            Err(_) => (Err(LoadError::Missing), None),
+        };
+        let opened = loaded
+            .as_ref()
+            .ok()
+            .map(|l| (l.summary.clone(), l.id, l.scan.clone()));
+        let mut lf = Self::library_facts(shown, loaded);
+        lf.role = role.to_string();
+        let kind = host_elf_kind(root.arch());
+        if let Some((s, id, scan)) = opened
+            && kind.is_none_or(|k| k == (s.class_bits, s.machine))
+        {
+            if s.build_id.is_none()
+                && let Some(local) = &local
+            {
+                lf.identity = self.digest(local);
+                lf.identity_source = lf.identity.as_ref().map(|_| "sha256".to_string());
+            }
+            // `$ORIGIN` is the directory of the path as configured (glibc takes it from the
+            // name it opened, not from the file's real path).
+            let obj = Obj::new(
+                vec![shown.to_string()],
+                shown,
+                s,
+                origin_of(shown).as_deref(),
+                &search.glibc,
+                Some(id),
+            )
+            .with_scan(scan);
+            self.closure(search, obj, &Siblings::new(), preloaded, &mut lf);
+        }
+        lf
+    }
+
+    /// The content digest of a configured library, once per file identity.
+    fn digest(&self, local: &Path) -> Option<String> {
+        let key = FileKey::of(&std::fs::metadata(local).ok()?);
+        if let Some((k, d)) = self.digests.lock().ok()?.get(local).cloned()
+            && k == key
+        {
+            return Some(d);
+        }
+        let d = content_digest(local).ok()?;
+        if let Ok(mut c) = self.digests.lock() {
+            if c.len() >= SUMMARY_CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(local.to_path_buf(), (key, d.clone()));
+        }
+        Some(d)
+    }
+
     /// Reads everything the check judges (see the module doc).
     pub(super) fn read_facts(&self, host: &Host) -> Result<Facts, CheckError> {
         let settings = &self.settings;
-        let search = Search::new(host, settings)?;
+        let exec_root = settings
+            .executor_root
+            .as_ref()
+            .map(|r| Host::new(r).with_arch(host.arch()));
+        let root = exec_root.as_ref().unwrap_or(host);
+        if !root.root().is_dir() {
+            return Err(CheckError::Other(format!(
+                "executor_root {} is not a directory",
+                root.root().display()
+            )));
+        }
+
+        // CPU flags (always the host's).
+        let cpuinfo = host.read_optional("/proc/cpuinfo")?;
+        let flags = cpuinfo.as_deref().and_then(parse_cpuinfo_flags);
+        let vendor = cpuinfo.as_deref().and_then(parse_cpuinfo_vendor);
+        let cpu = Cpu {
+            flags: flags.as_ref(),
+            vendor: vendor.as_deref(),
+        };
+        let glibc = self.glibc(root, &cpu);
+        let spark = spark_facts(host, self.spark_defaults.as_deref())?;
+        let library_path: Vec<String> = settings
+            .library_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .chain(spark.ld_library_path.iter().cloned())
+            .collect();
+        let search = Search::new(root, glibc, &library_path)?;
+        let mut sibling_names: Vec<String> = Vec::new();
         let mut facts = Facts {
             host_arch: host.arch().to_string(),
+            executor_root: settings
+                .executor_root
+                .as_ref()
+                .map(|r| r.display().to_string()),
             ld_so_cache_format: search.cache.as_ref().map(|c| c.format.to_string()),
             ld_so_cache_entries: search.cache.as_ref().map(|c| c.entries.len()),
             ld_so_conf_dirs: search.conf_dirs.clone(),
+            loader: LoaderFacts {
+                glibc_release: search
+                    .glibc
+                    .release
+                    .as_ref()
+                    .map(|v| v.iter().map(u32::to_string).collect::<Vec<_>>().join(".")),
+                default_dirs: search.glibc.system_dirs.clone(),
+                default_dirs_source: search.glibc.system_dirs_source.to_string(),
+                lib: search.glibc.lib.clone(),
+                platform: search.glibc.platform.clone(),
+                subdirs: search
+                    .glibc
+                    .subdirs
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect(),
+            },
+            spark,
             ..Facts::default()
         };
+        let preloaded = self.preloaded(&search);
+        let kind_ok = |s: &ElfSummary| {
+            host_elf_kind(host.arch()).is_none_or(|k| k == (s.class_bits, s.machine))
+        };
 
-        let mut providers = BTreeMap::new();
         for p in &settings.paths {
-            let shown = p.display().to_string();
-            let (loaded, origin) = match host.resolve(p) {
-                Ok(local) => {
-                    let origin = host
-                        .host_path_of(&local)
-                        .and_then(|h| h.parent().map(|d| d.display().to_string()))
-                        .unwrap_or_else(|| "/".into());
-                    (self.load(&local, &shown), origin)
-                }
-                Err(CheckError::Io { source, path })
-                    if source.kind() != std::io::ErrorKind::NotFound
-                        && source.raw_os_error() != Some(libc::ENOTDIR) =>
-                {
-                    (
-                        Err(LoadError::Unreadable(format!(
-                            "reading {}: {source}",
-                            path.display()
-                        ))),
-                        String::new(),
-                    )
-                }
-                Err(_) => (Err(LoadError::Missing), String::new()),
-            };
-            let summary = loaded.as_ref().ok().map(|l| l.summary.clone());
-            let mut lf = Self::library_facts(&shown, loaded);
-            if let Some(s) = summary
-                && host_elf_kind(host.arch()).is_none_or(|k| k == (s.class_bits, s.machine))
-            {
-                self.closure(
-                    &search,
-                    &s,
-                    &origin,
-                    &Siblings::new(),
-                    &mut lf,
-                    &mut providers,
-                );
-            }
+            let lf = self.check_path(&search, &preloaded, &p.display().to_string(), "configured");
             facts.libraries.push(lf);
         }
         for jar in &settings.jars {
-            for (mut lf, s, siblings) in self.read_jar(host, jar, &mut facts) {
-                if lf.error.is_none()
-                    && host_elf_kind(host.arch()).is_none_or(|k| k == (s.class_bits, s.machine))
-                {
-                    self.closure(
-                        &search,
-                        &s,
-                        "/nonexistent-jni-workspace",
-                        &siblings,
-                        &mut lf,
-                        &mut providers,
-                    );
+            let build = self.read_jar(root, jar, &mut facts);
+            let jar_id = facts.jars.last().and_then(|j| jar_identity(&j.build_info));
+            for (mut lf, s, scan, siblings) in build {
+                lf.role = "configured".into();
+                sibling_names.extend(siblings.iter().map(|(p, _, _)| p.clone()));
+                if lf.identity.is_none() {
+                    lf.identity = jar_id.clone();
+                    lf.identity_source = jar_id.as_ref().map(|_| "jar_build_info".to_string());
+                }
+                if lf.error.is_none() && kind_ok(&s) {
+                    // Gluten extracts the entries into a directory of its own: `$ORIGIN` there
+                    // holds the siblings, which are loaded already.
+                    let obj = Obj::new(
+                        vec![lf.library.clone()],
+                        &lf.path,
+                        s,
+                        None,
+                        &search.glibc,
+                        None,
+                    )
+                    .with_scan(scan);
+                    self.closure(&search, obj, &siblings, &preloaded, &mut lf);
                 }
                 facts.libraries.push(lf);
             }
         }
+        // spark.executorEnv.LD_PRELOAD: each must exist and load like a library (a name
+        // without `/` is searched for, as ld.so does).
+        for p in facts.spark.ld_preload.clone() {
+            let shown = if p.contains('/') {
+                p.clone()
+            } else {
+                match search.find(&p, &[], &[], false) {
+                    Found::Yes { path, .. } => path,
+                    _ => p.clone(),
+                }
+            };
+            let mut lf = self.check_path(&search, &preloaded, &shown, "preload");
+            if !p.contains('/') && shown == p {
+                lf.found = false;
+            }
+            facts.libraries.push(lf);
+        }
+        facts.executor_files = executor_files(
+            root,
+            &search,
+            &facts.spark,
+            (
+                settings.hadoop_home.as_deref(),
+                settings.java_home.as_deref(),
+            ),
+            &sibling_names,
+        );
         facts.nothing_installed = settings.is_default_paths()
             && settings.jars.is_empty()
-            && facts.libraries.iter().all(|l| !l.found);
+            && facts
+                .libraries
+                .iter()
+                .filter(|l| l.role == "configured")
+                .all(|l| !l.found);
 
-        // Host libc and (when needed) libstdc++, found the way the loader finds them.
-        let resolve_host = |name: &str| -> Option<(String, Arc<ElfSummary>)> {
-            let (hp, local) = search.find(name, &[], &[])?;
-            self.load(&local, &hp).ok().map(|l| (hp, l.summary))
+        // The executor's libc and (when needed) libstdc++, found the way the loader finds them.
+        let resolve = |name: &str| -> Option<(String, Arc<ElfSummary>)> {
+            let Found::Yes { path, local } = search.find(name, &[], &[], false) else {
+                return None;
+            };
+            self.load(&local, &path).ok().map(|l| (path, l.summary))
         };
-        let libc = resolve_host("libc.so.6");
+        let libc = resolve("libc.so.6");
         facts.host_libc = libc.as_ref().map(|(p, _)| p.clone());
         facts.host_glibc_version = host_version(libc.as_ref(), "GLIBC_")
             .map(|v| v.trim_start_matches("GLIBC_").to_string());
@@ -398,19 +557,14 @@ impl VeloxLibrary {
                 || l.needed.iter().any(|n| n == "libstdc++.so.6")
         });
         if needs_cxx {
-            let cxx = resolve_host("libstdc++.so.6");
+            let cxx = resolve("libstdc++.so.6");
             facts.host_libstdcxx = cxx.as_ref().map(|(p, _)| p.clone());
             facts.host_glibcxx_version = host_version(cxx.as_ref(), "GLIBCXX_");
             facts.host_cxxabi_version = host_version(cxx.as_ref(), "CXXABI_");
         }
 
-        // CPU flags.
         facts.required_cpu_flags = settings.cpu_flags_for(host.arch());
-        if let Some(flags) = host
-            .read_optional("/proc/cpuinfo")?
-            .as_deref()
-            .and_then(parse_cpuinfo_flags)
-        {
+        if let Some(flags) = &flags {
             facts.missing_cpu_flags = Some(
                 facts
                     .required_cpu_flags
@@ -432,7 +586,7 @@ impl VeloxLibrary {
         }
 
         if settings.load_probe {
-            facts.load_probe = probe_all(host, &facts);
+            facts.load_probe = probe_all(root, &facts, CAN_DLOPEN);
         }
         Ok(facts)
     }

@@ -35,6 +35,17 @@ pub struct Settings {
     pub library_path: Vec<PathBuf>,
     /// dlopen each library in a short-lived child process (only when the host root is `/`).
     pub load_probe: bool,
+    /// The executor's root filesystem in the agent's own filesystem (like `host_root`, not
+    /// resolved under it), e.g. `/executor` where the executor image is mounted. Libraries,
+    /// jars, the loader's files and the libc compared are read there; CPU flags stay the
+    /// host's. Default: the host root.
+    pub executor_root: Option<PathBuf>,
+    /// `HADOOP_HOME` in the executor root (libhdfs.so under `lib/native`), when
+    /// `spark_defaults` names `hdfs://`. Default: `spark.executorEnv.HADOOP_HOME`.
+    pub hadoop_home: Option<PathBuf>,
+    /// `JAVA_HOME` in the executor root (`libjvm.so`, which libhdfs.so needs). Default:
+    /// `spark.executorEnv.JAVA_HOME`.
+    pub java_home: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -45,6 +56,9 @@ impl Default for Settings {
             required_cpu_flags: None,
             library_path: Vec::new(),
             load_probe: false,
+            executor_root: None,
+            hadoop_home: None,
+            java_home: None,
         }
     }
 }
@@ -62,6 +76,14 @@ impl CheckSettings for Settings {
                     p.display()
                 ));
             }
+        }
+        if let Some(r) = &self.executor_root
+            && !r.is_absolute()
+        {
+            return Err(format!(
+                "`executor_root` ({}) must be an absolute path",
+                r.display()
+            ));
         }
         if let Some(flags) = &self.required_cpu_flags
             && let Some(f) = flags
