@@ -83,6 +83,12 @@ fn a_scratch_dir_on_a_fuse_mount_whose_statfs_hangs_is_unknown_while_everything_
         "scratch.timeout_seconds=2",
         "--set",
         "scratch.min_free_bytes=0",
+        // The healthy dir sits on this machine's disk: how full that is must not decide the
+        // status (a nearly full disk made it `fail`, which outranks the `unknown` under test).
+        "--set",
+        "scratch.fail_free_ratio=0",
+        "--set",
+        "scratch.warn_free_ratio=0",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -237,11 +243,10 @@ fn soak_params() -> (f64, f64) {
 
 /// Memory and file descriptors stay flat: the agent runs rounds on a fixture tree while
 /// `/metrics`, `/health` and `/livez` are scraped every second; after a warm-up (a fifth of the
-/// run, at least 20 s, at most half) the least-squares slopes of `process_resident_memory_bytes`
-/// and `process_open_fds` must be about zero. The RSS bound is 1 KiB/s plus two 128 KiB steps of
-/// glibc's heap top (`M_TOP_PAD`) over the measured window: the 10-minute run shows such steps
-/// once every few minutes, flat in between, while a leak of one report per round (the `/health`
-/// body alone is several KiB) at 5 rounds/s grows tens of KiB/s.
+/// run, at least 20 s, at most half) open fds must not move, and the net RSS growth must stay
+/// within 1 KiB/s plus three 128 KiB steps of glibc's heap top (`M_TOP_PAD`): the 10-minute run
+/// shows such steps once every few minutes, up and down, while a leak of one report per round
+/// (the `/health` body alone is several KiB) at 5 rounds/s grows tens of KiB/s.
 #[test]
 fn memory_and_fds_stay_flat_over_a_soak() {
     let (seconds, interval) = soak_params();
@@ -313,11 +318,23 @@ fn memory_and_fds_stay_flat_over_a_soak() {
     );
     assert!(fd_max - fd_min <= 2.0, "open fds moved: {fds_w:?}");
     assert!(fd_slope.abs() < 0.05, "open fds slope {fd_slope}/s");
+    // Net growth, median of the last five samples against the first five: a least-squares slope
+    // over a short window turns two of glibc's 128 KiB heap-top steps into a "leak" (seen on a
+    // loaded 2-core machine at 17 KB/s over 19 s, while a 150 s run went 23.5 -> 23.7 MiB).
+    // The bound is 1 KiB/s plus three such steps; a leak of one report per round (the /health
+    // body alone is ~10 KiB, 5 rounds/s) grows ~1 MiB over the same window.
+    let median5 = |v: &[(f64, f64)]| {
+        let mut x: Vec<f64> = v.iter().map(|p| p.1).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
     let window = rss_w.last().unwrap().0 - rss_w.first().unwrap().0;
-    let bound = 1024.0 + 2.0 * 131072.0 / window;
+    let growth = median5(&rss_w[rss_w.len() - 5..]) - median5(&rss_w[..5]);
+    let bound = 1024.0 * window + 3.0 * 131072.0;
     assert!(
-        rss_slope < bound,
-        "RSS grows {rss_slope:.0} B/s after warm-up (bound {bound:.0} B/s): {rss_w:?}"
+        growth < bound,
+        "RSS grew {growth:.0} B over {window:.0} s after warm-up (bound {bound:.0} B; slope \
+         {rss_slope:.0} B/s): {rss_w:?}"
     );
     assert!(p.stderr().len() < 1 << 20);
 }
