@@ -56,6 +56,9 @@ struct AggregatorArgs {
     /// File holding the bearer token agents must send. Key `auth_token_file`.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// File holding the bearer token readers of /api/v1/* and /metrics must send. Key `read_token_file`.
+    #[arg(long, value_name = "FILE")]
+    read_token_file: Option<PathBuf>,
     /// Seconds without a report before a node is stale. Key `stale_after_seconds`.
     #[arg(long, value_name = "SECONDS")]
     stale_after_seconds: Option<f64>,
@@ -82,6 +85,7 @@ impl AggregatorArgs {
             ("data_dir", self.data_dir.as_ref().map(path)),
             ("database_url", self.database_url.clone().map(V::String)),
             ("auth_token_file", self.auth_token_file.as_ref().map(path)),
+            ("read_token_file", self.read_token_file.as_ref().map(path)),
             (
                 "stale_after_seconds",
                 self.stale_after_seconds.map(V::Float),

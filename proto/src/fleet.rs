@@ -302,7 +302,9 @@ mod tests {
             Box::new(|r| r.checks[0].findings[0].rule = Some("memory.low".into())),
             Box::new(|r| r.checks[0].findings.clear()),
             Box::new(|r| {
-                r.node.inventory.insert("cpu.flags".into(), "avx2 bmi2".into());
+                r.node
+                    .inventory
+                    .insert("cpu.flags".into(), "avx2 bmi2".into());
             }),
             Box::new(|r| r.node.kernel_release = None),
             Box::new(|r| r.node.name = "w2".into()),

@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
 fn golden<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(file: &str, v: &T) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(file);
     let text = serde_json::to_string_pretty(v).unwrap() + "\n";
     if std::env::var_os("UPDATE_EXPECT").is_some() {
         std::fs::write(&path, &text).unwrap();
