@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod procfs_text;
 pub mod push;
+pub mod push_protocol;
 pub mod spark_conf;
 pub mod time;
 pub mod token;

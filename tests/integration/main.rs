@@ -5,6 +5,8 @@ mod agent_http;
 mod docker;
 mod faults;
 mod fleet;
+mod fleet_api;
+mod fleet_protocol;
 mod hugepages;
 mod memory;
 mod numa;
