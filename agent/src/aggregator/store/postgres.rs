@@ -22,7 +22,7 @@ use proto::fleet::Transition;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 /// Rounds of the conditional upsert before the rest of a batch fails.
 pub const MAX_ROUNDS: usize = 5;
@@ -97,17 +97,35 @@ fn err(context: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError + '_ {
     }
 }
 
-/// One connection, re-opened when it breaks.
+/// A live connection and the statements prepared on it.
+struct Live {
+    client: Client,
+    prepared: Vec<Statement>,
+}
+
+/// One connection, re-opened when it breaks, with `statements` prepared on each.
 struct Conn {
     url: String,
-    client: tokio::sync::Mutex<Option<Client>>,
+    statements: &'static [&'static str],
+    live: tokio::sync::Mutex<Option<Live>>,
 }
 
 impl Conn {
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            *guard = Some(connect(&self.url).await?);
+    async fn live(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Live>>, StoreError> {
+        let mut guard = self.live.lock().await;
+        if guard.as_ref().is_none_or(|l| l.client.is_closed()) {
+            *guard = None;
+            let client = connect(&self.url).await?;
+            let mut prepared = Vec::new();
+            for s in self.statements {
+                prepared.push(
+                    client
+                        .prepare(s)
+                        .await
+                        .map_err(err("preparing statements"))?,
+                );
+            }
+            *guard = Some(Live { client, prepared });
         }
         Ok(guard)
     }
@@ -154,26 +172,25 @@ pub struct Postgres {
 impl Postgres {
     /// Connects and creates the schema (idempotent).
     pub async fn open(url: &str) -> Result<Postgres, StoreError> {
-        let conn = |url: &str| Conn {
+        let client = connect(url).await?;
+        client
+            .batch_execute(SCHEMA)
+            .await
+            .map_err(err("creating the schema"))?;
+        drop(client);
+        let conn = |statements: &'static [&'static str]| Conn {
             url: url.to_string(),
-            client: tokio::sync::Mutex::new(None),
+            statements,
+            live: tokio::sync::Mutex::new(None),
         };
-        let pg = Postgres {
-            writer: conn(url),
-            reader: conn(url),
+        Ok(Postgres {
+            writer: conn(&[UPSERT, HEARTBEAT]),
+            reader: conn(&[]),
             watermark: Mutex::new(Watermark {
                 seq: -1,
                 xmin: "0".into(),
             }),
-        };
-        let guard = pg.writer.client().await?;
-        if let Some(c) = guard.as_ref() {
-            c.batch_execute(SCHEMA)
-                .await
-                .map_err(err("creating the schema"))?;
-        }
-        drop(guard);
-        Ok(pg)
+        })
     }
 
     /// Rows changed after the watermark (every row at first), in one snapshot; moves the
@@ -185,8 +202,8 @@ impl Postgres {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut guard = self.reader.client().await?;
-        let c = guard.as_mut().expect("connected");
+        let mut guard = self.reader.live().await?;
+        let c = &mut guard.as_mut().expect("connected").client;
         let tx = c
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -276,8 +293,9 @@ impl Postgres {
         known: &dyn Known,
     ) -> Result<Written, StoreError> {
         let what = "writing reports to PostgreSQL";
-        let mut guard = self.writer.client().await?;
-        let client = guard.as_mut().expect("connected");
+        let guard = self.writer.live().await?;
+        let live = guard.as_ref().expect("connected");
+        let (client, upsert, heartbeat) = (&live.client, &live.prepared[0], &live.prepared[1]);
         let mut written: Vec<Folded> = Vec::new();
         // Indexes into `reports` still to write, and their previous states.
         let mut pending: Vec<usize> = (0..reports.len()).collect();
@@ -312,7 +330,7 @@ impl Postgres {
             }
             let rows = client
                 .query(
-                    UPSERT,
+                    upsert,
                     &[
                         &cols[0], &cols[1], &cols[2], &cols[3], &seen, &prev, &tn, &tb,
                     ],
@@ -357,7 +375,7 @@ impl Postgres {
             let digests: Vec<&str> = beats.iter().map(|b| b.digest.as_str()).collect();
             let seen = vec![now_ms; beats.len()];
             let rows = client
-                .query(HEARTBEAT, &[&names, &digests, &seen])
+                .query(heartbeat, &[&names, &digests, &seen])
                 .await
                 .map_err(err("recording heartbeats in PostgreSQL"))?;
             let done: HashMap<String, (i64, i64)> = rows
@@ -376,8 +394,8 @@ impl Postgres {
 
     async fn detail_of(&self, name: &str) -> Result<Option<Detail>, StoreError> {
         let what = "reading a node from PostgreSQL";
-        let guard = self.reader.client().await?;
-        let c = guard.as_ref().expect("connected");
+        let guard = self.reader.live().await?;
+        let c = &guard.as_ref().expect("connected").client;
         let Some(row) = c
             .query_opt(
                 "SELECT report FROM gluten_fleet_node WHERE name = $1",
@@ -411,8 +429,8 @@ impl Postgres {
     /// have received a report meanwhile), and transitions beyond the last 100 of any node.
     async fn delete_older(&self, names: &[String], cutoff_ms: i64) -> Result<(), StoreError> {
         let what = "deleting departed nodes";
-        let guard = self.reader.client().await?;
-        let c = guard.as_ref().expect("connected");
+        let guard = self.reader.live().await?;
+        let c = &guard.as_ref().expect("connected").client;
         c.execute(
             "DELETE FROM gluten_fleet_transition WHERE name IN \
              (SELECT name FROM gluten_fleet_node WHERE name = ANY($1) AND last_seen_ms < $2)",
@@ -431,8 +449,8 @@ impl Postgres {
 
     /// Keeps the last [`crate::aggregator::fleet::MAX_TRANSITIONS`] transitions per node.
     pub async fn trim_transitions(&self) -> Result<u64, StoreError> {
-        let guard = self.reader.client().await?;
-        let c = guard.as_ref().expect("connected");
+        let guard = self.reader.live().await?;
+        let c = &guard.as_ref().expect("connected").client;
         c.execute(
             "DELETE FROM gluten_fleet_transition WHERE id IN (SELECT id FROM \
              (SELECT id, row_number() OVER (PARTITION BY name ORDER BY id DESC) AS k \
@@ -476,8 +494,8 @@ impl Store for Postgres {
 
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let guard = self.writer.client().await?;
-            let c = guard.as_ref().expect("connected");
+            let guard = self.writer.live().await?;
+            let c = &guard.as_ref().expect("connected").client;
             c.simple_query("SELECT 1")
                 .await
                 .map_err(err("probing PostgreSQL"))?;
