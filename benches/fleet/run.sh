@@ -42,10 +42,10 @@ for STORE in $STORES; do
   PGPIDS=()
   if [ "$STORE" = postgres ]; then
     PGPORT=$((40000 + RANDOM % 20000))
-    mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
+    mkdir -p "$WORK/pg" "$WORK/pgrun" && chown postgres "$WORK/pg" "$WORK/pgrun"
     runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres > /dev/null
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
-      -o "-p $PGPORT -k $WORK -c listen_addresses=127.0.0.1 -c fsync=on" start > /dev/null
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/pg.log" -w \
+      -o "-p $PGPORT -k $WORK/pgrun -c listen_addresses=127.0.0.1 -c fsync=on" start > /dev/null
     PM=$(head -1 "$WORK/pg/postmaster.pid")
     STORE_ARGS=(--database-url "postgresql://postgres@127.0.0.1:$PGPORT/postgres")
   else
@@ -73,7 +73,7 @@ for STORE in $STORES; do
   [ "$STORE" = embedded ] && echo "fleet.redb: $(du -h "$WORK/data/fleet.redb" | cut -f1)"
   kill "$AGG"; wait "$AGG" 2>/dev/null || true; AGG=""
   if [ "$STORE" = postgres ]; then
-    echo "PostgreSQL tables: $(runuser -u postgres -- psql -h "$WORK" -p "$PGPORT" -At -c "select pg_size_pretty(pg_total_relation_size('gluten_fleet_node'))" postgres)"
+    echo "PostgreSQL tables: $(runuser -u postgres -- psql -h "$WORK/pgrun" -p "$PGPORT" -At -c "select pg_size_pretty(pg_total_relation_size('gluten_fleet_node'))" postgres)"
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop > /dev/null
     rm -rf "$WORK/pg"
   fi

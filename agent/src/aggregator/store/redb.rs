@@ -25,6 +25,9 @@ const SUMMARY: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("
 const SEEN: redb::TableDefinition<&str, i64> = redb::TableDefinition::new("seen");
 const TRANSITIONS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("transitions");
 
+/// redb's page cache (its default is 1 GiB, which would count in the aggregator's RSS).
+pub const CACHE_BYTES: usize = 64 << 20;
+
 /// The embedded store.
 #[derive(Clone)]
 pub struct Embedded {
@@ -191,7 +194,12 @@ impl Embedded {
 /// write transaction: it fails when the disk is full).
 fn open_db(path: &Path) -> Result<redb::Database, StoreError> {
     let what = format!("opening the embedded store {}", path.display());
-    let db = match redb::Database::create(path) {
+    let builder = || {
+        let mut b = redb::Builder::new();
+        b.set_cache_size(CACHE_BYTES);
+        b
+    };
+    let db = match builder().create(path) {
         Err(redb::DatabaseError::UpgradeRequired(version)) => {
             let aside = set_aside(path, version).map_err(ctx(&what))?;
             tracing::warn!(
@@ -201,7 +209,7 @@ fn open_db(path: &Path) -> Result<redb::Database, StoreError> {
                  kept aside and starting a fresh store: reports come back with the agents' \
                  next pushes, the transition history is not carried over"
             );
-            redb::Database::create(path).map_err(ctx(&what))?
+            builder().create(path).map_err(ctx(&what))?
         }
         other => other.map_err(ctx(&what))?,
     };
