@@ -275,3 +275,52 @@ fn two_replicas_on_postgresql_keep_one_transition_chain_for_a_node_both_receive(
     let (_, reply) = heartbeat(&b, "shared", &report_digest(&r));
     assert!(!reply.full_report_required);
 }
+
+#[test]
+fn a_heartbeat_moves_last_seen_durably_and_to_the_other_replica() {
+    // Embedded: answered from memory, flushed within about a second, kept across a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--data-dir", data.to_str().unwrap()];
+    let agg = Aggregator::start(loopback(), &args, dir.path());
+    let r = report("seen-1", &[("numa", Status::Ok)], "b1");
+    assert_eq!(agg.post(&body(&r), None).status, 204);
+    let before = agg.node("seen-1").summary.last_seen;
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        !heartbeat(&agg, "seen-1", &report_digest(&r))
+            .1
+            .full_report_required
+    );
+    let moved = agg.node("seen-1").summary.last_seen;
+    assert!(moved > before, "{before} -> {moved}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let addr = agg.addr;
+    drop(agg);
+    let agg = Aggregator::start(addr, &args, dir.path());
+    assert_eq!(agg.node("seen-1").summary.last_seen, moved);
+
+    // PostgreSQL: a heartbeat through one replica shows on the other.
+    let pg = PgCluster::start();
+    let url = pg.url();
+    let args = ["--database-url", url.as_str()];
+    let a = Aggregator::start(loopback(), &args, dir.path());
+    let b = Aggregator::start(loopback(), &args, dir.path());
+    assert_eq!(a.post(&body(&r), None).status, 204);
+    let first = a.node("seen-1").summary.last_seen;
+    eventually(Duration::from_secs(5), || {
+        (b.node_names() == ["seen-1"]).then_some(())
+    })
+    .expect("b sees the node");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        !heartbeat(&a, "seen-1", &report_digest(&r))
+            .1
+            .full_report_required
+    );
+    let later = eventually(Duration::from_secs(5), || {
+        let s = b.node("seen-1").summary.last_seen;
+        (s > first).then_some(s)
+    });
+    assert!(later.is_some(), "replica b never saw the heartbeat");
+}

@@ -83,6 +83,7 @@ pub async fn serve(
         synced_ms: AtomicI64::new(now_ms()),
         store_writable: AtomicBool::new(true),
         history: Default::default(),
+        seen: Default::default(),
     });
     tokio::spawn(writer::run_writer(state.clone(), rx));
     if let Some(path) = config.auth_token_file.clone() {
@@ -94,6 +95,7 @@ pub async fn serve(
     tasks::spawn_gc(state.clone());
     tasks::spawn_store_recovery(state.clone());
     tasks::spawn_history(state.clone());
+    tasks::spawn_seen_flush(state.clone());
     if state.shared_store {
         tasks::spawn_refresh(state.clone());
     }

@@ -179,6 +179,9 @@ pub struct FleetState {
     pub store_writable: AtomicBool,
     /// Fleet status over time, for the page's chart.
     pub history: Mutex<History>,
+    /// Heartbeats answered from memory, waiting for the next flush to the store: node -> last
+    /// seen (ms).
+    pub seen: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl FleetState {

@@ -92,6 +92,29 @@ pub fn spawn_store_recovery(state: Arc<FleetState>) {
     });
 }
 
+/// How often last-seen times of heartbeats answered from memory are written to the store.
+pub const SEEN_FLUSH: Duration = Duration::from_secs(1);
+
+/// Writes the last-seen times of heartbeats answered from memory, every [`SEEN_FLUSH`].
+pub fn spawn_seen_flush(state: Arc<FleetState>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SEEN_FLUSH).await;
+            let seen: Vec<(String, i64)> =
+                std::mem::take(&mut *state.seen.lock().unwrap_or_else(|e| e.into_inner()))
+                    .into_iter()
+                    .collect();
+            if seen.is_empty() || !state.writable() {
+                continue;
+            }
+            if let Err(e) = state.store.record_seen(seen).await {
+                // Memory has them; the next heartbeat (or report) writes them again.
+                tracing::warn!(error = %e, "recording heartbeats");
+            }
+        }
+    });
+}
+
 /// The fleet's counts now, as a history point.
 pub fn history_point(state: &FleetState) -> HistoryPoint {
     let now = now_ms();

@@ -339,11 +339,28 @@ pub async fn post_heartbeat(
             ),
         );
     }
-    let beat = Beat {
-        node: hb.node.clone(),
-        digest: hb.digest,
+    // The common case, answered from memory: the digest this process stored or refreshed.
+    // Last seen is written to the store by the next flush (tasks::spawn_seen_flush).
+    let outcome = if st.fleet.digest(&hb.node).is_some_and(|d| *d == *hb.digest) {
+        let now = crate::aggregator::state::now_ms();
+        st.fleet.touch(&[(hb.node.clone(), now, 0)]);
+        st.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hb.node.clone(), now);
+        Ok(Outcome::Beat { known: true })
+    } else if !st.shared_store {
+        // This process is the only writer: what it does not know is not stored.
+        Ok(Outcome::Beat { known: false })
+    } else {
+        // Another replica may have stored it within the last refresh: ask the store.
+        let beat = Beat {
+            node: hb.node.clone(),
+            digest: hb.digest,
+        };
+        store(&st, Work::Heartbeat(beat)).await
     };
-    match store(&st, Work::Heartbeat(beat)).await {
+    match outcome {
         Ok(Outcome::Beat { known: true }) | Ok(Outcome::Stored) => {
             c.heartbeats.fetch_add(1, Ordering::Relaxed);
             with_protocol(json(

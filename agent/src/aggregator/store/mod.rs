@@ -91,6 +91,11 @@ pub trait Store: Send + Sync + 'static {
     /// After a failed write: reopens (or reconnects) and proves a write goes through.
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Records when nodes whose heartbeat this process answered from memory were last seen
+    /// (flushed about once a second: a crash loses at most that much of last-seen progress,
+    /// never a report).
+    fn record_seen(&self, seen: Vec<(String, i64)>) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// For a store several replicas write: what they wrote since the last call (the store keeps
     /// its own watermark), oldest first. `None` for a store only this process writes.
     fn changed(&self) -> Option<BoxFuture<'_, Result<Vec<Record>, StoreError>>> {

@@ -11,7 +11,9 @@
 //!   `seq > watermark`, plus rows written by transactions that were still running at the
 //!   previous poll (`xid >= xmin` of that poll's snapshot, so a row whose sequence number was
 //!   taken before a commit that came later is not missed). A row's summary is read only when its
-//!   report changed; a heartbeat moves `last_seen_ms` alone. Full reports are read only for
+//!   report changed (`report_seq`, `report_xid`); a heartbeat moves `last_seen_ms` alone.
+//!   Heartbeats whose digest a replica knows are answered from memory and their last-seen times
+//!   written about once a second ([`Store::record_seen`]), one `UPDATE` for all of them. Full reports are read only for
 //!   `/api/v1/nodes/{name}`.
 //! - Schema creation (idempotent) is the only thing serialised across replicas (an advisory
 //!   lock, at start).
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS gluten_fleet_node (
     report_seq      bigint NOT NULL,
     prev_report_seq bigint NOT NULL,
     seq             bigint NOT NULL,
-    xid             xid8   NOT NULL DEFAULT pg_current_xact_id()
+    xid             xid8   NOT NULL DEFAULT pg_current_xact_id(),
+    report_xid      xid8   NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX IF NOT EXISTS gluten_fleet_node_seq ON gluten_fleet_node (seq);
 CREATE INDEX IF NOT EXISTS gluten_fleet_node_xid ON gluten_fleet_node (xid);
@@ -68,7 +71,7 @@ WITH u AS (
     ON CONFLICT (name) DO UPDATE SET report = EXCLUDED.report, summary = EXCLUDED.summary,
         digest = EXCLUDED.digest, last_seen_ms = EXCLUDED.last_seen_ms,
         report_seq = EXCLUDED.report_seq, prev_report_seq = EXCLUDED.prev_report_seq,
-        seq = EXCLUDED.seq, xid = pg_current_xact_id()
+        seq = EXCLUDED.seq, xid = pg_current_xact_id(), report_xid = pg_current_xact_id()
     WHERE o.report_seq = EXCLUDED.prev_report_seq
     RETURNING name, seq
 ), tr AS (
@@ -77,6 +80,13 @@ WITH u AS (
     JOIN up ON up.name = t.n ORDER BY t.i
 )
 SELECT name, seq FROM up";
+
+const SEEN: &str = "
+UPDATE gluten_fleet_node AS o
+SET last_seen_ms = GREATEST(o.last_seen_ms, u.l), seq = nextval('gluten_fleet_seq'),
+    xid = pg_current_xact_id()
+FROM unnest($1::text[], $2::int8[]) AS u(n, l)
+WHERE o.name = u.n";
 
 const HEARTBEAT: &str = "
 UPDATE gluten_fleet_node AS o
@@ -184,7 +194,7 @@ impl Postgres {
             live: tokio::sync::Mutex::new(None),
         };
         Ok(Postgres {
-            writer: conn(&[UPSERT, HEARTBEAT]),
+            writer: conn(&[UPSERT, HEARTBEAT, SEEN]),
             reader: conn(&[]),
             watermark: Mutex::new(Watermark {
                 seq: -1,
@@ -219,7 +229,7 @@ impl Postgres {
         let rows = tx
             .query(
                 "SELECT name, last_seen_ms, seq, report_seq, \
-                 CASE WHEN report_seq > $1 OR xid >= $2::text::xid8 THEN summary END \
+                 CASE WHEN report_seq > $1 OR report_xid >= $2::text::xid8 THEN summary END \
                  FROM gluten_fleet_node WHERE seq > $1 OR xid >= $2::text::xid8 ORDER BY seq",
                 &[&mark.seq, &mark.xmin],
             )
@@ -499,6 +509,19 @@ impl Store for Postgres {
             c.simple_query("SELECT 1")
                 .await
                 .map_err(err("probing PostgreSQL"))?;
+            Ok(())
+        })
+    }
+
+    fn record_seen(&self, seen: Vec<(String, i64)>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let guard = self.writer.live().await?;
+            let live = guard.as_ref().expect("connected");
+            let (names, ms): (Vec<String>, Vec<i64>) = seen.into_iter().unzip();
+            live.client
+                .execute(&live.prepared[2], &[&names, &ms])
+                .await
+                .map_err(err("recording heartbeats in PostgreSQL"))?;
             Ok(())
         })
     }

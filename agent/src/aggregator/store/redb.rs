@@ -296,6 +296,26 @@ impl Store for Embedded {
         }))
     }
 
+    fn record_seen(&self, seen: Vec<(String, i64)>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let e = self.clone();
+        Box::pin(blocking("recording heartbeats", move || {
+            let what = "recording heartbeats in the embedded store";
+            let db = e.db()?;
+            let tx = db.begin_write().map_err(ctx(what))?;
+            {
+                let summary = tx.open_table(SUMMARY).map_err(ctx(what))?;
+                let mut t = tx.open_table(SEEN).map_err(ctx(what))?;
+                for (name, ms) in &seen {
+                    // Not for a node garbage collection deleted meanwhile.
+                    if summary.get(name.as_str()).map_err(ctx(what))?.is_some() {
+                        t.insert(name.as_str(), ms).map_err(ctx(what))?;
+                    }
+                }
+            }
+            tx.commit().map_err(ctx(what))
+        }))
+    }
+
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         let e = self.clone();
         Box::pin(blocking("reopening the embedded store", move || {
