@@ -56,11 +56,15 @@ for STORE in $STORES; do
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/readyz" > /dev/null && break; sleep 0.1; done
   BASE=$(rss_kb "$AGG")
   echo "== $STORE"
+  pgpids() { if [ "$STORE" = postgres ]; then echo "$PM" $(pgrep -P "$PM"); fi; }
+  A0=$(ticks "$AGG"); P0=$(ticks $(pgpids)); T0=$(date +%s.%N)
   "$LOAD" ingest "127.0.0.1:$PORT" "$WORK/report.json" "$NODES" "$CONNS" "$INGEST_SECS"
+  A1=$(ticks "$AGG"); P1=$(ticks $(pgpids)); T1=$(date +%s.%N)
+  SECS=$(awk -v a="$T0" -v b="$T1" 'BEGIN { print b - a }')
+  echo "ingest CPU: aggregator $(pct $((A1 - A0)) "$SECS")$( [ "$STORE" = postgres ] && echo ", PostgreSQL $(pct $((P1 - P0)) "$SECS")")"
   STORED=$(curl -s "http://127.0.0.1:$PORT/api/v1/fleet" | grep -o '"nodes_total":[0-9]*' | cut -d: -f2)
   RSS=$(rss_kb "$AGG")
   echo "stored nodes: $STORED; aggregator RSS $((RSS / 1024)) MB ($(( (RSS - BASE) * 1024 / STORED )) bytes per node over the empty process's $((BASE / 1024)) MB)"
-  pgpids() { if [ "$STORE" = postgres ]; then echo "$PM" $(pgrep -P "$PM"); fi; }
   A0=$(ticks "$AGG"); P0=$(ticks $(pgpids)); T0=$(date +%s.%N)
   "$LOAD" steady "127.0.0.1:$PORT" "$WORK/report.json" "$NODES" "$CONNS" "$STEADY_SECS" "$INTERVAL" "$CHANGE"
   A1=$(ticks "$AGG"); P1=$(ticks $(pgpids)); T1=$(date +%s.%N)

@@ -85,7 +85,7 @@ pub async fn serve(
         history: Default::default(),
         seen: Default::default(),
     });
-    tokio::spawn(writer::run_writer(state.clone(), rx));
+    writer::spawn_writers(state.clone(), rx);
     if let Some(path) = config.auth_token_file.clone() {
         tasks::spawn_token_reload(state.clone(), path, |s| s.token.as_ref());
     }

@@ -1,9 +1,12 @@
-//! The single writer: one task per process takes every report and heartbeat that is waiting
-//! (group commit), has the store commit them in one transaction, then updates the serving state
-//! and only then answers each request.
+//! The writer: a task takes every report and heartbeat that is waiting (group commit), has the
+//! store commit them in one transaction, then updates the serving state and only then answers
+//! each request. One task for the embedded store (the single writer); PostgreSQL, whose
+//! conditional writes make concurrent batches safe, gets a few, so one batch is taken while
+//! another commits.
 //!
 //! Architecture invariant: an acknowledged report is durable; a report is never visible before it
-//! is committed. Only this task (and the PostgreSQL refresh) writes [`Fleet`]. After a failed
+//! is committed. Only writer tasks (and the PostgreSQL refresh) write [`Fleet`], and an entry is
+//! never replaced by one with a lower `seq`. After a failed
 //! write the store is marked unwritable (`/readyz` 503) until the recovery task
 //! ([`super::tasks::spawn_store_recovery`]) has reopened it; meanwhile writes fail at once.
 
@@ -46,10 +49,26 @@ impl Known for Fleet {
     }
 }
 
-/// The writer task: group commit, then update the serving state, then acknowledge.
-pub async fn run_writer(state: Arc<FleetState>, mut rx: mpsc::Receiver<Incoming>) {
+/// Starts the store's number of writer tasks on one queue.
+pub fn spawn_writers(state: Arc<FleetState>, rx: mpsc::Receiver<Incoming>) {
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..state.store.writers().max(1) {
+        tokio::spawn(run_writer(state.clone(), rx.clone()));
+    }
+}
+
+/// A writer task: takes what waits (group commit), commits it, updates the serving state, then
+/// acknowledges. With several writers, one takes a batch while another commits its own.
+pub async fn run_writer(
+    state: Arc<FleetState>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Incoming>>>,
+) {
     let mut incoming: Vec<Incoming> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut incoming, MAX_BATCH).await > 0 {
+    loop {
+        let got = rx.lock().await.recv_many(&mut incoming, MAX_BATCH).await;
+        if got == 0 {
+            return;
+        }
         let mut reports = Vec::new();
         let mut beats = Vec::new();
         let mut report_acks = Vec::new();

@@ -96,6 +96,13 @@ pub trait Store: Send + Sync + 'static {
     /// never a report).
     fn record_seen(&self, seen: Vec<(String, i64)>) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// How many batches may be written at once (each writer task commits its own). The
+    /// embedded store has one write transaction at a time; PostgreSQL's conditional writes make
+    /// concurrent batches safe, so it pipelines several.
+    fn writers(&self) -> usize {
+        1
+    }
+
     /// For a store several replicas write: what they wrote since the last call (the store keeps
     /// its own watermark), oldest first. `None` for a store only this process writes.
     fn changed(&self) -> Option<BoxFuture<'_, Result<Vec<Record>, StoreError>>> {

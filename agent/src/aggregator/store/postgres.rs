@@ -26,6 +26,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls, Statement};
 
+/// Batches written at once (each on its own connection).
+pub const WRITERS: usize = 4;
+
 /// Rounds of the conditional upsert before the rest of a batch fails.
 pub const MAX_ROUNDS: usize = 5;
 /// Deadline of one statement, so a half-open connection cannot stall the writer.
@@ -172,9 +175,9 @@ struct Watermark {
     xmin: String,
 }
 
-/// The PostgreSQL backend: a connection for the writer, one for everything else.
+/// The PostgreSQL backend: [`WRITERS`] connections for writer tasks, one for everything else.
 pub struct Postgres {
-    writer: Conn,
+    writers: Vec<Conn>,
     reader: Conn,
     watermark: Mutex<Watermark>,
 }
@@ -194,7 +197,9 @@ impl Postgres {
             live: tokio::sync::Mutex::new(None),
         };
         Ok(Postgres {
-            writer: conn(&[UPSERT, HEARTBEAT, SEEN]),
+            writers: (0..WRITERS)
+                .map(|_| conn(&[UPSERT, HEARTBEAT, SEEN]))
+                .collect(),
             reader: conn(&[]),
             watermark: Mutex::new(Watermark {
                 seq: -1,
@@ -295,6 +300,20 @@ impl Postgres {
             .collect())
     }
 
+    /// A writer connection nobody uses, else the first one.
+    async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Live>>, StoreError> {
+        for w in &self.writers {
+            if let Ok(guard) = w.live.try_lock() {
+                if guard.as_ref().is_none_or(|l| l.client.is_closed()) {
+                    drop(guard);
+                    return w.live().await;
+                }
+                return Ok(guard);
+            }
+        }
+        self.writers[0].live().await
+    }
+
     async fn write_batch(
         &self,
         reports: &[Accepted],
@@ -303,7 +322,7 @@ impl Postgres {
         known: &dyn Known,
     ) -> Result<Written, StoreError> {
         let what = "writing reports to PostgreSQL";
-        let guard = self.writer.live().await?;
+        let guard = self.writer().await?;
         let live = guard.as_ref().expect("connected");
         let (client, upsert, heartbeat) = (&live.client, &live.prepared[0], &live.prepared[1]);
         let mut written: Vec<Folded> = Vec::new();
@@ -504,7 +523,7 @@ impl Store for Postgres {
 
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let guard = self.writer.live().await?;
+            let guard = self.writer().await?;
             let c = &guard.as_ref().expect("connected").client;
             c.simple_query("SELECT 1")
                 .await
@@ -515,7 +534,7 @@ impl Store for Postgres {
 
     fn record_seen(&self, seen: Vec<(String, i64)>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let guard = self.writer.live().await?;
+            let guard = self.writer().await?;
             let live = guard.as_ref().expect("connected");
             let (names, ms): (Vec<String>, Vec<i64>) = seen.into_iter().unzip();
             live.client
@@ -524,6 +543,10 @@ impl Store for Postgres {
                 .map_err(err("recording heartbeats in PostgreSQL"))?;
             Ok(())
         })
+    }
+
+    fn writers(&self) -> usize {
+        WRITERS
     }
 
     fn changed(&self) -> Option<BoxFuture<'_, Result<Vec<Record>, StoreError>>> {
