@@ -232,7 +232,7 @@ async fn steady(
                 let round = k / nodes as u64;
                 let t = Instant::now();
                 // A fixed 1% of the nodes change each interval (a different 1% every round).
-                if (i as u64 + round * 7919) % change_every == 0 {
+                if (i as u64 + round * 7919).is_multiple_of(change_every) {
                     let (body, d) = report_of(&template, i, round + 1);
                     digests.lock().unwrap()[i] = d;
                     match conn.send("POST", "/api/v1/reports", &body).await {

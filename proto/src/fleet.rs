@@ -294,7 +294,8 @@ mod tests {
         live.checks[0].facts = serde_json::json!({"mem_available_bytes": 2});
         live.node.boot_id = Some("b".into());
         assert_eq!(report_digest(&live), d);
-        let changes: Vec<Box<dyn Fn(&mut NodeReport)>> = vec![
+        type Change = Box<dyn Fn(&mut NodeReport)>;
+        let changes: Vec<Change> = vec![
             Box::new(|r| r.status = Status::Fail),
             Box::new(|r| r.checks[0].status = Status::Ok),
             Box::new(|r| r.checks[0].name = "numa".into()),
