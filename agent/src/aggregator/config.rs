@@ -24,9 +24,9 @@ pub struct AggregatorConfig {
     /// File whose first line is the bearer token `/api/v1/*` and `/metrics` require (the write
     /// token reads too). None: reads are open.
     pub read_token_file: Option<PathBuf>,
-    /// A node without a report for this long is stale (default 3 x the agents' 15 s interval).
+    /// A node without a report or heartbeat for this long is stale (default 3 x the agents' 15 s interval).
     pub stale_after_seconds: f64,
-    /// A node without a report for this long is forgotten (default one day).
+    /// A node without a report or heartbeat for this long is forgotten (default one day).
     pub gc_after_seconds: f64,
     /// Largest accepted report body.
     pub max_report_bytes: u64,
