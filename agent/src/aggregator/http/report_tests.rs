@@ -20,12 +20,12 @@ fn node_names_are_checked() {
 #[test]
 fn reports_over_a_limit_are_refused_naming_it() {
     let ok = report("a", &[("numa", Status::Ok)], &[("k", "v")]);
-    assert_eq!(within_limits(&ok), Ok(()));
+    assert_eq!(within_limits(&ok, usize::MAX), Ok(()));
     let mut r = ok.clone();
     for i in 0..45_000 {
         r.node.inventory.insert(format!("k{i}"), "v".into());
     }
-    let e = within_limits(&r).unwrap_err();
+    let e = within_limits(&r, usize::MAX).unwrap_err();
     assert!(
         e.contains("MAX_INVENTORY_KEYS") && e.contains("45001"),
         "{e}"
@@ -40,31 +40,35 @@ fn reports_over_a_limit_are_refused_naming_it() {
         .inventory
         .insert("k".into(), "x".repeat(MAX_INVENTORY_VALUE_BYTES + 1));
     assert!(
-        within_limits(&r)
+        within_limits(&r, usize::MAX)
             .unwrap_err()
             .contains("MAX_INVENTORY_VALUE_BYTES")
     );
     let mut r = ok.clone();
     r.node.inventory.insert("k".repeat(200), "v".into());
     assert!(
-        within_limits(&r)
+        within_limits(&r, usize::MAX)
             .unwrap_err()
             .contains("MAX_INVENTORY_KEY_BYTES")
     );
     let mut r = ok.clone();
     r.checks = (0..MAX_CHECKS + 1).map(|_| ok.checks[0].clone()).collect();
-    assert!(within_limits(&r).unwrap_err().contains("MAX_CHECKS"));
+    assert!(
+        within_limits(&r, usize::MAX)
+            .unwrap_err()
+            .contains("MAX_CHECKS")
+    );
     let mut r = ok.clone();
     r.checks[0].name = "c".repeat(65);
     assert!(
-        within_limits(&r)
+        within_limits(&r, usize::MAX)
             .unwrap_err()
             .contains("MAX_CHECK_NAME_BYTES")
     );
     let mut r = ok.clone();
     r.checks[0].findings = vec![proto::Finding::new(Status::Warn, "m"); MAX_FINDINGS_PER_CHECK + 1];
     assert!(
-        within_limits(&r)
+        within_limits(&r, usize::MAX)
             .unwrap_err()
             .contains("MAX_FINDINGS_PER_CHECK")
     );
@@ -73,10 +77,22 @@ fn reports_over_a_limit_are_refused_naming_it() {
         Status::Warn,
         "m".repeat(MAX_TEXT_BYTES + 1),
     )];
-    assert!(within_limits(&r).unwrap_err().contains("MAX_TEXT_BYTES"));
+    assert!(
+        within_limits(&r, usize::MAX)
+            .unwrap_err()
+            .contains("MAX_TEXT_BYTES")
+    );
     let mut r = ok.clone();
     r.checks[0].facts = serde_json::json!({"big": "x".repeat(MAX_FACTS_BYTES)});
-    assert!(within_limits(&r).unwrap_err().contains("MAX_FACTS_BYTES"));
+    assert!(
+        within_limits(&r, usize::MAX)
+            .unwrap_err()
+            .contains("MAX_FACTS_BYTES")
+    );
+    let bytes = serde_json::to_vec(&r).unwrap();
+    assert!(
+        matches!(decode_report(&bytes), Err(Rejected::Unprocessable(e)) if e.contains("MAX_FACTS_BYTES"))
+    );
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -342,14 +342,20 @@ impl Postgres {
                         None => known.prev(n),
                     },
                 );
-            let mut cols: [Vec<String>; 4] = Default::default();
+            // Borrowed from the batch: the reports (already checked UTF-8 JSON) are not copied.
+            let mut names: Vec<&str> = Vec::with_capacity(folded.len());
+            let mut jsons: Vec<&str> = Vec::with_capacity(folded.len());
+            let mut summaries: Vec<String> = Vec::with_capacity(folded.len());
+            let mut digests: Vec<&str> = Vec::with_capacity(folded.len());
             let (mut seen, mut prev): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
             let (mut tn, mut tb): (Vec<&str>, Vec<String>) = (Vec::new(), Vec::new());
             for f in &folded {
-                cols[0].push(f.name.clone());
-                cols[1].push(String::from_utf8_lossy(&f.json).into_owned());
-                cols[2].push(serde_json::to_string(&f.summary).unwrap_or_default());
-                cols[3].push(f.summary.digest.clone());
+                names.push(&f.name);
+                jsons.push(std::str::from_utf8(&f.json).map_err(|e| {
+                    StoreError::new(what, format!("report of {} is not UTF-8: {e}", f.name))
+                })?);
+                summaries.push(serde_json::to_string(&f.summary).unwrap_or_default());
+                digests.push(&f.summary.digest);
                 seen.push(f.last_seen_ms);
                 prev.push(f.prev_report_seq);
                 for t in &f.new_transitions {
@@ -360,9 +366,7 @@ impl Postgres {
             let rows = client
                 .query(
                     upsert,
-                    &[
-                        &cols[0], &cols[1], &cols[2], &cols[3], &seen, &prev, &tn, &tb,
-                    ],
+                    &[&names, &jsons, &summaries, &digests, &seen, &prev, &tn, &tb],
                 )
                 .await
                 .map_err(err(what))?;
