@@ -101,6 +101,10 @@ pub struct AggregatorArgs {
     /// File holding the bearer token agents must send. Key `auth_token_file`.
     #[arg(long, value_name = "FILE")]
     pub auth_token_file: Option<PathBuf>,
+    /// File holding the bearer token readers of /api/v1/* and /metrics must send. Key
+    /// `read_token_file`.
+    #[arg(long, value_name = "FILE")]
+    pub read_token_file: Option<PathBuf>,
     /// Seconds without a report before a node is stale. Key `stale_after_seconds`.
     #[arg(long, value_name = "SECONDS")]
     pub stale_after_seconds: Option<f64>,
@@ -132,6 +136,7 @@ impl AggregatorArgs {
             .set("data_dir", &self.data_dir)
             .set("database_url", &self.database_url)
             .set("auth_token_file", &self.auth_token_file)
+            .set("read_token_file", &self.read_token_file)
             .set("stale_after_seconds", &self.stale_after_seconds)
             .set("gc_after_seconds", &self.gc_after_seconds)
             .set("max_report_bytes", &self.max_report_bytes)

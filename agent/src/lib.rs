@@ -19,6 +19,7 @@ pub mod outputs;
 pub mod procfs_text;
 pub mod push;
 pub mod push_client;
+pub mod push_protocol;
 pub mod server;
 pub mod spark_conf;
 pub mod time;

@@ -7,7 +7,8 @@
 //! acknowledged, otherwise every `push.interval_seconds` with +-10% jitter. After a failure it
 //! waits a capped, jittered exponential backoff before the next try, whatever changes meanwhile:
 //! a fleet of agents coming back after an aggregator outage spreads out instead of storming it.
-//! It never exits and never blocks the checks or the HTTP endpoints.
+//! It never exits and never blocks the checks or the HTTP endpoints. What one push sends (the
+//! full report or a heartbeat, gzip) is `push_protocol`'s business.
 
 use crate::engine::Snapshot;
 pub use crate::outputs::PushStats;
@@ -111,6 +112,8 @@ pub async fn run(
     let mut next_periodic = Instant::now();
     let mut failures: u32 = 0;
     let mut retry_at = Instant::now();
+    // Full report or heartbeat: see push_protocol.
+    let mut protocol = crate::push_protocol::Protocol::default();
     loop {
         let current = snapshots.borrow_and_update().clone();
         let due = current.as_ref().map(|s| {
@@ -141,7 +144,7 @@ pub async fn run(
         let Some(snapshot) = current else { continue };
         let result = tokio::select! {
             _ = shutdown.changed() => return,
-            r = push_once(&client, &settings, &snapshot) => r,
+            r = crate::push_protocol::push(&client, &settings, &snapshot, &mut protocol) => r,
         };
         let mut rng = rand::rng();
         match result {
@@ -170,51 +173,6 @@ pub async fn run(
             }
         }
     }
-}
-
-async fn push_once(
-    client: &reqwest::Client,
-    settings: &PushSettings,
-    snapshot: &Snapshot,
-) -> Result<(), String> {
-    let mut req = client.post(&settings.endpoint).json(&snapshot.report);
-    if let Some(path) = &settings.token_file {
-        // Read on every attempt, so a rotated token is picked up without a restart.
-        let token = crate::token::read_token(path)?;
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        msg
-    })?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    if status.is_redirection() {
-        let to = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|l| l.chars().take(200).collect::<String>())
-            .unwrap_or_default();
-        return Err(format!(
-            "aggregator answered {status} (to {to:?}): redirects are not followed, set push.url \
-             to the final address"
-        ));
-    }
-    // Never more than a few KiB, however much the target sends.
-    let body = crate::push_client::read_capped(resp, crate::push_client::MAX_ERROR_BODY).await;
-    Err(format!(
-        "aggregator answered {status}: {}",
-        crate::push_client::excerpt(&body)
-    ))
 }
 
 #[cfg(test)]

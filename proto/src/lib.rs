@@ -132,6 +132,12 @@ pub struct Finding {
     /// What the finding is about (a path, a dir, a pool), when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// A stable id of the rule that produced the finding (e.g. `memory.offheap_disabled`), when
+    /// the check names one. With the status (never the sentence, which carries live numbers) it
+    /// is what the fleet digest ([`fleet::report_digest`]) sees of a finding; without it, the
+    /// subject is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Finding {
@@ -140,7 +146,14 @@ impl Finding {
             status,
             message: message.into(),
             subject: None,
+            rule: None,
         }
+    }
+
+    /// Names the rule that produced the finding (see [`Finding::rule`]).
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
     }
 
     pub fn about(mut self, subject: impl Into<String>) -> Self {

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A report as an agent would send it.
-fn report(name: &str, checks: &[(&str, Status)], build_id: &str) -> NodeReport {
+pub(crate) fn report(name: &str, checks: &[(&str, Status)], build_id: &str) -> NodeReport {
     NodeReport {
         schema_version: SCHEMA_VERSION,
         node: NodeInfo {
@@ -47,12 +47,12 @@ fn report(name: &str, checks: &[(&str, Status)], build_id: &str) -> NodeReport {
     }
 }
 
-fn body(r: &NodeReport) -> Vec<u8> {
+pub(crate) fn body(r: &NodeReport) -> Vec<u8> {
     serde_json::to_vec(r).unwrap()
 }
 
 /// Scrapes one sample value from a Prometheus text body.
-fn sample(metrics: &str, name: &str) -> f64 {
+pub(crate) fn sample(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -63,7 +63,7 @@ fn agent_metric(agent: &Proc, name: &str) -> f64 {
     sample(&get(agent.addr, "/metrics").unwrap().body, name)
 }
 
-fn start_agent(name: &str, aggregator: SocketAddr) -> Proc {
+pub(crate) fn start_agent(name: &str, aggregator: SocketAddr) -> Proc {
     let root = upstream("node-exporter-upstream");
     let url = format!("http://{aggregator}");
     Proc::start(
@@ -388,14 +388,14 @@ fn fleet_view_ranks_failing_checks_and_names_drift_outliers_and_metrics_pass_pro
 }
 
 /// A throwaway PostgreSQL cluster, run as the `postgres` user (it refuses root).
-struct PgCluster {
+pub(crate) struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
 }
 
 impl PgCluster {
-    fn start() -> PgCluster {
+    pub(crate) fn start() -> PgCluster {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|d| d.flatten().map(|e| e.path().join("bin")).max())
@@ -453,7 +453,7 @@ impl PgCluster {
         PgCluster { dir, bin, port }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
@@ -535,7 +535,7 @@ fn two_replicas_on_postgresql_agree() {
 }
 
 /// Runs headless chromium (Debian's `chromium`) with `args` on `url`; returns stdout.
-fn chromium(args: &[&str], url: &str) -> String {
+pub(crate) fn chromium(args: &[&str], url: &str) -> String {
     let home = tempfile::tempdir().unwrap();
     let out = Command::new("chromium")
         .args([

@@ -7,6 +7,8 @@ mod connections;
 mod docker;
 mod faults;
 mod fleet;
+mod fleet_api;
+mod fleet_protocol;
 mod host_root;
 mod hugepages;
 mod memory;

@@ -279,9 +279,20 @@ impl Aggregator {
         let _ = self.child.wait();
     }
 
-    /// The names `/api/v1/nodes` lists.
+    /// The names `/api/v1/nodes` lists, every page.
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes().nodes.into_iter().map(|n| n.name).collect()
+        let mut names = Vec::new();
+        let mut path = "/api/v1/nodes?limit=5000".to_string();
+        loop {
+            let r = get(self.addr, &path).unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            let page: proto::fleet::NodeList = serde_json::from_str(&r.body).unwrap();
+            names.extend(page.nodes.into_iter().map(|n| n.name));
+            match page.next {
+                Some(c) => path = format!("/api/v1/nodes?limit=5000&cursor={c}"),
+                None => return names,
+            }
+        }
     }
 
     /// SIGTERM, then wait.

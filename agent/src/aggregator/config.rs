@@ -21,9 +21,12 @@ pub struct AggregatorConfig {
     pub database_url: Option<String>,
     /// File whose first line is the bearer token agents must send. None: no auth.
     pub auth_token_file: Option<PathBuf>,
-    /// A node without a report for this long is stale (default 3 x the agents' 15 s interval).
+    /// File whose first line is the bearer token `/api/v1/*` and `/metrics` require (the write
+    /// token reads too). None: reads are open.
+    pub read_token_file: Option<PathBuf>,
+    /// A node without a report or heartbeat for this long is stale (default 3 x the agents' 15 s interval).
     pub stale_after_seconds: f64,
-    /// A node without a report for this long is forgotten (default one day).
+    /// A node without a report or heartbeat for this long is forgotten (default one day).
     pub gc_after_seconds: f64,
     /// Largest accepted report body.
     pub max_report_bytes: u64,
@@ -43,6 +46,7 @@ impl Default for AggregatorConfig {
             data_dir: PathBuf::from("/var/lib/gluten-node-aggregator"),
             database_url: None,
             auth_token_file: None,
+            read_token_file: None,
             stale_after_seconds: 45.0,
             gc_after_seconds: 86_400.0,
             max_report_bytes: 1 << 20,
@@ -115,6 +119,11 @@ impl AggregatorConfig {
             })?;
         }
         self.tls()?;
+        if let Some(path) = &self.read_token_file {
+            crate::token::read_token(path).map_err(|why| {
+                ConfigError::Invalid(format!("config key `read_token_file`: {why}"))
+            })?;
+        }
         Ok(())
     }
 

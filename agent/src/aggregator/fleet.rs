@@ -1,13 +1,12 @@
-//! Pure fleet logic of the aggregator: the serving model of one node ([`Node`]), status
-//! transitions between two reports, the folding of a batch of reports into one record per node,
-//! and the node list, fleet summary and drift groups computed from the stored nodes. No I/O and no
-//! clock here: `now` is an argument.
+//! Pure fleet logic of the aggregator: what it keeps of a report ([`Summary`], persisted, and
+//! [`Node`], in memory), status transitions between two reports, and the folding of a batch of
+//! reports into one write per node. No I/O and no clock here: `now` is an argument. The fleet
+//! view and the node list are computed from the index in [`super::index`].
 
-use proto::fleet::{
-    ABSENT, CheckCount, DriftDimension, DriftGroup, FleetView, NodeSummary, Transition,
-};
+use proto::fleet::{NodeSummary, Transition};
 use proto::{NodeReport, Status};
-use std::collections::{BTreeMap, HashMap};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Most transitions kept per node (oldest dropped first).
@@ -17,54 +16,81 @@ pub const MAX_NAMES: usize = 50;
 /// The drift dimension filled from `node.kernel_release` rather than the inventory.
 pub const KERNEL_RELEASE: &str = "kernel_release";
 
-/// What the aggregator keeps in memory about one node: enough to answer every list and fleet
-/// request without parsing reports again.
-#[derive(Debug, Clone)]
-pub struct Node {
-    pub name: String,
+/// What the aggregator keeps of a report besides the report itself: enough to answer every list
+/// and fleet request without the report. Persisted next to the report (JSON), so a restart or a
+/// replica never parses full reports.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct Summary {
     pub status: Status,
-    /// Each check of the latest report with its status, in report order.
+    /// Each check with its status, in report order.
     pub checks: Vec<(String, Status)>,
-    /// Drift dimensions: every inventory key, plus [`KERNEL_RELEASE`] when known.
-    pub dims: Vec<(Arc<str>, Arc<str>)>,
-    /// When the latest report was received, milliseconds since the epoch.
-    pub last_seen_ms: i64,
-    /// The latest report as compact JSON (what `/api/v1/nodes/{name}` returns).
-    pub report_json: Arc<[u8]>,
-    /// Oldest first, at most [`MAX_TRANSITIONS`]; shared with the next report's entry while
-    /// nothing changes.
-    pub transitions: Arc<Vec<Transition>>,
-    /// Write number in the store (PostgreSQL's sequence; 0 for the embedded store): a newer
-    /// entry is never replaced by an older one.
-    pub seq: i64,
+    /// Drift dimensions sorted by key: every inventory key, plus [`KERNEL_RELEASE`] when known.
+    pub dims: Vec<(String, String)>,
+    /// [`proto::fleet::report_digest`] of the report.
+    pub digest: String,
 }
 
-impl Node {
-    pub fn new(
-        report: &NodeReport,
-        report_json: Arc<[u8]>,
-        last_seen_ms: i64,
-        transitions: Arc<Vec<Transition>>,
-        interner: &mut Interner,
-    ) -> Node {
-        let mut dims: Vec<(Arc<str>, Arc<str>)> = report
+impl Summary {
+    pub fn of(report: &NodeReport) -> Summary {
+        let mut dims: Vec<(String, String)> = report
             .node
             .inventory
             .iter()
-            .map(|(k, v)| (interner.get(k), interner.get(v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if let Some(k) = &report.node.kernel_release {
-            dims.push((interner.get(KERNEL_RELEASE), interner.get(k)));
+        if let Some(k) = &report.node.kernel_release
+            && !report.node.inventory.contains_key(KERNEL_RELEASE)
+        {
+            dims.push((KERNEL_RELEASE.to_string(), k.clone()));
+            dims.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        Node {
-            name: report.node.name.clone(),
+        Summary {
             status: report.status,
             checks: check_statuses(report),
             dims,
+            digest: proto::fleet::report_digest(report),
+        }
+    }
+}
+
+/// What the aggregator keeps in memory about one node (a few hundred bytes: strings other nodes
+/// share are interned).
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: Arc<str>,
+    pub status: Status,
+    pub checks: Vec<(Arc<str>, Status)>,
+    /// Sorted by key.
+    pub dims: Vec<(Arc<str>, Arc<str>)>,
+    /// When the latest report or heartbeat was received, ms since the epoch.
+    pub last_seen_ms: i64,
+    pub digest: Arc<str>,
+    /// Write number in the store of the latest change of any kind (PostgreSQL's sequence; 0 for
+    /// the embedded store): a newer entry is never replaced by an older one.
+    pub seq: i64,
+    /// Write number of the latest report (PostgreSQL: the conditional update's key).
+    pub report_seq: i64,
+}
+
+impl Node {
+    pub fn new(name: &str, s: &Summary, last_seen_ms: i64, interner: &mut Interner) -> Node {
+        Node {
+            name: Arc::from(name),
+            status: s.status,
+            checks: s
+                .checks
+                .iter()
+                .map(|(c, st)| (interner.get(c), *st))
+                .collect(),
+            dims: s
+                .dims
+                .iter()
+                .map(|(k, v)| (interner.get(k), interner.get(v)))
+                .collect(),
             last_seen_ms,
-            report_json,
-            transitions,
+            digest: Arc::from(s.digest.as_str()),
             seq: 0,
+            report_seq: 0,
         }
     }
 
@@ -72,16 +98,24 @@ impl Node {
         now_ms - self.last_seen_ms > stale_after_ms
     }
 
+    /// The node's value of a drift key.
+    pub fn dim(&self, key: &str) -> Option<&Arc<str>> {
+        self.dims
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &self.dims[i].1)
+    }
+
     pub fn summary(&self, now_ms: i64, stale_after_ms: i64) -> NodeSummary {
         let names = |pred: fn(Status) -> bool| {
             self.checks
                 .iter()
                 .filter(|(_, s)| pred(*s))
-                .map(|(n, _)| n.clone())
+                .map(|(n, _)| n.to_string())
                 .collect()
         };
         NodeSummary {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             status: self.status,
             stale: self.is_stale(now_ms, stale_after_ms),
             last_seen: rfc3339_ms(self.last_seen_ms),
@@ -91,8 +125,8 @@ impl Node {
     }
 }
 
-/// Shares the many identical inventory strings (`cpu.flags` is a kilobyte, the same on most
-/// nodes) between nodes.
+/// Shares the many identical strings (`cpu.flags` is a kilobyte, the same on most nodes; check
+/// names) between nodes.
 #[derive(Debug, Default)]
 pub struct Interner(HashMap<Arc<str>, ()>);
 
@@ -106,9 +140,17 @@ impl Interner {
         k
     }
 
-    /// Drops strings no node uses any more (called after garbage collection).
+    /// Drops strings no node uses any more.
     pub fn retain_used(&mut self) {
         self.0.retain(|k, _| Arc::strong_count(k) > 1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -163,15 +205,15 @@ pub fn append_transitions(history: &mut Vec<Transition>, new: Vec<Transition>) {
     }
 }
 
-/// A node as persisted: what survives a restart.
+/// A node as read back from the store.
 #[derive(Debug, Clone)]
 pub struct Record {
     pub name: String,
-    pub report_json: Arc<[u8]>,
+    /// `None` when only `last_seen_ms` changed since the reader's watermark (a heartbeat).
+    pub summary: Option<Summary>,
     pub last_seen_ms: i64,
-    pub transitions: Arc<Vec<Transition>>,
-    /// Monotonic write number (PostgreSQL's sequence; 0 for the embedded store).
     pub seq: i64,
+    pub report_seq: i64,
 }
 
 /// A report that passed every check, on its way to the store.
@@ -180,190 +222,92 @@ pub struct Accepted {
     pub report: NodeReport,
     /// The report as compact JSON.
     pub json: Arc<[u8]>,
+    pub summary: Summary,
+}
+
+impl Accepted {
+    pub fn new(report: NodeReport, json: Arc<[u8]>) -> Accepted {
+        let summary = Summary::of(&report);
+        Accepted {
+            report,
+            json,
+            summary,
+        }
+    }
+}
+
+/// A heartbeat on its way to the store: "`node`'s report still has `digest`".
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub node: String,
+    pub digest: String,
 }
 
 /// The previous state of a node as the transition computation needs it.
 #[derive(Clone, Default, Debug)]
 pub struct Prev {
     pub checks: Vec<(String, Status)>,
-    pub transitions: Arc<Vec<Transition>>,
+    /// The write number of the report `checks` come from (0: no report stored).
+    pub report_seq: i64,
 }
 
-/// What [`fold_batch`] makes of one node's reports in a batch.
-#[derive(Debug)]
+/// What [`fold_batch`] makes of one node's reports in a batch: one write.
+#[derive(Debug, Clone)]
 pub struct Folded {
-    pub record: Record,
-    /// The node's checks after the batch (the next report's "previous").
-    pub checks: Vec<(String, Status)>,
-    /// Index in the batch of the report the record holds (the node's last one).
+    pub name: String,
+    /// The node's last report in the batch.
+    pub json: Arc<[u8]>,
+    pub summary: Summary,
+    /// Transitions of every report of the batch, oldest first.
+    pub new_transitions: Vec<Transition>,
+    pub last_seen_ms: i64,
+    /// Index in the batch of the report written (the node's last one).
     pub index: usize,
-    /// Whether the batch added transitions (the store rewrites them only then).
-    pub transitions_changed: bool,
+    /// The `report_seq` the transitions were computed against (a conditional write's key).
+    pub prev_report_seq: i64,
+    /// Filled by the store once written.
+    pub seq: i64,
+    pub report_seq: i64,
 }
 
-/// Folds a batch of reports over the previous states (`prev`): one record per node, holding its
+/// Folds a batch of reports over the previous states (`prev`): one write per node, holding its
 /// last report in the batch, with the transitions of every report of the batch accumulated.
 /// Sorted by batch index.
-pub fn fold_batch(
-    batch: &[Accepted],
+pub fn fold_batch<'a>(
+    batch: impl IntoIterator<Item = (usize, &'a Accepted)>,
     now_ms: i64,
     mut prev: impl FnMut(&str) -> Option<Prev>,
 ) -> Vec<Folded> {
     let at = rfc3339_ms(now_ms);
     let mut folded: HashMap<&str, Folded> = HashMap::new();
-    for (index, inc) in batch.iter().enumerate() {
+    for (index, inc) in batch {
         let name = inc.report.node.name.as_str();
-        let (before, mut changed) = match folded.remove(name) {
-            Some(f) => (
-                Some(Prev {
-                    checks: f.checks,
-                    transitions: f.record.transitions,
-                }),
-                f.transitions_changed,
-            ),
-            None => (prev(name), false),
+        let (before, prev_report_seq, mut new_transitions) = match folded.remove(name) {
+            Some(f) => (Some(f.summary.checks), f.prev_report_seq, f.new_transitions),
+            None => match prev(name) {
+                Some(p) => (Some(p.checks), p.report_seq, Vec::new()),
+                None => (None, 0, Vec::new()),
+            },
         };
-        let checks = check_statuses(&inc.report);
-        let new = transitions(before.as_ref().map(|p| p.checks.as_slice()), &checks, &at);
-        let mut history = before.map(|p| p.transitions).unwrap_or_default();
-        if !new.is_empty() {
-            append_transitions(Arc::make_mut(&mut history), new);
-            changed = true;
-        }
-        let record = Record {
-            name: name.to_string(),
-            report_json: inc.json.clone(),
-            last_seen_ms: now_ms,
-            transitions: history,
-            seq: 0,
-        };
+        new_transitions.extend(transitions(before.as_deref(), &inc.summary.checks, &at));
         folded.insert(
             name,
             Folded {
-                record,
-                checks,
+                name: name.to_string(),
+                json: inc.json.clone(),
+                summary: inc.summary.clone(),
+                new_transitions,
+                last_seen_ms: now_ms,
                 index,
-                transitions_changed: changed,
+                prev_report_seq,
+                seq: 0,
+                report_seq: 0,
             },
         );
     }
     let mut out: Vec<Folded> = folded.into_values().collect();
     out.sort_by_key(|f| f.index);
     out
-}
-
-/// The fleet summary of `nodes` at `now_ms`.
-pub fn fleet_view<'a>(
-    nodes: impl IntoIterator<Item = &'a Node>,
-    now_ms: i64,
-    stale_after_seconds: f64,
-) -> FleetView {
-    let stale_after_ms = (stale_after_seconds * 1000.0) as i64;
-    let mut by_status: BTreeMap<Status, u64> = Status::ALL.iter().map(|s| (*s, 0)).collect();
-    let mut stale = 0u64;
-    let mut total = 0u64;
-    let mut failing: HashMap<&str, Vec<&str>> = HashMap::new();
-    // key -> value -> node names.
-    let mut dims: HashMap<&Arc<str>, HashMap<&Arc<str>, Vec<&str>>> = HashMap::new();
-    let mut all: Vec<&Node> = Vec::new();
-    for n in nodes {
-        total += 1;
-        *by_status.entry(n.status).or_default() += 1;
-        if n.is_stale(now_ms, stale_after_ms) {
-            stale += 1;
-        }
-        for (check, s) in &n.checks {
-            if *s == Status::Fail {
-                failing.entry(check).or_default().push(&n.name);
-            }
-        }
-        for (k, v) in &n.dims {
-            dims.entry(k)
-                .or_default()
-                .entry(v)
-                .or_default()
-                .push(&n.name);
-        }
-        all.push(n);
-    }
-
-    let mut failing_checks: Vec<CheckCount> = failing
-        .into_iter()
-        .map(|(check, names)| {
-            let (node_names, omitted) = capped(names);
-            CheckCount {
-                check: check.to_string(),
-                nodes: node_names.len() as u64 + omitted,
-                node_names,
-                node_names_omitted: omitted,
-            }
-        })
-        .collect();
-    failing_checks.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.check.cmp(&b.check)));
-
-    let mut drift: Vec<DriftDimension> = dims
-        .into_iter()
-        .map(|(key, values)| {
-            let with_key: usize = values.values().map(Vec::len).sum();
-            let mut groups: Vec<(String, Vec<&str>)> = values
-                .into_iter()
-                .map(|(v, names)| (v.to_string(), names))
-                .collect();
-            if with_key < all.len() {
-                // Nodes without the key form their own group.
-                let absent: Vec<&str> = all
-                    .iter()
-                    .filter(|n| !n.dims.iter().any(|(k, _)| k == key))
-                    .map(|n| n.name.as_str())
-                    .collect();
-                groups.push((ABSENT.to_string(), absent));
-            }
-            groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
-            let groups: Vec<DriftGroup> = groups
-                .into_iter()
-                .enumerate()
-                .map(|(i, (value, names))| {
-                    let count = names.len() as u64;
-                    let (node_names, omitted) = if i == 0 {
-                        (Vec::new(), 0)
-                    } else {
-                        capped(names)
-                    };
-                    DriftGroup {
-                        value,
-                        nodes: count,
-                        outlier: i > 0,
-                        node_names,
-                        node_names_omitted: omitted,
-                    }
-                })
-                .collect();
-            DriftDimension {
-                key: key.to_string(),
-                drifted: groups.len() > 1,
-                groups,
-            }
-        })
-        .collect();
-    drift.sort_by(|a, b| a.key.cmp(&b.key));
-
-    FleetView {
-        generated_at: rfc3339_ms(now_ms),
-        stale_after_seconds,
-        nodes_total: total,
-        by_status,
-        stale,
-        failing_checks,
-        drift,
-    }
-}
-
-/// The first [`MAX_NAMES`] names (sorted) and how many were left out.
-fn capped(mut names: Vec<&str>) -> (Vec<String>, u64) {
-    names.sort_unstable();
-    let omitted = names.len().saturating_sub(MAX_NAMES) as u64;
-    names.truncate(MAX_NAMES);
-    (names.into_iter().map(str::to_string).collect(), omitted)
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC.
@@ -373,11 +317,15 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proto::{CheckResult, NodeInfo, SCHEMA_VERSION};
 
-    fn report(name: &str, checks: &[(&str, Status)], inv: &[(&str, &str)]) -> NodeReport {
+    pub(crate) fn report(
+        name: &str,
+        checks: &[(&str, Status)],
+        inv: &[(&str, &str)],
+    ) -> NodeReport {
         NodeReport {
             schema_version: SCHEMA_VERSION,
             node: NodeInfo {
@@ -408,8 +356,10 @@ mod tests {
         }
     }
 
-    fn node(r: &NodeReport, last_seen_ms: i64, i: &mut Interner) -> Node {
-        Node::new(r, Arc::from(&b"{}"[..]), last_seen_ms, Arc::default(), i)
+    pub(crate) fn accepted(name: &str, status: Status) -> Accepted {
+        let report = report(name, &[("numa", status)], &[]);
+        let json = Arc::from(serde_json::to_vec(&report).unwrap());
+        Accepted::new(report, json)
     }
 
     #[test]
@@ -447,83 +397,40 @@ mod tests {
     }
 
     #[test]
-    fn fleet_view_counts_ranks_and_finds_outliers() {
-        let mut i = Interner::default();
-        let nodes = vec![
-            node(
-                &report(
-                    "a",
-                    &[("numa", Status::Fail), ("memory", Status::Fail)],
-                    &[("v.id", "x")],
-                ),
-                10_000,
-                &mut i,
-            ),
-            node(
-                &report("b", &[("numa", Status::Fail)], &[("v.id", "x")]),
-                10_000,
-                &mut i,
-            ),
-            node(
-                &report("c", &[("numa", Status::Ok)], &[("v.id", "y")]),
-                1_000,
-                &mut i,
-            ),
-            node(&report("d", &[("numa", Status::Warn)], &[]), 10_000, &mut i),
-        ];
-        let v = fleet_view(&nodes, 10_000, 2.0);
-        assert_eq!(v.nodes_total, 4);
-        assert_eq!(v.by_status[&Status::Fail], 2);
-        assert_eq!(v.by_status[&Status::Unknown], 0);
-        assert_eq!(v.stale, 1);
-        assert_eq!(v.failing_checks[0].check, "numa");
-        assert_eq!(v.failing_checks[0].nodes, 2);
-        assert_eq!(v.failing_checks[1].check, "memory");
-        let d = v.drift.iter().find(|d| d.key == "v.id").unwrap();
-        assert!(d.drifted);
-        assert_eq!(d.groups[0].value, "x");
-        assert!(!d.groups[0].outlier && d.groups[0].node_names.is_empty());
-        assert_eq!(d.groups[1].value, ABSENT);
-        assert_eq!(d.groups[1].node_names, vec!["d"]);
-        assert_eq!(d.groups[2].node_names, vec!["c"]);
-        let k = v.drift.iter().find(|d| d.key == KERNEL_RELEASE).unwrap();
-        assert!(!k.drifted);
-    }
-
-    fn accepted(name: &str, status: Status) -> Accepted {
-        let report = report(name, &[("numa", status)], &[]);
-        let json = Arc::from(serde_json::to_vec(&report).unwrap());
-        Accepted { report, json }
-    }
-
-    #[test]
     fn a_batch_folds_per_node_and_keeps_every_transition() {
-        let batch = vec![
+        let batch = [
             accepted("a", Status::Ok),
             accepted("b", Status::Ok),
             accepted("a", Status::Fail),
         ];
-        let out = fold_batch(&batch, 1000, |_| None);
+        let out = fold_batch(batch.iter().enumerate(), 1000, |_| None);
         assert_eq!(out.len(), 2);
-        assert_eq!((out[0].record.name.as_str(), out[0].index), ("b", 1));
+        assert_eq!((out[0].name.as_str(), out[0].index), ("b", 1));
         let a = &out[1];
         assert_eq!(a.index, 2);
-        assert!(a.transitions_changed);
-        assert_eq!(a.checks[0].1, Status::Fail);
-        assert_eq!(a.record.transitions.len(), 2, "{:?}", a.record.transitions);
-        let again = fold_batch(&batch[2..], 2000, |_| {
+        assert_eq!(a.summary.checks[0].1, Status::Fail);
+        assert_eq!(a.new_transitions.len(), 2, "{:?}", a.new_transitions);
+        assert_eq!(a.prev_report_seq, 0);
+        let again = fold_batch(batch[2..].iter().enumerate(), 2000, |_| {
             Some(Prev {
-                checks: a.checks.clone(),
-                transitions: a.record.transitions.clone(),
+                checks: a.summary.checks.clone(),
+                report_seq: 7,
             })
         });
-        assert!(!again[0].transitions_changed);
+        assert!(again[0].new_transitions.is_empty());
+        assert_eq!(again[0].prev_report_seq, 7);
     }
 
     #[test]
-    fn names_are_capped_with_a_count() {
-        let (names, omitted) = capped((0..MAX_NAMES + 3).map(|_| "n").collect());
-        assert_eq!((names.len(), omitted), (MAX_NAMES, 3));
+    fn summary_sorts_dims_with_the_kernel_release_and_node_looks_them_up() {
+        let r = report("a", &[("numa", Status::Ok)], &[("z.k", "1"), ("a.k", "2")]);
+        let s = Summary::of(&r);
+        let keys: Vec<&str> = s.dims.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a.k", KERNEL_RELEASE, "z.k"]);
+        let mut i = Interner::default();
+        let n = Node::new("a", &s, 5, &mut i);
+        assert_eq!(n.dim("z.k").map(|v| &**v), Some("1"));
+        assert_eq!(n.dim("missing"), None);
     }
 
     #[test]

@@ -24,6 +24,8 @@ type Samples = Vec<(Vec<(&'static str, String)>, u64)>;
 struct Exposition {
     view: FleetView,
     accepted: u64,
+    heartbeats: u64,
+    full_reports_requested: u64,
     rejected: Vec<(&'static str, u64)>,
 }
 
@@ -119,6 +121,20 @@ impl Collector for Exposition {
         )?;
         family(
             &mut enc,
+            "gluten_fleet_heartbeats_accepted",
+            "Heartbeats whose digest this replica's store knew.",
+            MetricType::Counter,
+            vec![(vec![], self.heartbeats)],
+        )?;
+        family(
+            &mut enc,
+            "gluten_fleet_full_reports_requested",
+            "Heartbeats answered with a request for the full report (digest unknown).",
+            MetricType::Counter,
+            vec![(vec![], self.full_reports_requested)],
+        )?;
+        family(
+            &mut enc,
             "gluten_fleet_reports_rejected",
             "Reports refused by this replica, by reason.",
             MetricType::Counter,
@@ -136,6 +152,8 @@ pub fn render(view: FleetView, counters: &Counters, openmetrics: bool) -> (Strin
     let exposition = Exposition {
         view,
         accepted: load(&counters.accepted),
+        heartbeats: load(&counters.heartbeats),
+        full_reports_requested: load(&counters.full_reports_requested),
         rejected: vec![
             ("malformed", load(&counters.malformed)),
             ("too_large", load(&counters.too_large)),

@@ -2,18 +2,23 @@
 //! latest per node and its status transitions in a durable store, and serves the fleet view
 //! (`/api/v1/...`), Prometheus gauges and a web page. This file wires the parts (`serve`).
 //!
-//! Code map: [`config`] (TOML and flags), [`http`] (router, handlers, auth, report decoding),
-//! [`writer`] (the single writer), [`state`] (the reader state every request reads),
-//! [`tasks`] (background loops), [`fleet`] (pure fleet logic), [`metrics`] (`/metrics`),
-//! [`store`] (the durable backends: embedded redb, PostgreSQL).
+//! Code map: [`config`] (TOML and flags), [`http`] (router, handlers, auth, report decoding,
+//! compression), [`writer`] (the single writer), [`state`] (the reader state every request
+//! reads), [`index`] (the fleet index: node summaries and incremental aggregates, paging),
+//! [`tasks`] (background loops), [`history`] (the 24 h status ring), [`fleet`] (pure fleet
+//! logic: summaries, transitions, batch folding), [`metrics`] (`/metrics`), [`store`] (the
+//! durable backends: embedded redb, PostgreSQL).
 //!
-//! Reading never touches the store: every request is answered from the in-memory state
-//! ([`state::Fleet`]), which the writer task updates after each commit (and, with PostgreSQL, a
-//! refresh task from the other replicas' writes).
+//! Lists, the fleet view and `/metrics` never touch the store: they are answered from per-node
+//! summaries in memory ([`state::Fleet`]), which the writer task updates after each commit (and,
+//! with PostgreSQL, a refresh task from the other replicas' writes). Full reports and transition
+//! histories stay in the store and are read for `/api/v1/nodes/{name}` only.
 
 pub mod config;
 pub mod fleet;
+pub mod history;
 pub mod http;
+pub mod index;
 pub mod metrics;
 pub mod state;
 pub mod store;
@@ -28,7 +33,7 @@ pub use state::FleetState;
 use state::{Counters, Fleet, now_ms};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use store::{Store, StoreError};
 use tokio::sync::mpsc;
 
@@ -57,32 +62,42 @@ pub async fn serve(
         None => Arc::new(store::redb::Embedded::open(&config.data_dir)?),
     };
     let fleet = Arc::new(Fleet::default());
-    let records = store.load_all().await?;
-    let watermark = records.iter().map(|r| r.seq).max().unwrap_or(-1);
-    fleet.install_records(records);
+    fleet.install_records(store.load_all().await?);
     tracing::info!(store = %store.describe(), nodes = fleet.len(), "store loaded");
 
     let (tx, rx) = mpsc::channel(4096);
-    tokio::spawn(writer::run_writer(store.clone(), fleet.clone(), rx));
-    let token = config
-        .auth_token_file
-        .as_ref()
-        .map(|p| arc_swap::ArcSwap::from_pointee(crate::token::read_token(p).unwrap_or_default()));
+    let token = |p: &Option<std::path::PathBuf>| {
+        p.as_ref().map(|p| {
+            arc_swap::ArcSwap::from_pointee(crate::token::read_token(p).unwrap_or_default())
+        })
+    };
     let state = Arc::new(FleetState {
-        shared_store: store.changed_since(watermark).is_some(),
+        shared_store: config.database_url.is_some(),
+        token: token(&config.auth_token_file),
+        read_token: token(&config.read_token_file),
         config: config.clone(),
-        fleet: fleet.clone(),
+        fleet,
+        store,
         writer: tx,
-        token,
         counters: Counters::default(),
         synced_ms: AtomicI64::new(now_ms()),
+        store_writable: AtomicBool::new(true),
+        history: Default::default(),
+        seen: Default::default(),
     });
+    writer::spawn_writers(state.clone(), rx);
     if let Some(path) = config.auth_token_file.clone() {
-        tasks::spawn_token_reload(state.clone(), path);
+        tasks::spawn_token_reload(state.clone(), path, |s| s.token.as_ref());
     }
-    tasks::spawn_gc(store.clone(), fleet.clone(), config.gc_after_seconds);
+    if let Some(path) = config.read_token_file.clone() {
+        tasks::spawn_token_reload(state.clone(), path, |s| s.read_token.as_ref());
+    }
+    tasks::spawn_gc(state.clone());
+    tasks::spawn_store_recovery(state.clone());
+    tasks::spawn_history(state.clone());
+    tasks::spawn_seen_flush(state.clone());
     if state.shared_store {
-        tasks::spawn_refresh(store.clone(), state.clone(), watermark);
+        tasks::spawn_refresh(state.clone());
     }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
