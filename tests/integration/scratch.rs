@@ -212,6 +212,53 @@ fn noexec_mount_fails() {
     );
 }
 
+/// On YARN the executors' local dirs are the NodeManager's: a `yarn-site.xml` naming a dir on a
+/// noexec mount fails, and the finding says why Gluten dies there.
+#[test]
+fn yarn_local_dirs_from_yarn_site_are_checked() {
+    let mut m = Mounts::new();
+    let dir = m.tmpfs("yarn-local", "size=8m,noexec");
+    let site = m.dir.path().join("yarn-site.xml");
+    std::fs::write(
+        &site,
+        format!(
+            "<?xml version=\"1.0\"?>\n<configuration>\n  <property>\n    \
+             <name>yarn.nodemanager.local-dirs</name>\n    <value>file://{}</value>\n  \
+             </property>\n</configuration>\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    // No `dirs`: the dirs come from spark.local.dir (none here) and the yarn-site.
+    let r = run_with_spark_conf(
+        &m,
+        "spark.executor.memory 1g\n",
+        "",
+        &format!(
+            "min_free_bytes = 0\nyarn_site = {:?}\n",
+            site.to_str().unwrap()
+        ),
+    );
+    let d = dir_facts(&r, &dir);
+    assert_eq!(d["noexec"], true);
+    assert!(
+        r.facts["dirs_source"]
+            .as_str()
+            .unwrap()
+            .starts_with("yarn.nodemanager.local-dirs in "),
+        "{}",
+        r.facts
+    );
+    assert_eq!(r.status, Status::Fail);
+    let fails = messages(&r, Status::Fail).join("\n");
+    assert!(
+        fails.contains("noexec mount")
+            && fails.contains("libvelox.so")
+            && fails.contains("failed to map segment from shared object"),
+        "{fails}"
+    );
+}
+
 #[test]
 fn loop_ext4_reports_its_disk_and_follows_the_rotational_flag() {
     let mut m = Mounts::new();

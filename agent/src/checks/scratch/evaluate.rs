@@ -177,8 +177,9 @@ pub(super) fn evaluate_dir(d: &DirFacts, s: &Settings, o: &mut Verdict) {
         push(
             Status::Fail,
             format!(
-                "{p} is on a noexec mount ({mnt}): Gluten extracts its JNI libraries into the local \
-                 dirs and dlopen fails there"
+                "{p} is on a noexec mount ({mnt}): Gluten extracts its JNI libraries \
+                 (libvelox.so, libgluten.so) into the local dirs and dlopen fails there (\"failed \
+                 to map segment from shared object\")"
             ),
         );
     }

@@ -23,6 +23,7 @@ mod probe;
 mod read;
 mod settings;
 mod ssd_cache;
+mod yarn_site;
 
 pub use evaluate::*;
 pub use facts::*;

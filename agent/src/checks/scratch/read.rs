@@ -136,13 +136,36 @@ impl Scratch {
         if let Some(d) = &self.settings.dirs {
             return Ok((d.clone(), "config".into()));
         }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut sources = Vec::new();
         if let Some(conf) = &self.spark_defaults
             && let Some(text) = host.read_optional(conf)?
             && let Some(d) = parse_spark_defaults(&text).local_dirs()
         {
-            return Ok((d, format!("spark.local.dir in {}", conf.display())));
+            dirs.extend(d);
+            sources.push(format!("spark.local.dir in {}", conf.display()));
         }
-        Ok((vec![PathBuf::from("/tmp")], "default".into()))
+        if let Some(site) = &self.settings.yarn_site {
+            let text = host.read_to_string(site)?;
+            let parsed = super::yarn_site::parse_yarn_site(&text)
+                .map_err(|reason| CheckError::parse(site, reason))?;
+            if let Some(d) = parsed {
+                for dir in d {
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+                sources.push(format!(
+                    "{} in {}",
+                    super::yarn_site::LOCAL_DIRS_KEY,
+                    site.display()
+                ));
+            }
+        }
+        if dirs.is_empty() {
+            return Ok((vec![PathBuf::from("/tmp")], "default".into()));
+        }
+        Ok((dirs, sources.join("; ")))
     }
 }
 
@@ -177,5 +200,59 @@ mod tests {
             .dirs(&h)
             .unwrap();
         assert_eq!((d, src.as_str()), (vec![PathBuf::from("/x")], "config"));
+    }
+
+    #[test]
+    fn yarn_local_dirs_join_spark_local_dir_deduplicated() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/spark")).unwrap();
+        std::fs::create_dir_all(root.path().join("etc/hadoop")).unwrap();
+        std::fs::write(
+            root.path().join("etc/spark/spark-defaults.conf"),
+            "spark.local.dir /d1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.path().join("etc/hadoop/yarn-site.xml"),
+            "<configuration><property><name>yarn.nodemanager.local-dirs</name>\
+             <value>/d1,file:///y2</value></property></configuration>",
+        )
+        .unwrap();
+        let h = Host::new(root.path());
+        let s = Settings {
+            yarn_site: Some("/etc/hadoop/yarn-site.xml".into()),
+            ..Settings::default()
+        };
+        let conf = Some(PathBuf::from("/etc/spark/spark-defaults.conf"));
+        let (d, src) = scratch(s.clone(), conf, 1).dirs(&h).unwrap();
+        assert_eq!(d, [PathBuf::from("/d1"), PathBuf::from("/y2")]);
+        assert_eq!(
+            src,
+            "spark.local.dir in /etc/spark/spark-defaults.conf; yarn.nodemanager.local-dirs in \
+             /etc/hadoop/yarn-site.xml"
+        );
+        // Only YARN's dirs when Spark names none.
+        let (d, _) = scratch(s.clone(), None, 1).dirs(&h).unwrap();
+        assert_eq!(d, [PathBuf::from("/d1"), PathBuf::from("/y2")]);
+        // A malformed or missing yarn-site is an error naming the file.
+        std::fs::write(
+            root.path().join("etc/hadoop/yarn-site.xml"),
+            "<configuration>",
+        )
+        .unwrap();
+        let e = scratch(s.clone(), None, 1)
+            .dirs(&h)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/hadoop/yarn-site.xml") && e.contains("not a Hadoop"),
+            "{e}"
+        );
+        let missing = Settings {
+            yarn_site: Some("/etc/hadoop/nope.xml".into()),
+            ..Settings::default()
+        };
+        let e = scratch(missing, None, 1).dirs(&h).unwrap_err().to_string();
+        assert!(e.contains("nope.xml"), "{e}");
     }
 }

@@ -11,6 +11,10 @@ pub struct Settings {
     /// Host paths of the scratch dirs. Default: `spark.local.dir` from `[memory] spark_defaults`
     /// when that is set and has the key, else `["/tmp"]` (Spark's own default).
     pub dirs: Option<Vec<PathBuf>>,
+    /// A Hadoop `yarn-site.xml` (host path) whose `yarn.nodemanager.local-dirs` are checked too,
+    /// beside `spark.local.dir`: on YARN those are the executors' local dirs, where Gluten
+    /// extracts and dlopens its native libraries. Unset: not read. Ignored when `dirs` is set.
+    pub yarn_site: Option<PathBuf>,
     /// Warn when available space (what an unprivileged executor may use) falls below this share.
     pub warn_free_ratio: f64,
     /// Fail below this share.
@@ -35,6 +39,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             dirs: None,
+            yarn_site: None,
             warn_free_ratio: 0.20,
             fail_free_ratio: 0.05,
             min_free_bytes: 1 << 30,
