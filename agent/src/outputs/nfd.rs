@@ -62,8 +62,9 @@ impl NfdConfig {
 
 /// The prefix of every label name we write (NFD adds `feature.node.kubernetes.io/`).
 pub const LABEL_PREFIX: &str = "gluten-node-agent.";
-/// The inventory key whose value is the Velox library's identity.
-pub const IDENTITY_KEY: &str = "velox_library.build_id";
+/// The inventory key whose value is the Velox library's drift identity (build id, else the
+/// jar's build info, else a content digest: official Gluten builds carry no build id).
+pub const IDENTITY_KEY: &str = "velox_library.identity";
 /// NFD skips feature files larger than this.
 pub const MAX_FILE_BYTES: usize = 65_536;
 /// Labels expire at most this far ahead, however long the interval.
