@@ -8,7 +8,6 @@ use gluten_node_tests::*;
 use proto::fleet::FleetView;
 use proto::{CheckResult, NodeInfo, NodeReport, SCHEMA_VERSION, Status};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -385,93 +384,6 @@ fn fleet_view_ranks_failing_checks_and_names_drift_outliers_and_metrics_pass_pro
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A throwaway PostgreSQL cluster, run as the `postgres` user (it refuses root).
-pub(crate) struct PgCluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-}
-
-impl PgCluster {
-    pub(crate) fn start() -> PgCluster {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|d| d.flatten().map(|e| e.path().join("bin")).max())
-            .filter(|b| b.join("initdb").exists())
-            .expect(
-                "PostgreSQL server binaries under /usr/lib/postgresql/*/bin (Debian `postgresql`)",
-            );
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let run = |args: &[&str]| {
-            let out = Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .args(args)
-                .output()
-                .expect("runuser");
-            assert!(
-                out.status.success(),
-                "{args:?}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        Command::new("chown")
-            .args(["postgres:postgres", dir.path().to_str().unwrap()])
-            .status()
-            .unwrap();
-        let data = dir.path().join("data");
-        let initdb = bin.join("initdb");
-        run(&[
-            initdb.to_str().unwrap(),
-            "-D",
-            data.to_str().unwrap(),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-        ]);
-        let pg_ctl = bin.join("pg_ctl");
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            dir.path().display()
-        );
-        run(&[
-            pg_ctl.to_str().unwrap(),
-            "-D",
-            data.to_str().unwrap(),
-            "-o",
-            &opts,
-            "-l",
-            dir.path().join("pg.log").to_str().unwrap(),
-            "-w",
-            "start",
-        ]);
-        PgCluster { dir, bin, port }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
-            .args([
-                "-D",
-                self.dir.path().join("data").to_str().unwrap(),
-                "-m",
-                "immediate",
-                "stop",
-            ])
-            .output();
-    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! gzip in (bombs refused) and out; two replicas on one PostgreSQL agree on transitions when
 //! both receive reports for the same node.
 
-use super::fleet::{PgCluster, body, report, sample, start_agent};
+use super::fleet::{body, report, sample, start_agent};
 use gluten_node_tests::*;
 use proto::Status;
 use proto::fleet::{Heartbeat, HeartbeatReply, PROTOCOL_HEADER, report_digest};
