@@ -135,6 +135,31 @@ pub trait MetricsRender: Send + Sync {
     fn render(&self, snapshot: Option<Arc<Snapshot>>, format: MetricsFormat) -> Bytes;
 }
 
+/// A report of `(name, status, summary)` checks, for the outputs' unit tests.
+#[cfg(test)]
+pub(crate) fn test_report(checks: &[(&str, proto::Status, &str)]) -> proto::NodeReport {
+    let checks: Vec<proto::CheckResult> = checks
+        .iter()
+        .map(|(n, s, m)| proto::CheckResult {
+            name: n.to_string(),
+            status: *s,
+            summary: m.to_string(),
+            duration_seconds: 0.0,
+            checked_at: String::new(),
+            findings: vec![],
+            facts: serde_json::Value::Null,
+            observed_status: None,
+        })
+        .collect();
+    proto::NodeReport {
+        schema_version: proto::SCHEMA_VERSION,
+        node: Default::default(),
+        status: proto::Status::worst(checks.iter().map(|c| c.status)),
+        generated_at: String::new(),
+        checks,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

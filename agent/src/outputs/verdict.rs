@@ -34,29 +34,11 @@ pub fn line(report: &NodeReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::CheckResult;
 
     fn report(checks: &[(&str, Status)]) -> NodeReport {
-        let checks: Vec<CheckResult> = checks
-            .iter()
-            .map(|(n, s)| CheckResult {
-                name: n.to_string(),
-                status: *s,
-                summary: String::new(),
-                duration_seconds: 0.0,
-                checked_at: String::new(),
-                findings: vec![],
-                facts: serde_json::Value::Null,
-                observed_status: None,
-            })
-            .collect();
-        NodeReport {
-            schema_version: proto::SCHEMA_VERSION,
-            node: Default::default(),
-            status: Status::worst(checks.iter().map(|c| c.status)),
-            generated_at: String::new(),
-            checks,
-        }
+        let with_summary: Vec<(&str, Status, &str)> =
+            checks.iter().map(|(n, s)| (*n, *s, "")).collect();
+        crate::outputs::test_report(&with_summary)
     }
 
     #[test]

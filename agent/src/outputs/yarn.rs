@@ -125,30 +125,8 @@ pub fn fetch_daemon_report(addr: SocketAddr, timeout: Duration) -> Result<NodeRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::CheckResult;
 
-    fn report(checks: &[(&str, Status, &str)]) -> NodeReport {
-        let checks: Vec<CheckResult> = checks
-            .iter()
-            .map(|(n, s, m)| CheckResult {
-                name: n.to_string(),
-                status: *s,
-                summary: m.to_string(),
-                duration_seconds: 0.0,
-                checked_at: String::new(),
-                findings: vec![],
-                facts: serde_json::Value::Null,
-                observed_status: None,
-            })
-            .collect();
-        NodeReport {
-            schema_version: proto::SCHEMA_VERSION,
-            node: Default::default(),
-            status: Status::worst(checks.iter().map(|c| c.status)),
-            generated_at: String::new(),
-            checks,
-        }
-    }
+    use crate::outputs::test_report as report;
 
     #[test]
     fn only_failing_checks_begin_with_error_and_summaries_stay_on_their_line() {
