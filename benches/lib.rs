@@ -2,7 +2,7 @@
 
 use agent::config::Config;
 use agent::engine::{Engine, Snapshot};
-use agent::host::Host;
+use checks::host::Host;
 use std::path::{Path, PathBuf};
 
 /// `tests/fixtures/upstream/<name>`: the real `/proc` and `/sys` trees the tests use.

@@ -3,8 +3,9 @@
 //! `check`) and the aggregator alike. A flag is a field with its doc and `--help` text; the line
 //! in its `overrides` method names the config key it sets, so flag and key cannot drift apart.
 
-use crate::aggregator::AggregatorConfig;
-use crate::config::{Config, LogFormat, parse_override};
+use agent::config::{Config, LogFormat, parse_override};
+#[cfg(feature = "aggregator")]
+use aggregator::AggregatorConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub enum Command {
     /// With `--output yarn`: the NodeManager health script, always exit 0.
     Check(CheckArgs),
     /// Run the fleet aggregator.
+    #[cfg(feature = "aggregator")]
     Aggregator(AggregatorArgs),
 }
 
@@ -84,6 +86,7 @@ impl Overrides {
 }
 
 /// Flags of `aggregator`. Each sets the config key of the same name.
+#[cfg(feature = "aggregator")]
 #[derive(Args)]
 pub struct AggregatorArgs {
     /// TOML config file.
@@ -128,6 +131,7 @@ pub struct AggregatorArgs {
     pub check_config: bool,
 }
 
+#[cfg(feature = "aggregator")]
 impl AggregatorArgs {
     /// The flags as config overrides (top-level keys).
     pub fn overrides(&self) -> Overrides {
@@ -356,6 +360,7 @@ mod tests {
         assert!(run.load().unwrap_err().contains("nfd.features_file"));
     }
 
+    #[cfg(feature = "aggregator")]
     #[test]
     fn aggregator_flags_map_to_their_config_keys() {
         let Command::Aggregator(a) = parse(&[

@@ -1,18 +1,20 @@
-//! `gluten-node-agent`: parses the command line (`agent::cli`), then dispatches to the daemon
+//! `gluten-node-agent`: parses the command line ([`cli`]), then dispatches to the daemon
 //! (`run`), one round (`check`) or the fleet aggregator (`aggregator`). The only place that
 //! decides exit codes: 0 fine, 1 a check fails (or the daemon could not start), 2 usage/config.
 //! `check --output yarn` always exits 0: the NodeManager reads its lines, not its code.
 
-use agent::cli::{CheckArgs, Cli, Command, Output, init_logging};
+mod cli;
+
 use agent::daemon::{self, runtime, shutdown_signal};
 use agent::outputs::{table, yarn};
 use clap::Parser;
+use cli::{CheckArgs, Cli, Command, Output, init_logging};
 use proto::Status;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    agent::push_client::install_crypto_provider();
+    agent::outputs::push::client::install_crypto_provider();
     match Cli::parse().command {
         Command::Run(args) => match args.load() {
             Err(e) => config_error(&e),
@@ -33,12 +35,13 @@ fn main() -> ExitCode {
                 check(&args, &config)
             }
         },
+        #[cfg(feature = "aggregator")]
         Command::Aggregator(args) => match args.load() {
             Err(e) => config_error(&e),
             Ok(_) if args.check_config => ExitCode::SUCCESS,
             Ok(config) => {
                 init_logging(config.log_format);
-                let served = runtime().block_on(agent::aggregator::serve(config, async {
+                let served = runtime().block_on(aggregator::serve(config, async {
                     shutdown_signal().await;
                     tracing::info!("shutting down");
                 }));

@@ -5,11 +5,11 @@
 //!
 //! `cargo bench -p gluten-node-benches` (pyvelox is downloaded once into target/pyvelox-cache).
 
-use agent::check::{Check, Runner};
-use agent::checks::{hugepages, memory, numa, velox_library};
-use agent::host::Host;
-use agent::metrics::MetricsCache;
-use agent::{procfs_text, spark_conf};
+use agent::outputs::metrics::MetricsCache;
+use checks::check::{Check, Runner};
+use checks::host::Host;
+use checks::{hugepages, memory, numa, velox_library};
+use checks::{procfs_text, spark_conf};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gluten_node_benches::{engine, snapshot, upstream};
 use std::hint::black_box;

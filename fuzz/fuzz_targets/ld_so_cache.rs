@@ -2,7 +2,7 @@
 
 #![no_main]
 
-use agent::checks::velox_library;
+use checks::velox_library;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

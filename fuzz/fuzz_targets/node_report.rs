@@ -6,10 +6,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(r) = agent::aggregator::decode_report(data) {
-        assert!(agent::aggregator::valid_node_name(&r.node.name));
+    if let Ok(r) = aggregator::decode_report(data) {
+        assert!(aggregator::valid_node_name(&r.node.name));
         let bytes = serde_json::to_vec(&r).expect("an accepted report encodes");
-        let again = agent::aggregator::decode_report(&bytes).expect("an encoded report is accepted");
+        let again = aggregator::decode_report(&bytes).expect("an encoded report is accepted");
         assert_eq!(again, r);
     }
 });

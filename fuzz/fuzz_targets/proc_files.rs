@@ -3,8 +3,8 @@
 
 #![no_main]
 
-use agent::checks::{memory, numa, scratch};
-use agent::procfs_text;
+use checks::{memory, numa, scratch};
+use checks::procfs_text;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

@@ -3,9 +3,9 @@
 
 #![no_main]
 
-use agent::checks::memory::SparkPlan;
-use agent::checks::velox_library;
-use agent::spark_conf::{self, ByteUnit};
+use checks::memory::SparkPlan;
+use checks::velox_library;
+use checks::spark_conf::{self, ByteUnit};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,8 +3,8 @@
 
 #![no_main]
 
-use agent::checks::{hugepages, numa, velox_library};
-use agent::procfs_text;
+use checks::{hugepages, numa, velox_library};
+use checks::procfs_text;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,7 +14,7 @@ fn check_json_is_a_node_report_and_exit_code_follows_the_verdict() {
     let report: proto::NodeReport = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(report.schema_version, proto::SCHEMA_VERSION);
-    assert_eq!(report.checks.len(), agent::checks::NAMES.len());
+    assert_eq!(report.checks.len(), checks::NAMES.len());
     let expected = if report.status == proto::Status::Fail {
         1
     } else {

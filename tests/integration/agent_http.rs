@@ -54,10 +54,10 @@ fn probes_verdict_and_check_endpoints() {
             .iter()
             .map(|c| c.name.as_str())
             .collect::<Vec<_>>(),
-        agent::checks::NAMES
+        checks::NAMES
     );
 
-    for name in agent::checks::NAMES {
+    for name in checks::NAMES {
         let r = get(p.addr, &format!("/health/{name}")).unwrap();
         let c: proto::CheckResult = serde_json::from_str(&r.body).unwrap();
         assert_eq!(c.name, name);
@@ -95,7 +95,7 @@ fn probes_verdict_and_check_endpoints() {
     assert_eq!(nf.status, 404);
     let err: proto::ApiError = serde_json::from_str(&nf.body).unwrap();
     assert!(err.error.contains("nosuch"), "{}", err.error);
-    assert_eq!(err.valid.unwrap(), agent::checks::NAMES);
+    assert_eq!(err.valid.unwrap(), checks::NAMES);
 
     let landing = get(p.addr, "/").unwrap();
     assert_eq!(landing.status, 200);

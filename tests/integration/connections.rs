@@ -270,7 +270,7 @@ fn the_aggregator_exits_on_sigterm_with_a_half_sent_request_open_and_bounds_bodi
     );
 }
 
-/// Every HTTP server of the binary goes through `agent::server` (the limits above hold for all
+/// Every HTTP server of the binary goes through `serve` (the limits above hold for all
 /// of them): no `axum::serve` or hand-rolled hyper connection elsewhere in `agent/src`.
 #[test]
 fn no_server_bypasses_the_hardened_serving() {
@@ -295,7 +295,7 @@ fn no_server_bypasses_the_hardened_serving() {
     walk(&repo_root().join("agent/src"), &mut found);
     assert!(
         found.is_empty(),
-        "serve through agent::server::serve:\n{}",
+        "serve through serve::serve:\n{}",
         found.join("\n")
     );
 }

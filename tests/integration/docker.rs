@@ -115,7 +115,7 @@ fn check_runs_on_a_fixture_tree_mounted_read_only() {
     let out = docker(&json_args);
     let report: proto::NodeReport =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
-    assert_eq!(report.checks.len(), agent::checks::NAMES.len());
+    assert_eq!(report.checks.len(), checks::NAMES.len());
     let expected = i32::from(report.status == proto::Status::Fail);
     assert_eq!(out.status.code(), Some(expected), "{}", text(&out));
 

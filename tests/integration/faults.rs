@@ -46,7 +46,7 @@ fn scratch_dir(health: &serde_json::Value, path: &Path) -> serde_json::Value {
 }
 
 fn only_scratch() -> Vec<String> {
-    agent::checks::NAMES
+    checks::NAMES
         .iter()
         .filter(|n| **n != "scratch")
         .flat_map(|n| ["--set".to_string(), format!("{n}.enabled=false")])

@@ -1,9 +1,9 @@
 //! The `hugepages` check on the upstream trees and the crafted two-socket tree, against golden
 //! reports (`tests/fixtures/expected/hugepages-*.json`; `UPDATE_EXPECT=1` rewrites them).
 
-use agent::check::{Check, NodeCheck, Runner, Shared};
-use agent::checks::hugepages::{self, Hugepages};
-use agent::host::Host;
+use checks::check::{Check, NodeCheck, Runner, Shared};
+use checks::host::Host;
+use checks::hugepages::{self, Hugepages};
 use gluten_node_tests::*;
 use proto::Status;
 use std::path::Path;

@@ -1,9 +1,9 @@
 //! The `memory` check on the upstream trees and our crafted ones (a nested v2 cgroup, a v1 host
 //! without MemAvailable), compared with golden reports; malformed input; OOM kills across rounds.
 
-use agent::check::{Check, NodeCheck, Runner, Shared};
-use agent::checks::memory::{Memory, Settings};
-use agent::host::Host;
+use checks::check::{Check, NodeCheck, Runner, Shared};
+use checks::host::Host;
+use checks::memory::{Memory, Settings};
 use gluten_node_tests::*;
 use proto::Status;
 use std::path::Path;

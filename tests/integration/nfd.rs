@@ -63,7 +63,7 @@ fn wait_for(a: &Agent, within: Duration, what: &str, f: impl Fn(&str) -> bool) -
 fn whole(text: &str) -> bool {
     let lines: Vec<&str> = text.lines().collect();
     text.ends_with('\n')
-        && lines.len() == 2 + agent::checks::NAMES.len()
+        && lines.len() == 2 + checks::NAMES.len()
         && lines[0].starts_with("# +expiry-time=")
         && lines[1].starts_with("gluten-node-agent.ready=")
 }
@@ -78,14 +78,14 @@ fn features_file_content_order_and_expiry() {
     // Expiry first: now + 3 intervals (written within the last interval, cut to whole seconds).
     let expiry = lines[0].strip_prefix("# +expiry-time=").unwrap();
     assert!(expiry.ends_with('Z') && !expiry.contains('.'), "{expiry}");
-    let expiry = agent::time::parse_rfc3339(expiry).unwrap();
+    let expiry = common::time::parse_rfc3339(expiry).unwrap();
     let now = SystemTime::now();
     assert!(expiry <= now + Duration::from_secs(3), "{text}");
     assert!(expiry + Duration::from_secs(2) >= now, "{text}");
     assert_eq!(lines[1], "gluten-node-agent.ready=true", "{text}");
     let health: proto::NodeReport =
         serde_json::from_str(&get(a.proc_.addr, "/health").unwrap().body).unwrap();
-    let expected: Vec<String> = agent::checks::NAMES
+    let expected: Vec<String> = checks::NAMES
         .iter()
         .map(|n| format!("gluten-node-agent.{n}={}", health.check(n).unwrap().status))
         .collect();

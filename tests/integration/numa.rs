@@ -1,9 +1,9 @@
 //! The `numa` check on the upstream trees and the crafted two-socket tree, against golden reports
 //! (`tests/fixtures/expected/numa-*.json`; `UPDATE_EXPECT=1` rewrites them).
 
-use agent::check::{Check, NodeCheck, Runner, Shared};
-use agent::checks::numa::Numa;
-use agent::host::Host;
+use checks::check::{Check, NodeCheck, Runner, Shared};
+use checks::host::Host;
+use checks::numa::Numa;
 use gluten_node_tests::*;
 use proto::Status;
 use std::path::Path;

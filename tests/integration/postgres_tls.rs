@@ -2,7 +2,7 @@
 //! throwaway cluster with `ssl=on` and certificates made in the test: what is encrypted (asked of
 //! the server through `pg_stat_ssl`), what is verified, and what must fail.
 
-use agent::aggregator::store::pg_connect;
+use aggregator::store::pg_connect;
 use gluten_node_tests::*;
 
 fn rt() -> tokio::runtime::Runtime {

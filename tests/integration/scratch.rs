@@ -455,7 +455,7 @@ fn run_with_spark_conf(m: &Mounts, conf: &str, memory: &str, scratch: &str) -> p
     let path = m.dir.path().join("spark-defaults.conf");
     std::fs::write(&path, conf).unwrap();
     let mut text = String::new();
-    for other in agent::checks::NAMES {
+    for other in checks::NAMES {
         if other != "scratch" && other != "memory" {
             text.push_str(&format!("[{other}]\nenabled = false\n"));
         }

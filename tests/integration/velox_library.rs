@@ -3,9 +3,9 @@
 //! host lacks, a wrong machine, a truncated file, a non-ELF file, a jar), and on pyvelox's real
 //! 270 MB `libvelox.so` with its bundled dependencies.
 
-use agent::check::{Check, Runner};
-use agent::checks::velox_library::{Settings, VeloxLibrary};
-use agent::host::Host;
+use checks::check::{Check, Runner};
+use checks::host::Host;
+use checks::velox_library::{Settings, VeloxLibrary};
 use gluten_node_tests::*;
 use proto::Status;
 use std::path::{Path, PathBuf};

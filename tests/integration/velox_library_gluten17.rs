@@ -4,10 +4,10 @@
 //! jar's identity is its build info; its RPATH of the build machine is reported. Also pyvelox's
 //! bundled OpenSSL (OPENSSLDIR /etc/pki/tls) in a Debian root.
 
-use agent::check::NodeCheck;
-use agent::check::{Check, Runner, Shared};
-use agent::checks::velox_library::{Settings, VeloxLibrary};
-use agent::host::Host;
+use checks::check::NodeCheck;
+use checks::check::{Check, Runner, Shared};
+use checks::host::Host;
+use checks::velox_library::{Settings, VeloxLibrary};
 use gluten_node_tests::*;
 use proto::Status;
 use std::path::{Path, PathBuf};

@@ -6,9 +6,9 @@
 //! difference is a failure. The test compares two views of one machine and asserts nothing
 //! about the machine itself.
 
-use agent::check::{NodeCheck, Runner};
-use agent::checks::velox_library::{Facts, Settings, VeloxLibrary};
-use agent::host::Host;
+use checks::check::{NodeCheck, Runner};
+use checks::host::Host;
+use checks::velox_library::{Facts, Settings, VeloxLibrary};
 use gluten_node_tests::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -114,7 +114,7 @@ fn model_view(file: &Path) -> View {
     model_views(&[file.to_path_buf()]).remove(0)
 }
 
-fn view_of(lib: &agent::checks::velox_library::LibraryFacts) -> View {
+fn view_of(lib: &checks::velox_library::LibraryFacts) -> View {
     View {
         bound: lib.resolved.clone(),
         not_found: lib
@@ -674,7 +674,7 @@ fn a_symlinked_library_takes_origin_from_the_link_inside_a_root() {
             required_cpu_flags: Some(vec![]),
             ..Settings::default()
         }));
-        agent::check::Check::run(&c, &Host::new(&root).with_arch("x86_64")).unwrap()
+        checks::check::Check::run(&c, &Host::new(&root).with_arch("x86_64")).unwrap()
     };
     let o = run("/opt/gluten/lib/libvelox.so");
     assert_eq!(o.status(), proto::Status::Fail, "{}", o.summary());

@@ -3,9 +3,9 @@
 //! libc and libstdc++ define up to GLIBC_2.28 / GLIBCXX_3.4.21, an executor root whose copies
 //! stop at GLIBC_2.17 / GLIBCXX_3.4.19 (version scripts), and a root of real Debian libraries.
 
-use agent::check::{Check, Runner};
-use agent::checks::velox_library::{Settings, VeloxLibrary};
-use agent::host::Host;
+use checks::check::{Check, Runner};
+use checks::host::Host;
+use checks::velox_library::{Settings, VeloxLibrary};
 use gluten_node_tests::*;
 use proto::Status;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,7 @@ fn roots() -> Roots {
     }
 }
 
-fn run(host: &Path, executor_root: Option<&Path>) -> agent::check::Outcome {
+fn run(host: &Path, executor_root: Option<&Path>) -> checks::check::Outcome {
     let c = Runner(VeloxLibrary::new(Settings {
         paths: vec!["/opt/gluten/lib/libvelox.so".into()],
         executor_root: executor_root.map(Path::to_path_buf),
@@ -226,12 +226,12 @@ fn an_executor_root_that_is_not_a_directory_is_unknown_and_the_flag_sets_the_key
 }
 
 /// The check on the host tree with `spark_defaults` at /opt/spark/conf/spark-defaults.conf.
-fn run_with_spark(host: &Path, conf: &str, settings: Settings) -> agent::check::Outcome {
+fn run_with_spark(host: &Path, conf: &str, settings: Settings) -> checks::check::Outcome {
     std::fs::create_dir_all(host.join("opt/spark/conf")).unwrap();
     std::fs::write(host.join("opt/spark/conf/spark-defaults.conf"), conf).unwrap();
-    let c = Runner(<VeloxLibrary as agent::check::NodeCheck>::build(
+    let c = Runner(<VeloxLibrary as checks::check::NodeCheck>::build(
         settings,
-        &agent::check::Shared {
+        &checks::check::Shared {
             spark_defaults: Some("/opt/spark/conf/spark-defaults.conf".into()),
             executors_per_node: 1,
         },

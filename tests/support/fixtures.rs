@@ -1,10 +1,10 @@
 //! Fixture trees and golden files: paths under tests/fixtures, configs with a `host_root`, one
 //! round of the checks through the real engine, normalisation and comparison with golden JSON.
 
-use agent::check::Outcome;
 use agent::config::Config;
 use agent::engine::{Engine, Snapshot};
-use agent::host::Host;
+use checks::check::Outcome;
+use checks::host::Host;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -55,7 +55,7 @@ pub fn round(config: &Config, arch: &str) -> Snapshot {
 /// Runs the single check `name` on `root` with `[name]` settings given as TOML lines.
 pub fn run_check(root: &Path, name: &str, settings_toml: &str) -> proto::CheckResult {
     let mut text = String::new();
-    for other in agent::checks::NAMES {
+    for other in checks::NAMES {
         if other != name {
             text.push_str(&format!("[{other}]\nenabled = false\n"));
         }

@@ -34,7 +34,7 @@ fn client() -> &'static reqwest::blocking::Client {
     static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         // reqwest is built with rustls but no provider of its own (the agent uses ring).
-        agent::push_client::install_crypto_provider();
+        agent::outputs::push::client::install_crypto_provider();
         reqwest::blocking::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)

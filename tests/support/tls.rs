@@ -68,7 +68,7 @@ impl Default for Pki {
 /// Makes rustls's ring provider the process default (reqwest is built without a provider of its
 /// own, and wants one even for plain HTTP clients). Idempotent.
 pub fn install_crypto_provider() {
-    agent::push_client::install_crypto_provider();
+    agent::outputs::push::client::install_crypto_provider();
 }
 
 /// `GET https://localhost:<port><path>` (connecting to `addr`) trusting only `ca_pem`, with

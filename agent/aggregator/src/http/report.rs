@@ -1,0 +1,410 @@
+//! The agents' side of the API: `POST /api/v1/reports` and `POST /api/v1/heartbeats`.
+//! Authentication, the size limit (after gzip decompression), decoding and validation (the
+//! documented limits below), then the single writer. Everything is checked before anything is
+//! stored: a bad report never changes state.
+
+use super::{auth, error, json};
+use crate::fleet::{Accepted, Beat};
+use crate::state::FleetState;
+use crate::writer::{Incoming, Outcome, Work};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use proto::fleet::{Heartbeat, HeartbeatReply, PROTOCOL_HEADER, PROTOCOL_VERSION};
+use proto::{NodeReport, SCHEMA_VERSION};
+use serde::Deserialize;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::oneshot;
+
+/// Limits on what one report may carry (422 naming the limit beyond them). They bound the
+/// aggregator's memory per node and what the fleet view and `/metrics` grow with.
+pub const MAX_INVENTORY_KEYS: usize = 128;
+pub const MAX_INVENTORY_KEY_BYTES: usize = 128;
+pub const MAX_INVENTORY_VALUE_BYTES: usize = 4096;
+pub const MAX_CHECKS: usize = 64;
+pub const MAX_CHECK_NAME_BYTES: usize = 64;
+pub const MAX_FINDINGS_PER_CHECK: usize = 256;
+/// A check's `summary`, a finding's `message`, `subject` or `rule`.
+pub const MAX_TEXT_BYTES: usize = 8192;
+/// A check's `facts`, as compact JSON.
+pub const MAX_FACTS_BYTES: usize = 64 * 1024;
+/// Largest heartbeat body.
+pub const MAX_HEARTBEAT_BYTES: usize = 4096;
+
+/// Why a report is over a limit, naming the limit; `Ok` within all of them. `body_len` is the
+/// size of the JSON it came from: no check's facts can exceed [`MAX_FACTS_BYTES`] in a smaller
+/// body, so they are measured only in a larger one.
+pub fn within_limits(r: &NodeReport, body_len: usize) -> Result<(), String> {
+    let over = |what: String, n: usize, max: usize, name: &str| {
+        Err(format!("{what} is {n}, over the limit of {max} ({name})"))
+    };
+    let inv = &r.node.inventory;
+    if inv.len() > MAX_INVENTORY_KEYS {
+        return over(
+            "the number of node.inventory keys".into(),
+            inv.len(),
+            MAX_INVENTORY_KEYS,
+            "MAX_INVENTORY_KEYS",
+        );
+    }
+    for (k, v) in inv {
+        if k.len() > MAX_INVENTORY_KEY_BYTES {
+            return over(
+                format!("the length of node.inventory key {:?}...", trunc(k)),
+                k.len(),
+                MAX_INVENTORY_KEY_BYTES,
+                "MAX_INVENTORY_KEY_BYTES",
+            );
+        }
+        if v.len() > MAX_INVENTORY_VALUE_BYTES {
+            return over(
+                format!("the length of node.inventory.{k}"),
+                v.len(),
+                MAX_INVENTORY_VALUE_BYTES,
+                "MAX_INVENTORY_VALUE_BYTES",
+            );
+        }
+    }
+    if r.checks.len() > MAX_CHECKS {
+        return over(
+            "the number of checks".into(),
+            r.checks.len(),
+            MAX_CHECKS,
+            "MAX_CHECKS",
+        );
+    }
+    for c in &r.checks {
+        if c.name.len() > MAX_CHECK_NAME_BYTES {
+            return over(
+                format!("the length of check name {:?}...", trunc(&c.name)),
+                c.name.len(),
+                MAX_CHECK_NAME_BYTES,
+                "MAX_CHECK_NAME_BYTES",
+            );
+        }
+        if c.summary.len() > MAX_TEXT_BYTES {
+            return over(
+                format!("the length of checks[{}].summary", c.name),
+                c.summary.len(),
+                MAX_TEXT_BYTES,
+                "MAX_TEXT_BYTES",
+            );
+        }
+        if c.findings.len() > MAX_FINDINGS_PER_CHECK {
+            return over(
+                format!("the number of checks[{}].findings", c.name),
+                c.findings.len(),
+                MAX_FINDINGS_PER_CHECK,
+                "MAX_FINDINGS_PER_CHECK",
+            );
+        }
+        for f in &c.findings {
+            let longest = [Some(&f.message), f.subject.as_ref(), f.rule.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(String::len)
+                .max()
+                .unwrap_or(0);
+            if longest > MAX_TEXT_BYTES {
+                return over(
+                    format!("the length of a text of checks[{}].findings", c.name),
+                    longest,
+                    MAX_TEXT_BYTES,
+                    "MAX_TEXT_BYTES",
+                );
+            }
+        }
+        if body_len <= MAX_FACTS_BYTES {
+            continue;
+        }
+        let facts = serde_json::to_vec(&c.facts).map(|v| v.len()).unwrap_or(0);
+        if facts > MAX_FACTS_BYTES {
+            return over(
+                format!("the size of checks[{}].facts as JSON", c.name),
+                facts,
+                MAX_FACTS_BYTES,
+                "MAX_FACTS_BYTES",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn trunc(s: &str) -> &str {
+    let mut end = s.len().min(32);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A node name the aggregator accepts: 1 to 253 characters of `A-Z a-z 0-9 . _ -` (a DNS name
+/// or a Kubernetes node name), except `.` and `..` (they cannot be a path segment of
+/// `/api/v1/nodes/{name}`).
+pub fn valid_node_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Why a pushed body is refused before it reaches the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// Not JSON, or not a report: 400.
+    Malformed(String),
+    /// A report this aggregator will not take (another schema, a bad node name): 422.
+    Unprocessable(String),
+}
+
+/// Decodes and validates a pushed report (pure: the whole of the aggregator's input checking
+/// after authentication and the size limit).
+pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
+    let report: NodeReport = match serde_json::from_slice(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            // A report of another schema may not parse as this one: say which problem it is.
+            #[derive(Deserialize)]
+            struct Probe {
+                schema_version: u32,
+            }
+            if let Ok(p) = serde_json::from_slice::<Probe>(bytes)
+                && p.schema_version != SCHEMA_VERSION
+            {
+                return Err(Rejected::Unprocessable(unsupported(p.schema_version)));
+            }
+            return Err(Rejected::Malformed(format!("malformed report: {e}")));
+        }
+    };
+    if report.schema_version != SCHEMA_VERSION {
+        return Err(Rejected::Unprocessable(unsupported(report.schema_version)));
+    }
+    if !valid_node_name(&report.node.name) {
+        return Err(Rejected::Unprocessable(format!(
+            "node.name {:?} is not 1 to 253 characters of A-Z a-z 0-9 . _ - (and not . or ..)",
+            report.node.name
+        )));
+    }
+    within_limits(&report, bytes.len()).map_err(Rejected::Unprocessable)?;
+    Ok(report)
+}
+
+/// Why a body could not be read: the status and the sentence.
+type Refusal = (StatusCode, String);
+
+/// Reads a request body of at most `limit` bytes, decompressing `Content-Encoding: gzip` (the
+/// limit applies after decompression too: a gzip bomb gets 413 having inflated at most `limit`
+/// bytes).
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+    let too_large = |after: &str| {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("report larger than max_report_bytes ({limit} bytes){after}"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(""));
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    let raw = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(""))?;
+    match encoding.as_str() {
+        "identity" | "" => Ok(raw),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::with_capacity((raw.len() * 4).min(limit));
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(too_large(" after gzip decompression"));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {other:?} is not supported (gzip or none)"),
+        )),
+    }
+}
+
+fn with_protocol(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        PROTOCOL_HEADER,
+        HeaderValue::from_str(&PROTOCOL_VERSION.to_string()).expect("a number"),
+    );
+    r
+}
+
+/// Sends `work` to the writer and waits for the outcome.
+async fn store(st: &FleetState, work: Work) -> Result<Outcome, String> {
+    let (ack, done) = oneshot::channel();
+    match st.writer.send(Incoming { work, ack }).await {
+        Ok(()) => done.await.unwrap_or_else(|_| Err("writer stopped".into())),
+        Err(_) => Err("writer stopped".into()),
+    }
+}
+
+/// `POST /api/v1/reports`: 204 once stored durably, announcing the push protocol spoken.
+pub async fn post_report(
+    State(st): State<Arc<FleetState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let c = &st.counters;
+    let reject = |counter: &AtomicU64, status: StatusCode, why: String| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        error(status, why)
+    };
+    if let Some(token) = &st.token
+        && let Err(why) = auth::check(&headers, &[token.load().as_str()])
+    {
+        c.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return auth::unauthorized(why);
+    }
+    let bytes = match read_body(&headers, body, st.config.max_report_bytes as usize).await {
+        Ok(b) => b,
+        Err((status, why)) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            return reject(&c.too_large, status, why);
+        }
+        Err((status, why)) => return reject(&c.malformed, status, why),
+    };
+    let report = match decode_report(&bytes) {
+        Ok(r) => r,
+        Err(Rejected::Malformed(why)) => return reject(&c.malformed, StatusCode::BAD_REQUEST, why),
+        Err(Rejected::Unprocessable(why)) => {
+            return reject(&c.unprocessable, StatusCode::UNPROCESSABLE_ENTITY, why);
+        }
+    };
+    // Stored as the node sent it (decompressed).
+    let json: Arc<[u8]> = Arc::from(&bytes[..]);
+    match store(&st, Work::Report(Box::new(Accepted::new(report, json)))).await {
+        Ok(_) => {
+            c.accepted.fetch_add(1, Ordering::Relaxed);
+            with_protocol(StatusCode::NO_CONTENT.into_response())
+        }
+        Err(e) => reject(
+            &c.store_errors,
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("could not store the report: {e}"),
+        ),
+    }
+}
+
+/// `POST /api/v1/heartbeats`: 200 with a [`HeartbeatReply`]; `full_report_required` when the
+/// node or its digest is unknown here.
+pub async fn post_heartbeat(
+    State(st): State<Arc<FleetState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let c = &st.counters;
+    if let Some(token) = &st.token
+        && let Err(why) = auth::check(&headers, &[token.load().as_str()])
+    {
+        c.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return auth::unauthorized(why);
+    }
+    let bytes = match read_body(&headers, body, MAX_HEARTBEAT_BYTES).await {
+        Ok(b) => b,
+        Err((status, why)) => {
+            c.malformed.fetch_add(1, Ordering::Relaxed);
+            return error(status, why);
+        }
+    };
+    let hb: Heartbeat = match serde_json::from_slice(&bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            c.malformed.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::BAD_REQUEST, format!("malformed heartbeat: {e}"));
+        }
+    };
+    if !valid_node_name(&hb.node) || hb.digest.is_empty() || hb.digest.len() > 64 {
+        c.unprocessable.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "heartbeat of node {:?}: the node name must be 1 to 253 characters of A-Z a-z 0-9 . _ - and the digest 1 to 64 characters",
+                hb.node
+            ),
+        );
+    }
+    // The common case, answered from memory: the digest this process stored or refreshed.
+    // Last seen is written to the store by the next flush (tasks::spawn_seen_flush).
+    let outcome = if st.fleet.digest(&hb.node).is_some_and(|d| *d == *hb.digest) {
+        let now = crate::state::now_ms();
+        st.fleet.touch(&[(hb.node.clone(), now, 0)]);
+        st.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hb.node.clone(), now);
+        Ok(Outcome::Beat { known: true })
+    } else if !st.shared_store {
+        // This process is the only writer: what it does not know is not stored.
+        Ok(Outcome::Beat { known: false })
+    } else {
+        // Another replica may have stored it within the last refresh: ask the store.
+        let beat = Beat {
+            node: hb.node.clone(),
+            digest: hb.digest,
+        };
+        store(&st, Work::Heartbeat(beat)).await
+    };
+    match outcome {
+        Ok(Outcome::Beat { known: true }) | Ok(Outcome::Stored) => {
+            c.heartbeats.fetch_add(1, Ordering::Relaxed);
+            with_protocol(json(
+                StatusCode::OK,
+                &HeartbeatReply {
+                    full_report_required: false,
+                    reason: None,
+                },
+                false,
+            ))
+        }
+        Ok(Outcome::Beat { known: false }) => {
+            c.full_reports_requested.fetch_add(1, Ordering::Relaxed);
+            with_protocol(json(
+                StatusCode::OK,
+                &HeartbeatReply {
+                    full_report_required: true,
+                    reason: Some(format!(
+                        "digest unknown for node {}: send the full report",
+                        hb.node
+                    )),
+                },
+                false,
+            ))
+        }
+        Err(e) => {
+            c.store_errors.fetch_add(1, Ordering::Relaxed);
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("could not record the heartbeat: {e}"),
+            )
+        }
+    }
+}
+
+fn unsupported(v: u32) -> String {
+    format!("unsupported schema_version {v}: this aggregator reads {SCHEMA_VERSION}")
+}
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

@@ -1,0 +1,688 @@
+//! The pure verdict: facts and settings in, findings, summary, gauges and inventory out. One
+//! function per rule, called in report order by [`evaluate`].
+
+use super::elf::{host_elf_kind, machine_name, parse_version};
+use super::facts::{Facts, LibraryFacts};
+use super::jar::jar_arch;
+use super::rules;
+use super::settings::Settings;
+use crate::check::Verdict;
+use proto::{Finding, Status};
+
+/// glibc from which `dlopen` refuses a library whose `PT_GNU_STACK` asks for an executable stack
+/// (glibc 2.41 NEWS; node-requirements §1, check 1.7).
+const EXECSTACK_REFUSED_FROM_GLIBC: [u32; 2] = [2, 41];
+
+fn version_number(v: &Option<String>) -> Option<Vec<u32>> {
+    v.as_deref().and_then(parse_version).map(|(_, n)| n)
+}
+
+fn list(v: &[String]) -> String {
+    v.join(", ")
+}
+
+/// The verdict from the facts.
+pub fn evaluate(f: &Facts, settings: &Settings) -> Verdict {
+    let mut o = Verdict::default();
+    nothing_installed(f, settings, &mut o);
+    for l in &f.libraries {
+        if l.role == "preload" {
+            preload(f, l, &mut o);
+        } else {
+            library(f, l, &mut o);
+        }
+    }
+    jars(f, &mut o);
+    rules::needs(f, &mut o);
+    load_probe(f, &mut o);
+    cpu_flags(f, &mut o);
+    o.ok_summary = Some(summary(f, settings));
+    gauges(f, &mut o);
+    inventory(f, &mut o);
+    o
+}
+
+/// The libraries that exist (checked further).
+fn checked(f: &Facts) -> Vec<&LibraryFacts> {
+    f.libraries.iter().filter(|l| l.found).collect()
+}
+
+/// The default paths hold nothing and nothing else is configured: a warning, not a failure.
+fn nothing_installed(f: &Facts, settings: &Settings, o: &mut Verdict) {
+    if f.nothing_installed {
+        o.push(Finding::new(
+            Status::Warn,
+            format!(
+                "no Velox library at {}; set [velox_library] paths or jars",
+                list(
+                    &settings
+                        .paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                )
+            ),
+        ));
+    }
+}
+
+/// The rules of one configured library, in order; the first that makes it unloadable for a
+/// reason of its own (absent, unreadable, wrong machine) stops the rest.
+fn library(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+    if !l.found {
+        if !f.nothing_installed {
+            o.push(
+                Finding::new(
+                    Status::Fail,
+                    format!(
+                        "{}: no such file (the executor would fail with UnsatisfiedLinkError)",
+                        l.path
+                    ),
+                )
+                .about(&l.path),
+            );
+        }
+        return;
+    }
+    if let Some(e) = &l.error {
+        let status = if l.broken {
+            Status::Fail
+        } else {
+            Status::Unknown
+        };
+        o.push(Finding::new(status, e.clone()).about(&l.path));
+        return;
+    }
+    if !machine(f, l, o) {
+        return;
+    }
+    missing_dependencies(f, l, o);
+    missing_versions(f, l, o);
+    exec_stack(f, l, o);
+}
+
+/// `spark.executorEnv.LD_PRELOAD`: ld.so only warns about a preload it cannot load ("cannot
+/// be preloaded: ignored") and the executor runs without it (without jemalloc, RSS grows until
+/// YARN or Kubernetes kills it: apache/gluten#7397): the library rules, as warnings.
+fn preload(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+    let mut v = Verdict::default();
+    if !l.found {
+        v.push(
+            Finding::new(
+                Status::Fail,
+                format!("{}: no such file in the executor's filesystem", l.path),
+            )
+            .about(&l.path),
+        );
+    } else {
+        library(f, l, &mut v);
+    }
+    for mut finding in v.findings {
+        if finding.status == Status::Fail {
+            finding.status = Status::Warn;
+        }
+        finding.message = format!(
+            "spark.executorEnv.LD_PRELOAD: {} (ld.so ignores it and the executor runs without it)",
+            finding.message
+        );
+        o.push(finding);
+    }
+}
+
+/// Machine and class must be the host's; `false` when they are not (nothing else applies).
+fn machine(f: &Facts, l: &LibraryFacts, o: &mut Verdict) -> bool {
+    let host_arch = &f.host_arch;
+    let (Some((bits, machine)), Some(code), Some(lbits)) =
+        (host_elf_kind(host_arch), l.machine_code, l.elf_class_bits)
+    else {
+        return true;
+    };
+    if code != machine {
+        o.push(
+            Finding::new(
+                Status::Fail,
+                format!(
+                    "{} is built for {}, host is {host_arch}",
+                    l.path,
+                    machine_name(code)
+                ),
+            )
+            .about(&l.path),
+        );
+        return false;
+    }
+    if lbits != bits {
+        o.push(
+            Finding::new(
+                Status::Fail,
+                format!("{} is {lbits}-bit ELF, host loads {bits}-bit", l.path),
+            )
+            .about(&l.path),
+        );
+        return false;
+    }
+    true
+}
+
+fn missing_dependencies(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+    if l.missing_dependencies.is_empty() {
+        return;
+    }
+    let names: Vec<String> = l
+        .missing_dependencies
+        .iter()
+        .map(|m| {
+            let mut s = m.name.clone();
+            if m.needed_by != l.library {
+                s.push_str(&format!(" (needed by {})", m.needed_by));
+            }
+            if let Some(r) = &m.reason {
+                s.push_str(&format!(" (at {r})"));
+            }
+            s
+        })
+        .collect();
+    // The loader never reads ld.so.conf: without a cache its dirs are not searched.
+    let hint = if f.ld_so_cache_format.is_none() && !f.ld_so_conf_dirs.is_empty() {
+        format!(
+            " (there is no /etc/ld.so.cache, so the ld.so.conf dirs {} are not searched: run ldconfig)",
+            list(&f.ld_so_conf_dirs)
+        )
+    } else {
+        String::new()
+    };
+    o.push(
+        Finding::new(
+            Status::Fail,
+            format!(
+                "{}: {} not found in RPATH/RUNPATH, library_path, ld.so cache or default dirs{hint}",
+                l.library,
+                list(&names)
+            ),
+        )
+        .about(&l.path),
+    );
+}
+
+fn missing_versions(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+    for m in &l.missing_versions {
+        let has = m
+            .provider_max
+            .as_deref()
+            .map(|v| format!("defines up to {v}"))
+            .unwrap_or_else(|| "defines none of that family".into());
+        let who = if m.needed_by == l.library {
+            l.library.clone()
+        } else {
+            format!("{} (via {})", m.needed_by, l.library)
+        };
+        let root = f
+            .executor_root
+            .as_deref()
+            .map(|r| format!(" in the executor root {r}"))
+            .unwrap_or_default();
+        o.push(
+            Finding::new(
+                Status::Fail,
+                format!(
+                    "{who} needs {} from {}, but {}{root} {has}",
+                    m.version, m.file, m.provider
+                ),
+            )
+            .about(&l.path),
+        );
+    }
+}
+
+/// `PT_GNU_STACK` RWE: glibc >= 2.41 refuses to dlopen it.
+fn exec_stack(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+    if l.exec_stack != Some(true) {
+        return;
+    }
+    let refused = version_number(&f.host_glibc_version)
+        .is_some_and(|v| v.as_slice() >= EXECSTACK_REFUSED_FROM_GLIBC.as_slice());
+    let (status, tail) = if refused {
+        (
+            Status::Fail,
+            format!(
+                "host glibc {} >= 2.41 refuses to dlopen it",
+                f.host_glibc_version.as_deref().unwrap_or("?")
+            ),
+        )
+    } else {
+        (
+            Status::Warn,
+            "glibc >= 2.41 refuses to dlopen it (clear it with `execstack -c`)".to_string(),
+        )
+    };
+    o.push(
+        Finding::new(
+            status,
+            format!(
+                "{} asks for an executable stack (PT_GNU_STACK RWE): {tail}",
+                l.library
+            ),
+        )
+        .about(&l.path),
+    );
+}
+
+/// A configured jar must exist, be a jar, and hold libraries for the host's architecture.
+fn jars(f: &Facts, o: &mut Verdict) {
+    let host_arch = &f.host_arch;
+    for j in &f.jars {
+        if !j.found {
+            o.push(Finding::new(Status::Fail, format!("{}: no such file", j.path)).about(&j.path));
+        } else if let Some(e) = &j.error {
+            o.push(Finding::new(Status::Fail, e.clone()).about(&j.path));
+        } else if j.native_arches.is_empty() {
+            o.push(
+                Finding::new(
+                    Status::Fail,
+                    format!("{}: no native libraries under linux/<arch>/", j.path),
+                )
+                .about(&j.path),
+            );
+        } else if !j.native_arches.iter().any(|a| a == jar_arch(host_arch)) {
+            o.push(
+                Finding::new(
+                    Status::Fail,
+                    format!(
+                        "{} has native libraries for {} only, host is {host_arch} (needs linux/{}/)",
+                        j.path,
+                        list(&j.native_arches),
+                        jar_arch(host_arch)
+                    ),
+                )
+                .about(&j.path),
+            );
+        }
+    }
+}
+
+/// A probe that did not load fails; one that could not run is unknown.
+fn load_probe(f: &Facts, o: &mut Verdict) {
+    for p in &f.load_probe {
+        let status = match p.result.as_str() {
+            "loaded" => continue,
+            "skipped" => Status::Unknown,
+            _ => Status::Fail,
+        };
+        o.push(
+            Finding::new(
+                status,
+                format!(
+                    "dlopen probe of {}: {}{}",
+                    p.path,
+                    p.result,
+                    p.detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                ),
+            )
+            .about(&p.path),
+        );
+    }
+}
+
+/// Required CPU flags absent from `/proc/cpuinfo` mean SIGILL at load.
+fn cpu_flags(f: &Facts, o: &mut Verdict) {
+    let checked = checked(f);
+    let who = if checked.is_empty() {
+        "required_cpu_flags".to_string()
+    } else {
+        list(
+            &checked
+                .iter()
+                .map(|l| l.library.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    match &f.missing_cpu_flags {
+        None if !f.required_cpu_flags.is_empty() => o.push(Finding::new(
+            Status::Unknown,
+            format!(
+                "cannot tell whether the CPU has {}: /proc/cpuinfo is missing or lists no flags",
+                list(&f.required_cpu_flags)
+            ),
+        )),
+        Some(missing) if !missing.is_empty() => o.push(Finding::new(
+            Status::Fail,
+            format!(
+                "{who} needs {}: not in /proc/cpuinfo flags (SIGILL at load)",
+                list(missing)
+            ),
+        )),
+        _ => {}
+    }
+}
+
+/// The `ok` sentence: what was resolved, the highest glibc needed, the CPU flags.
+fn summary(f: &Facts, settings: &Settings) -> String {
+    let checked = checked(f);
+    let deps: usize = checked.iter().map(|l| l.resolved.len()).sum();
+    let mut parts = Vec::new();
+    if !checked.is_empty() {
+        parts.push(format!(
+            "{}: {deps} dependencies resolved",
+            list(
+                &checked
+                    .iter()
+                    .map(|l| l.library.clone())
+                    .collect::<Vec<_>>()
+            )
+        ));
+        if let Some(g) = checked
+            .iter()
+            .filter_map(|l| l.max_glibc_required.clone())
+            .max_by_key(|v| version_number(&Some(v.clone())))
+        {
+            let whose = match &f.executor_root {
+                Some(r) => format!("the executor root {r}"),
+                None => "host".to_string(),
+            };
+            parts.push(format!(
+                "needs {g} ({whose} defines up to {})",
+                f.host_glibc_version.as_deref().unwrap_or("unknown")
+            ));
+        }
+    } else if settings.paths.is_empty() && settings.jars.is_empty() {
+        parts.push("no library configured".to_string());
+    }
+    if f.missing_cpu_flags.is_some() {
+        parts.push(format!(
+            "CPU has all {} required flags",
+            f.required_cpu_flags.len()
+        ));
+    }
+    parts.join("; ")
+}
+
+fn gauges(f: &Facts, o: &mut Verdict) {
+    for l in checked(f) {
+        o.gauge(
+            "gluten_node_velox_library_missing_dependencies",
+            "Dependencies of the library the dynamic loader would not find.",
+            &[("library", &l.library)],
+            l.missing_dependencies.len() as f64,
+        );
+        if let Some(size) = l.size_bytes {
+            o.gauge(
+                "gluten_node_velox_library_size_bytes",
+                "Size of the native library file.",
+                &[("library", &l.library)],
+                size as f64,
+            );
+        }
+        o.gauge(
+            "gluten_node_velox_library_info",
+            "Always 1; labels identify the native library build.",
+            &[
+                ("library", &l.library),
+                ("build_id", l.build_id.as_deref().unwrap_or("")),
+            ],
+            1.0,
+        );
+    }
+    if let Some(m) = &f.missing_cpu_flags {
+        o.gauge(
+            "gluten_node_velox_library_missing_cpu_flags",
+            "Required CPU flags not in /proc/cpuinfo.",
+            &[],
+            m.len() as f64,
+        );
+    }
+}
+
+fn inventory(f: &Facts, o: &mut Verdict) {
+    let checked = checked(f);
+    let has_velox = checked.iter().any(|l| l.library == "libvelox.so");
+    let build_ids: Vec<String> = checked
+        .iter()
+        .filter(|l| l.library == "libvelox.so")
+        .chain(checked.iter().filter(|l| l.library != "libvelox.so"))
+        .filter_map(|l| l.build_id.clone())
+        .take(if has_velox { 1 } else { usize::MAX })
+        .collect();
+    if !build_ids.is_empty() {
+        o.inventory
+            .push(("velox_library.build_id".into(), build_ids.join(",")));
+    }
+    // The identity drift compares when there is no build id (official Gluten builds have none).
+    if let Some(id) = checked
+        .iter()
+        .filter(|l| l.role != "preload")
+        .find(|l| l.library == "libvelox.so")
+        .or_else(|| checked.iter().find(|l| l.role != "preload"))
+        .and_then(|l| l.identity.clone())
+    {
+        o.inventory.push(("velox_library.identity".into(), id));
+    }
+    if let Some(flags) = &f.isa_cpu_flags {
+        o.inventory.push(("cpu.flags".into(), flags.join(" ")));
+    }
+    if let Some(v) = f
+        .jars
+        .iter()
+        .find_map(|j| j.build_info.get("gluten_version"))
+    {
+        o.inventory
+            .push(("velox_library.gluten_version".into(), v.clone()));
+    }
+    if let Some(v) = &f.host_glibc_version {
+        o.inventory
+            .push(("velox_library.host_glibc".into(), v.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Outcome;
+    use crate::velox_library::facts::{JarFacts, MissingDependency, MissingVersion, ProbeResult};
+    use object::elf;
+    use std::collections::BTreeMap;
+
+    fn run(f: &Facts) -> Outcome {
+        evaluate(f, &Settings::default()).with_facts(f)
+    }
+
+    fn lib(name: &str) -> LibraryFacts {
+        LibraryFacts {
+            library: name.into(),
+            path: format!("/opt/gluten/lib/{name}"),
+            found: true,
+            elf_class_bits: Some(64),
+            machine_code: Some(elf::EM_X86_64.0),
+            exec_stack: Some(false),
+            ..LibraryFacts::default()
+        }
+    }
+
+    #[test]
+    fn evaluate_table() {
+        let base = Facts {
+            host_arch: "x86_64".into(),
+            libraries: vec![lib("libvelox.so")],
+            required_cpu_flags: vec!["avx2".into()],
+            missing_cpu_flags: Some(vec![]),
+            host_glibc_version: Some("2.41".into()),
+            ..Facts::default()
+        };
+        type Case = (&'static str, fn(&mut Facts), Status, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                "all good",
+                |_| {},
+                Status::Ok,
+                "libvelox.so: 0 dependencies resolved; CPU has all 1 required flags",
+            ),
+            (
+                "missing file",
+                |f| f.libraries[0].found = false,
+                Status::Fail,
+                "/opt/gluten/lib/libvelox.so: no such file",
+            ),
+            (
+                "nothing installed",
+                |f| {
+                    f.libraries[0].found = false;
+                    f.nothing_installed = true
+                },
+                Status::Warn,
+                "no Velox library at /opt/gluten/lib/libvelox.so",
+            ),
+            (
+                "broken",
+                |f| {
+                    f.libraries[0].error = Some("x: not an ELF file".into());
+                    f.libraries[0].broken = true
+                },
+                Status::Fail,
+                "x: not an ELF file",
+            ),
+            (
+                "unreadable",
+                |f| f.libraries[0].error = Some("reading x: permission denied".into()),
+                Status::Unknown,
+                "permission denied",
+            ),
+            (
+                "wrong machine",
+                |f| f.libraries[0].machine_code = Some(183),
+                Status::Fail,
+                "is built for aarch64, host is x86_64",
+            ),
+            (
+                "32-bit",
+                |f| f.libraries[0].elf_class_bits = Some(32),
+                Status::Fail,
+                "is 32-bit ELF, host loads 64-bit",
+            ),
+            (
+                "missing dep",
+                |f| {
+                    f.libraries[0].missing_dependencies.push(MissingDependency {
+                        name: "libsodium.so.23".into(),
+                        needed_by: "libvelox.so".into(),
+                        reason: None,
+                    })
+                },
+                Status::Fail,
+                "libvelox.so: libsodium.so.23 not found",
+            ),
+            (
+                "missing version",
+                |f| {
+                    f.libraries[0].missing_versions.push(MissingVersion {
+                        version: "GLIBC_2.99".into(),
+                        file: "libc.so.6".into(),
+                        provider: "/lib/libc.so.6".into(),
+                        provider_max: Some("GLIBC_2.41".into()),
+                        needed_by: "libvelox.so".into(),
+                    })
+                },
+                Status::Fail,
+                "libvelox.so needs GLIBC_2.99 from libc.so.6, but /lib/libc.so.6 defines up to GLIBC_2.41",
+            ),
+            (
+                "execstack, glibc 2.41",
+                |f| f.libraries[0].exec_stack = Some(true),
+                Status::Fail,
+                "host glibc 2.41 >= 2.41 refuses",
+            ),
+            (
+                "execstack, glibc 2.35",
+                |f| {
+                    f.libraries[0].exec_stack = Some(true);
+                    f.host_glibc_version = Some("2.35".into())
+                },
+                Status::Warn,
+                "glibc >= 2.41 refuses",
+            ),
+            (
+                "cpu flags missing",
+                |f| f.missing_cpu_flags = Some(vec!["avx2".into(), "bmi2".into()]),
+                Status::Fail,
+                "libvelox.so needs avx2, bmi2: not in /proc/cpuinfo flags",
+            ),
+            (
+                "cpuinfo unknown",
+                |f| f.missing_cpu_flags = None,
+                Status::Unknown,
+                "cannot tell whether the CPU has avx2",
+            ),
+            (
+                "jar for another arch",
+                |f| {
+                    f.jars.push(JarFacts {
+                        path: "/g.jar".into(),
+                        found: true,
+                        native_arches: vec!["aarch64".into()],
+                        ..JarFacts::default()
+                    })
+                },
+                Status::Fail,
+                "/g.jar has native libraries for aarch64 only, host is x86_64",
+            ),
+            (
+                "probe crashed",
+                |f| {
+                    f.load_probe.push(ProbeResult {
+                        path: "/x.so".into(),
+                        result: "crashed".into(),
+                        detail: Some("child killed by SIGILL".into()),
+                    })
+                },
+                Status::Fail,
+                "dlopen probe of /x.so: crashed: child killed by SIGILL",
+            ),
+        ];
+        for (name, change, status, text) in cases {
+            let mut f = base.clone();
+            change(&mut f);
+            let o = run(&f);
+            assert_eq!(o.status(), status, "{name}: {}", o.summary());
+            assert!(o.summary().contains(text), "{name}: {}", o.summary());
+        }
+    }
+
+    #[test]
+    fn evaluate_exports_gauges_and_inventory() {
+        let mut l = lib("libvelox.so");
+        l.build_id = Some("abcd".into());
+        l.size_bytes = Some(10);
+        let f = Facts {
+            host_arch: "x86_64".into(),
+            libraries: vec![l, lib("libgluten.so")],
+            isa_cpu_flags: Some(vec!["avx".into(), "avx2".into()]),
+            jars: vec![JarFacts {
+                build_info: [("gluten_version".to_string(), "1.6.0".to_string())].into(),
+                found: true,
+                native_arches: vec!["amd64".into()],
+                ..JarFacts::default()
+            }],
+            missing_cpu_flags: Some(vec![]),
+            ..Facts::default()
+        };
+        let o = run(&f);
+        let inv: BTreeMap<_, _> = o.inventory.iter().cloned().collect();
+        assert_eq!(inv["velox_library.build_id"], "abcd");
+        assert_eq!(inv["cpu.flags"], "avx avx2");
+        assert_eq!(inv["velox_library.gluten_version"], "1.6.0");
+        let info: Vec<_> = o
+            .metrics
+            .iter()
+            .filter(|s| s.name == "gluten_node_velox_library_info")
+            .collect();
+        assert_eq!(info.len(), 2);
+        assert_eq!(
+            info[0].labels,
+            vec![
+                ("library", "libvelox.so".to_string()),
+                ("build_id", "abcd".to_string())
+            ]
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! `velox_library`: can this host load Gluten's native libraries? Reads the ELF headers of the
+//! configured `.so` files (and the ones inside Gluten bundle jars) without running them, resolves
+//! their `DT_NEEDED` closure the way `ld.so` would under the host root, compares the symbol
+//! versions they need with what the host's libraries define, and the CPU flags they need with
+//! `/proc/cpuinfo`.
+//!
+//! Code map: `settings` (the `[velox_library]` table), `facts` (what a read observed), `read`
+//! (the only part that touches the machine), `evaluate` (pure, one function per rule); and their
+//! own subjects: `elf` (ELF reader), `ld_cache` (`ld.so.cache`, `ld.so.conf`), `search` (the
+//! loader search), `cpuinfo`, `jar` (bundle jars and their cache), `probe` (fork + dlopen).
+
+mod closure;
+mod cpuinfo;
+mod elf;
+mod elf_dynamic;
+mod evaluate;
+mod facts;
+mod glibc;
+mod jar;
+mod ld_cache;
+mod needs;
+mod probe;
+mod read;
+mod rules;
+mod scan;
+mod search;
+mod settings;
+
+pub use cpuinfo::parse_cpuinfo_flags;
+pub use elf::{
+    ElfSummary, elf_kind, elf_summary, host_elf_kind, machine_name, max_version, parse_version,
+};
+pub use elf_dynamic::{ElfSource, Req, SliceSource, summary_from_segments};
+pub use evaluate::evaluate;
+pub use facts::{
+    Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,
+};
+pub use glibc::parse_loader_binary;
+pub use jar::{jar_arch, parse_build_info};
+pub use ld_cache::{
+    CacheEntry, ConfLine, LdCache, parse_ld_so_cache, parse_ld_so_conf, wildcard_match,
+};
+pub use scan::{Scan, scan_reader};
+pub use settings::{
+    AARCH64_CPU_FLAGS, DEFAULT_PATHS, Settings, X86_64_CPU_FLAGS, default_cpu_flags,
+};
+
+use crate::Registration;
+use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::host::Host;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+/// This check in the registry (`checks::ALL`).
+pub const REGISTRATION: Registration = Registration::of::<VeloxLibrary>();
+
+/// Bound of the per-file ELF summary cache.
+const SUMMARY_CACHE_ENTRIES: usize = 4096;
+
+/// Identity of a file version, for the summary and jar caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileKey {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
+/// A file's summary and strings scan, with the identity they were read at.
+type Summarised = (FileKey, Arc<ElfSummary>, Arc<scan::Scan>);
+
+/// The check: its settings and the caches its reads keep, keyed by file identity.
+pub struct VeloxLibrary {
+    settings: Settings,
+    /// ELF summaries by local path.
+    cache: Mutex<HashMap<PathBuf, Summarised>>,
+    /// Parsed jars.
+    jars: jar::JarCache,
+    /// The executor root's loader binary, parsed (release, default dirs).
+    loader_cache: Mutex<Option<(FileKey, glibc::LoaderBinary)>>,
+    /// Content digests of configured libraries without a build id, by local path.
+    digests: Mutex<HashMap<PathBuf, (FileKey, String)>>,
+    /// The executors' `spark-defaults.conf` (shared input `spark_defaults`).
+    spark_defaults: Option<PathBuf>,
+}
+
+impl VeloxLibrary {
+    /// The check with default shared inputs (for tests and benches).
+    pub fn new(settings: Settings) -> Self {
+        Self::build(settings, &Shared::default())
+    }
+
+    /// How many `.so` entries this check has decompressed out of jars since it was created: a
+    /// jar is read again only when its (device, inode, size, mtime) changes. For tests.
+    pub fn jar_entries_decompressed(&self) -> u64 {
+        self.jars.decompressed.load(Ordering::Relaxed)
+    }
+}
+
+impl NodeCheck for VeloxLibrary {
+    const NAME: &'static str = "velox_library";
+    type Settings = Settings;
+    type Facts = Facts;
+
+    fn build(settings: Settings, shared: &Shared) -> Self {
+        VeloxLibrary {
+            settings,
+            cache: Mutex::new(HashMap::new()),
+            jars: jar::JarCache::default(),
+            loader_cache: Mutex::new(None),
+            digests: Mutex::new(HashMap::new()),
+            spark_defaults: shared.spark_defaults.clone(),
+        }
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
+        self.read_facts(host)
+    }
+
+    fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
+        evaluate::evaluate(facts, settings)
+    }
+}

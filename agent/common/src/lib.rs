@@ -1,0 +1,6 @@
+//! Pieces every crate of the agent shares and none owns: config-file plumbing (strict TOML,
+//! errors naming the key), RFC 3339 time, numbers in sentences.
+
+pub mod config_file;
+pub mod fmt;
+pub mod time;

@@ -1,0 +1,182 @@
+//! Wiring of the agent daemon (`gluten-node-agent run`), mirroring `aggregator::serve`: the
+//! engine publishes each round's snapshot on a `watch` channel; the outputs (HTTP, metrics,
+//! push, systemd notify, the NFD features file) each read that channel and nothing else of
+//! each other. Also the one-shot round of `gluten-node-agent check`.
+
+use crate::config::Config;
+use crate::engine::{Engine, Heartbeat, Snapshot};
+use crate::outputs::PushStats;
+use crate::outputs::http::{self, AppState};
+use crate::outputs::metrics::MetricsCache;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why the daemon could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("listening on {addr} (config key `listen`): {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Http(#[source] std::io::Error),
+    #[error(transparent)]
+    Push(#[from] crate::outputs::push::client::ClientError),
+    #[error("config key `web_config_file`: {0}")]
+    WebConfig(String),
+}
+
+/// Paths that stay open under basic auth: the kubelet's and systemd's probes.
+pub const OPEN_PATHS: &[&str] = &["/livez", "/healthz", "/-/healthy", "/readyz", "/-/ready"];
+
+/// The router and serving options the web config asks for: TLS (certificate reloaded when its
+/// files change) and basic auth on everything but [`OPEN_PATHS`].
+pub fn serving(
+    config: &Config,
+    router: axum::Router,
+) -> Result<(axum::Router, serve::Options), DaemonError> {
+    let mut options = serve::Options::default();
+    // Each idle connection holds ~15 KiB: 512 stay well inside the DaemonSet's 48 MiB.
+    options.limits.connection_cap = 512;
+    let Some(path) = &config.web_config_file else {
+        return Ok((router, options));
+    };
+    let web = serve::web_config::WebConfig::load(path)
+        .map_err(|e| DaemonError::WebConfig(e.to_string()))?;
+    if let Some(files) = web.tls {
+        let tls = serve::tls::ReloadingTls::load(files)
+            .map_err(|e| DaemonError::WebConfig(e.to_string()))?;
+        options.tls = Some(Arc::new(tls));
+    }
+    let router = match web.auth {
+        Some(auth) => auth.protect(router, OPEN_PATHS),
+        None => router,
+    };
+    Ok((router, options))
+}
+
+/// The runtime both the daemon and the aggregator run on: two workers (checks run on their own
+/// threads, the async side only serves and pushes).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// One round, for `check`: bounded by the longest check deadline.
+pub async fn run_once(config: &Config) -> Snapshot {
+    Engine::from_config(config).run_round().await
+}
+
+/// Runs the daemon until `shutdown` completes; then stops within a second.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let engine = Engine::from_config(&config);
+    let names: Vec<String> = engine.check_names().iter().map(|s| s.to_string()).collect();
+    let interval = Duration::from_secs_f64(config.interval_seconds);
+    let heartbeat = Arc::new(Heartbeat::default());
+    heartbeat.beat();
+    let push_stats = Arc::new(PushStats::default());
+    let (tx, rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Three intervals, plus the longest deadline a round may wait on.
+    let live_threshold = interval * 3 + config.longest_timeout();
+    // systemd Type=notify: READY=1 after the first round, WATCHDOG=1 on the /livez rule.
+    let notifier = serve::notify::Notifier::from_env().map(Arc::new);
+    if let Some(n) = notifier.clone() {
+        tokio::spawn(crate::outputs::notify::supervise(
+            n,
+            rx.clone(),
+            heartbeat.clone(),
+            live_threshold,
+            serve::notify::watchdog_interval(),
+            stop_rx.clone(),
+        ));
+    }
+    let state = Arc::new(AppState::new(
+        rx,
+        heartbeat.clone(),
+        live_threshold,
+        Arc::new(MetricsCache::new(
+            config.interval_seconds,
+            Some(push_stats.clone()),
+        )),
+        names,
+    ));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(DaemonError::Http)?;
+    tracing::info!(listen = %local, host_root = %config.host_root.display(), "serving");
+
+    if let Some(settings) = config.push_settings() {
+        let client = crate::outputs::push::client::build(settings.timeout, &settings.tls)?;
+        if let Some(w) = crate::outputs::push::client::plain_token_warning(
+            &settings.endpoint,
+            settings.token_file.is_some(),
+        ) {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(endpoint = %settings.endpoint, node = %config.effective_node_name(), "pushing reports");
+        tokio::spawn(crate::outputs::push::run(
+            settings,
+            client,
+            tx.subscribe(),
+            push_stats,
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(path) = config.nfd.features_file.clone() {
+        tracing::info!(path = %path.display(), "writing node-feature-discovery labels");
+        tokio::spawn(crate::outputs::nfd::run(
+            path,
+            interval,
+            tx.subscribe(),
+            stop_rx.clone(),
+        ));
+    }
+    let engine_task = tokio::spawn(engine.run_loop(interval, tx, heartbeat, stop_rx.clone()));
+    let (router, options) = serving(&config, http::router(state))?;
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(serve::serve(listener, router, options, async move {
+        let _ = server_stop.changed().await;
+    }));
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1");
+    }
+    let _ = stop_tx.send(true);
+    // Give in-flight requests a moment, but never more than a second in all.
+    let _ = tokio::time::timeout(Duration::from_millis(900), async {
+        let _ = engine_task.await;
+        let _ = server.await;
+    })
+    .await;
+    Ok(())
+}

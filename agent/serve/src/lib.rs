@@ -1,0 +1,265 @@
+//! Hardened HTTP serving, shared by the agent and the aggregator: our own accept loop over a
+//! tokio `TcpListener`, hyper's HTTP/1 connection driver and an axum `Router` as the service.
+//!
+//! What it bounds, whatever a peer does (see [`Limits`]):
+//! - **Head deadline.** A connection with no request in flight must deliver a complete request
+//!   head within `header_timeout` of becoming idle (accepted, or its last response sent), TLS
+//!   handshake included. The deadline is total: bytes trickled in do not extend it (slowloris).
+//!   Idle keep-alive connections are closed by the same rule.
+//! - **Body deadline.** A request body must arrive in full within `body_timeout` of the head; a
+//!   `Content-Length` larger than what is sent fails the read instead of hanging.
+//! - **Connections.** At most `max_connections` (below `RLIMIT_NOFILE`, with headroom for the
+//!   files the process itself opens). At the limit a new connection closes the oldest idle one,
+//!   so a probe still gets in when idle connections fill the table.
+//! - **Shutdown.** When `shutdown` completes the listener closes, idle connections close at once,
+//!   requests in flight get `shutdown_grace`, and then every connection is dropped (also ones
+//!   stuck in a partial head): [`serve`] returns within about `shutdown_grace`.
+//!
+//! TLS is rustls ([`tls`]): the certificate and key are re-read when their files change.
+//! Basic auth from an exporter-toolkit style web config is [`web_config`]. Beside the server:
+//! systemd notification ([`notify`]) and bearer-token files ([`token`]), which both the agent and
+//! the aggregator use.
+
+mod body;
+mod conns;
+pub mod notify;
+pub mod tls;
+pub mod token;
+pub mod web_config;
+
+use axum::Router;
+use conns::{ConnState, Table};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Limits of one server. `Limits::default()` suits production; tests shorten the timeouts.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// A complete request head must arrive within this long of the connection becoming idle.
+    pub header_timeout: Duration,
+    /// A request body must arrive in full within this long of its head.
+    pub body_timeout: Duration,
+    /// Most connections at once; `None`: [`Limits::connections_for_fd_limit`] of the current
+    /// `RLIMIT_NOFILE`, capped at `connection_cap`.
+    pub max_connections: Option<usize>,
+    /// Upper bound of the derived connection limit (memory: each idle connection holds buffers).
+    pub connection_cap: usize,
+    /// How long requests in flight may run on after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Largest request head (request line and headers), bytes.
+    pub max_head_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: None,
+            connection_cap: 4096,
+            shutdown_grace: Duration::from_millis(500),
+            max_head_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Connections allowed under a file-descriptor limit of `nofile`: it minus a reserve of an
+    /// eighth (at least 32, at most 256) for the process's own files, sockets and probes.
+    pub fn connections_for_fd_limit(nofile: u64) -> usize {
+        let reserve = (nofile / 8).clamp(32, 256);
+        nofile.saturating_sub(reserve).max(8) as usize
+    }
+
+    /// The connection limit in force: `max_connections`, or derived from `RLIMIT_NOFILE`.
+    pub fn effective_max_connections(&self) -> usize {
+        if let Some(n) = self.max_connections {
+            return n.max(1);
+        }
+        let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        Self::connections_for_fd_limit(nofile).min(self.connection_cap.max(1))
+    }
+}
+
+/// How [`serve`] serves: limits and, optionally, TLS.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub limits: Limits,
+    pub tls: Option<Arc<tls::ReloadingTls>>,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then closes every connection within
+/// about `limits.shutdown_grace` and returns. Errors only for a listener that fails for good.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let limits = Arc::new(options.limits);
+    let max = limits.effective_max_connections();
+    let table = Arc::new(Table::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tracing::debug!(max_connections = max, "serving HTTP");
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE/ENFILE: free an fd by closing the oldest idle connection, then retry.
+                // Other errors (ECONNABORTED, ...) concern one connection: retry at once.
+                if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                    table.evict_oldest_idle();
+                    tracing::warn!(error = %e, "accept: out of file descriptors");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                continue;
+            }
+        };
+        if table.len() >= max {
+            if !table.evict_oldest_idle() {
+                // Every connection is running a request: refuse this one.
+                drop(stream);
+                continue;
+            }
+            // Wait (briefly) for the evicted one to close, so fds stay below the limit.
+            table.wait_below(max + 1, Duration::from_millis(100)).await;
+        }
+        let _ = stream.set_nodelay(true);
+        let conn = table.register();
+        let ctx = ConnCtx {
+            app: app.clone(),
+            limits: limits.clone(),
+            tls: options.tls.clone(),
+            stop: stop_rx.clone(),
+            conn,
+            peer,
+        };
+        tokio::spawn(ctx.run(stream));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Connections close within the grace (then they are dropped); wait a little longer.
+    let deadline = limits.shutdown_grace + Duration::from_millis(200);
+    table.wait_below(1, deadline).await;
+    conns::release_freed_memory();
+    Ok(())
+}
+
+/// One connection's task.
+struct ConnCtx {
+    app: Router,
+    limits: Arc<Limits>,
+    tls: Option<Arc<tls::ReloadingTls>>,
+    stop: watch::Receiver<bool>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+}
+
+impl ConnCtx {
+    async fn run(mut self, stream: tokio::net::TcpStream) {
+        let conn = self.conn.clone();
+        let head_deadline = Instant::now() + self.limits.header_timeout;
+        match self.tls.clone() {
+            None => self.drive(stream).await,
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let handshake = tokio::select! {
+                    r = tokio::time::timeout_at(head_deadline, acceptor.accept(stream)) => r,
+                    _ = conn.kill.notified() => return,
+                    _ = self.stop.wait_for(|s| *s) => return,
+                };
+                match handshake {
+                    Ok(Ok(s)) => self.drive(s).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn drive<IO>(&mut self, io: IO)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = self.conn.clone();
+        let (app, limits, peer) = (self.app.clone(), self.limits.clone(), self.peer);
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let guard = body::InFlight::begin(state.clone());
+            let mut req =
+                req.map(|b| axum::body::Body::new(body::Deadline::new(b, limits.body_timeout)));
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let call = tower::ServiceExt::oneshot(app.clone(), req);
+            async move {
+                let resp = match call.await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                };
+                Ok::<_, Infallible>(resp.map(|b| body::Guarded::new(b, guard)))
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            // Our own deadline covers the head; hyper's would start only at the first byte.
+            .header_read_timeout(None)
+            .max_buf_size(self.limits.max_head_bytes.max(8192))
+            .keep_alive(true);
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let grace = self.limits.shutdown_grace;
+        let header_timeout = self.limits.header_timeout;
+        let mut stopping: Option<Instant> = None;
+        loop {
+            // An idle connection must see its next head by idle_since + header_timeout.
+            let deadline = match stopping {
+                Some(at) => at + grace,
+                None if self.conn.in_flight.load(Ordering::Acquire) == 0 => {
+                    self.conn.idle_since() + header_timeout
+                }
+                None => Instant::now() + Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = self.conn.activity.notified() => continue,
+                _ = self.conn.kill.notified() => return,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if stopping.is_some() {
+                        return;
+                    }
+                    if self.conn.in_flight.load(Ordering::Acquire) == 0
+                        && self.conn.idle_since() + header_timeout <= Instant::now()
+                    {
+                        tracing::debug!(peer = %self.peer, "closing: no complete request head in time");
+                        return;
+                    }
+                }
+                _ = self.stop.wait_for(|s| *s), if stopping.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    stopping = Some(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
