@@ -102,7 +102,7 @@ mod tests {
     fn cpuinfo_x86_flags() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/upstream/procfs-upstream/proc/cpuinfo"
+            "/../../tests/fixtures/upstream/procfs-upstream/proc/cpuinfo"
         ))
         .unwrap();
         let f = parse_cpuinfo_flags(&text).unwrap();
