@@ -166,14 +166,14 @@ fn agent_pushes_to_aggregator_by_name_and_recovers_after_it_restarts() {
     cleanup.networks.push(net.clone());
 
     let mut a = vec!["run", "-d", "--name", &aggregator, "--network", &net];
-    a.extend_from_slice(&["--network-alias", "aggregator", "-p", "127.0.0.1::9000"]);
+    a.extend_from_slice(&["--network-alias", "aggregator", "-p", "127.0.0.1::9900"]);
     a.extend_from_slice(HARDENED);
     a.extend_from_slice(&["--tmpfs", "/data:uid=65534,gid=65534", "-v", &token_mount]);
     a.extend_from_slice(&[
         image,
         "aggregator",
         "--listen",
-        "0.0.0.0:9000",
+        "0.0.0.0:9900",
         "--data-dir",
         "/data",
         "--auth-token-file",
@@ -196,14 +196,14 @@ fn agent_pushes_to_aggregator_by_name_and_recovers_after_it_restarts() {
         "--node-name",
         &node,
         "--push-url",
-        "http://aggregator:9000",
+        "http://aggregator:9900",
         "--push-token-file",
         "/run/token",
     ]);
     ok(&g);
     cleanup.containers.push(agent.clone());
 
-    let addr = published(&aggregator, "9000/tcp");
+    let addr = published(&aggregator, "9900/tcp");
     assert!(
         eventually(Duration::from_secs(60), || aggregator_lists(addr, &node)
             .then_some(()))
@@ -218,7 +218,7 @@ fn agent_pushes_to_aggregator_by_name_and_recovers_after_it_restarts() {
     ok(&["kill", &aggregator]);
     std::thread::sleep(Duration::from_secs(3));
     ok(&["start", &aggregator]);
-    let addr = published(&aggregator, "9000/tcp");
+    let addr = published(&aggregator, "9900/tcp");
     assert!(
         eventually(Duration::from_secs(90), || aggregator_lists(addr, &node)
             .then_some(()))
@@ -285,7 +285,7 @@ fn compose_brings_up_an_aggregator_and_an_agent() {
     assert!(up.status.success(), "compose up: {}", text(&up));
 
     let agent: SocketAddr = "127.0.0.1:9899".parse().unwrap();
-    let aggregator: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+    let aggregator: SocketAddr = "127.0.0.1:9900".parse().unwrap();
     let logs = || text(&compose(&["logs", "--no-color"]));
     assert!(
         eventually(Duration::from_secs(60), || {

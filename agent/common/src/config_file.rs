@@ -104,7 +104,7 @@ pub fn deserialize_naming_key<T: DeserializeOwned>(
 }
 
 /// Parses one `--set KEY=VALUE`: the value is TOML (`30`, `true`, `["/a", "/b"]`, `"x"`), and a
-/// bare word that is not TOML is taken as a string (`--set push.url=http://a:9000`).
+/// bare word that is not TOML is taken as a string (`--set push.url=http://a:9900`).
 pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
     let (key, raw) = s.split_once('=').ok_or_else(|| {
         format!("--set {s:?}: expected KEY=VALUE, e.g. scratch.write_probe=false")

@@ -56,7 +56,7 @@ impl Default for Config {
 #[derive(Deserialize, Serialize, Clone, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
-    /// Aggregator base URL, e.g. `http://aggregator:9000`. No URL: no push.
+    /// Aggregator base URL, e.g. `http://aggregator:9900`. No URL: no push.
     pub url: Option<String>,
     /// Overrides the top-level `node_name` for pushes and reports.
     pub node_name: Option<String>,
@@ -448,7 +448,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("enabled"), "{e}");
-        let e = load_str("[push]\nurl = \"aggregator:9000\"\n")
+        let e = load_str("[push]\nurl = \"aggregator:9900\"\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("push.url"), "{e}");
@@ -459,12 +459,12 @@ mod tests {
         let o = vec![
             parse_override("interval_seconds=2").unwrap(),
             parse_override("numa.enabled=false").unwrap(),
-            parse_override("push.url=http://agg:9000").unwrap(),
+            parse_override("push.url=http://agg:9900").unwrap(),
         ];
         let c = Config::load(None, &o).unwrap();
         assert_eq!(c.interval_seconds, 2.0);
         assert!(!c.common("numa").enabled);
-        assert_eq!(c.push.url.as_deref(), Some("http://agg:9000"));
+        assert_eq!(c.push.url.as_deref(), Some("http://agg:9900"));
         let e = Config::load(None, &[parse_override("numa.bogus=1").unwrap()])
             .unwrap_err()
             .to_string();
