@@ -23,7 +23,8 @@ pub mod metrics;
 pub mod state;
 pub mod store;
 pub mod tasks;
-pub mod writer;
+mod queue;
+mod writer;
 
 pub use config::{AggregatorConfig, DEFAULT_AGGREGATOR_LISTEN};
 pub use http::report::{Rejected, decode_report, valid_node_name};

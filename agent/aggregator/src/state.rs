@@ -12,7 +12,7 @@ use super::fleet::{Folded, Interner, Node, Prev, Record};
 use super::history::History;
 use super::index::FleetIndex;
 use super::store::Store;
-use super::writer::Incoming;
+use super::queue::Incoming;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;

@@ -10,31 +10,13 @@
 //! write the store is marked unwritable (`/readyz` 503) until the recovery task
 //! ([`super::tasks::spawn_store_recovery`]) has reopened it; meanwhile writes fail at once.
 
-use super::fleet::{Accepted, Beat, Prev};
+use super::fleet::Prev;
+use super::queue::{Incoming, WriteOutcome, Work};
 use super::state::{Fleet, FleetState, now_ms};
 use super::store::Known;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{mpsc, oneshot};
-
-/// What a request asks the writer to do.
-pub enum Work {
-    Report(Box<Accepted>),
-    Heartbeat(Beat),
-}
-
-/// The writer's answer: stored, or (heartbeat) whether the digest was known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Stored,
-    Beat { known: bool },
-}
-
-/// One request on its way to the store, with whom to tell the outcome.
-pub struct Incoming {
-    pub work: Work,
-    pub ack: oneshot::Sender<Result<Outcome, String>>,
-}
+use tokio::sync::mpsc;
 
 /// Most requests committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -107,10 +89,10 @@ pub async fn run_writer(
                     .collect();
                 state.fleet.touch(&touched);
                 for ack in report_acks {
-                    let _ = ack.send(Ok(Outcome::Stored));
+                    let _ = ack.send(Ok(WriteOutcome::Stored));
                 }
                 for (ack, w) in beat_acks.into_iter().zip(&written.beats) {
-                    let _ = ack.send(Ok(Outcome::Beat { known: w.is_some() }));
+                    let _ = ack.send(Ok(WriteOutcome::Beat { known: w.is_some() }));
                 }
             }
             Err(e) => {

@@ -6,7 +6,7 @@
 use super::{auth, error, json};
 use crate::fleet::{Accepted, Beat};
 use crate::state::FleetState;
-use crate::writer::{Incoming, Outcome, Work};
+use crate::queue::{Incoming, WriteOutcome, Work};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -252,7 +252,7 @@ fn with_protocol(mut r: Response) -> Response {
 }
 
 /// Sends `work` to the writer and waits for the outcome.
-async fn store(st: &FleetState, work: Work) -> Result<Outcome, String> {
+async fn store(st: &FleetState, work: Work) -> Result<WriteOutcome, String> {
     let (ack, done) = oneshot::channel();
     match st.writer.send(Incoming { work, ack }).await {
         Ok(()) => done.await.unwrap_or_else(|_| Err("writer stopped".into())),
@@ -353,10 +353,10 @@ pub async fn post_heartbeat(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(hb.node.clone(), now);
-        Ok(Outcome::Beat { known: true })
+        Ok(WriteOutcome::Beat { known: true })
     } else if !st.shared_store {
         // This process is the only writer: what it does not know is not stored.
-        Ok(Outcome::Beat { known: false })
+        Ok(WriteOutcome::Beat { known: false })
     } else {
         // Another replica may have stored it within the last refresh: ask the store.
         let beat = Beat {
@@ -366,7 +366,7 @@ pub async fn post_heartbeat(
         store(&st, Work::Heartbeat(beat)).await
     };
     match outcome {
-        Ok(Outcome::Beat { known: true }) | Ok(Outcome::Stored) => {
+        Ok(WriteOutcome::Beat { known: true }) | Ok(WriteOutcome::Stored) => {
             c.heartbeats.fetch_add(1, Ordering::Relaxed);
             with_protocol(json(
                 StatusCode::OK,
@@ -377,7 +377,7 @@ pub async fn post_heartbeat(
                 false,
             ))
         }
-        Ok(Outcome::Beat { known: false }) => {
+        Ok(WriteOutcome::Beat { known: false }) => {
             c.full_reports_requested.fetch_add(1, Ordering::Relaxed);
             with_protocol(json(
                 StatusCode::OK,

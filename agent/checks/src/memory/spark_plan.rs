@@ -167,7 +167,7 @@ impl SparkPlan {
         Some(format!(
             "{cause} while `{PLUGINS}` loads GlutenPlugin: Gluten throws at startup \
              (\"Must set '{OFFHEAP_ENABLED}' to true and set '{OFFHEAP_SIZE}' to be greater \
-             than 1MB\"; GlutenPlugin.scala, node-requirements §6) unless \
+             than 1MB\"; GlutenPlugin.scala) unless \
              `{GLUTEN_DYNAMIC_OFFHEAP_SIZING}` is true"
         ))
     }

@@ -6,7 +6,7 @@ use crate::spark_conf::{ByteUnit, SparkConf};
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// Velox's SSD cache keys (Gluten's `GlutenConfig`, node-requirements §5 "Local SSD cache").
+/// Velox's SSD cache keys (Gluten's `GlutenConfig`).
 pub const CACHE_ENABLED: &str = "spark.gluten.sql.columnar.backend.velox.cacheEnabled";
 pub const SSD_CACHE_SIZE: &str = "spark.gluten.sql.columnar.backend.velox.ssdCacheSize";
 pub const SSD_CACHE_PATH: &str = "spark.gluten.sql.columnar.backend.velox.ssdCachePath";

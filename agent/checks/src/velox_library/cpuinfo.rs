@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-/// ISA flags worth comparing across a fleet besides the required ones (§2, check 2.4).
+/// ISA flags worth comparing across a fleet besides the required ones.
 pub(super) const EXTRA_ISA_FLAGS: [&str; 12] = [
     "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "bmi1", "lzcnt", "sse4_1", "ssse3",
     "sve", "sve2", "atomics",

@@ -10,7 +10,7 @@ use crate::check::Verdict;
 use proto::{Finding, Status};
 
 /// glibc from which `dlopen` refuses a library whose `PT_GNU_STACK` asks for an executable stack
-/// (glibc 2.41 NEWS; node-requirements §1, check 1.7).
+/// (glibc 2.41 NEWS).
 const EXECSTACK_REFUSED_FROM_GLIBC: [u32; 2] = [2, 41];
 
 fn version_number(v: &Option<String>) -> Option<Vec<u32>> {

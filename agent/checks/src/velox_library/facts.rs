@@ -147,7 +147,7 @@ pub struct Facts {
     /// `paths` is the default and nothing exists there, and no jar is configured.
     pub nothing_installed: bool,
     pub load_probe: Vec<ProbeResult>,
-    /// The executor root's files the section-3 rules judge.
+    /// The executor root's files the beyond-`DT_NEEDED` rules judge.
     pub executor_files: ExecutorFiles,
     /// What the executors' `spark_defaults` say.
     pub spark: SparkFacts,

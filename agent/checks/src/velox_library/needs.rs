@@ -1,4 +1,4 @@
-//! Reading what a library needs beyond `DT_NEEDED` (the section-3 facts): the executors'
+//! Reading what a library needs beyond `DT_NEEDED` (the beyond-`DT_NEEDED` facts): the executors'
 //! `spark_defaults` keys, what the closure's strings ask of the executor root (time zone
 //! database, the CA location of its TLS stack), RPATH dirs that do not exist there, HDFS client
 //! libraries, and a label-safe identity for drift.

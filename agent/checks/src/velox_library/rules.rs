@@ -1,4 +1,4 @@
-//! The pure rules of what a found library needs beyond `DT_NEEDED` (issue 10, section 3): the
+//! The pure rules of what a found library needs beyond `DT_NEEDED`: the
 //! time zone database, the CA location of its TLS stack, HDFS client libraries, and RPATH dirs
 //! of its build machine. Each names the path, the library and the source of the rule. No
 //! library found: no finding.
@@ -19,7 +19,7 @@ fn found(f: &Facts) -> impl Iterator<Item = &LibraryFacts> {
     f.libraries.iter().filter(|l| l.found && l.error.is_none())
 }
 
-/// All section-3 rules, in report order.
+/// All beyond-`DT_NEEDED` rules, in report order.
 pub fn needs(f: &Facts, o: &mut Verdict) {
     tzdata(f, o);
     ca_bundle(f, o);

@@ -13,12 +13,12 @@ pub const DEFAULT_PATHS: [&str; 2] = [
 ];
 
 /// Flags of Velox's default x86 build (`CPU_TARGET=avx`: `-mavx2 -mfma -mavx -mf16c -mlzcnt
-/// -mbmi2`, LZCNT shows as `abm`) plus the SSE4.2 baseline (node-requirements §2, checks 2.1-2.2).
+/// -mbmi2`, LZCNT shows as `abm`) plus the SSE4.2 baseline.
 pub const X86_64_CPU_FLAGS: [&str; 8] = [
     "avx", "avx2", "fma", "f16c", "bmi2", "abm", "sse4_2", "popcnt",
 ];
 
-/// Flags of the generic aarch64 build (`-march=armv8-a+crc+crypto`, NEON) (§2, check 2.5).
+/// Flags of the generic aarch64 build (`-march=armv8-a+crc+crypto`, NEON).
 pub const AARCH64_CPU_FLAGS: [&str; 6] = ["asimd", "crc32", "aes", "pmull", "sha1", "sha2"];
 
 /// `[velox_library]` settings.
