@@ -86,8 +86,6 @@ pub fn watchdog_interval() -> Option<Duration> {
     Some(Duration::from_micros(usec) / 2)
 }
 
-/// The `STATUS=` line for a round: the verdict and the checks that are not ok.
-
 #[cfg(test)]
 mod tests {
     use super::*;
