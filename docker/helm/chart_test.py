@@ -531,8 +531,8 @@ def value_paths(values, schema, prefix=""):
 
 def resolve(root, node):
     while "$ref" in node:
-        node = root["$defs"][node["$ref"].split("/")[-1]]
-    return {**node, "$defs": root.get("$defs", {})}
+        node = root["definitions"][node["$ref"].split("/")[-1]]
+    return {**node, "definitions": root.get("definitions", {})}
 
 
 def readme_errors():
@@ -554,7 +554,7 @@ def schema_complete_errors():
 
     def walk(node, v, p):
         if "$ref" in node and p:
-            return  # a shape of $defs (probe, selector, ...): its keys are optional
+            return  # a shape of definitions (probe, selector, ...): its keys are optional
         node = resolve(schema, node)
         if node.get("additionalProperties") is not False or not isinstance(v, dict):
             return
