@@ -9,10 +9,10 @@
 #   K8S_VERSION, Prometheus Operator kinds with the CRD-generated pydantic models (unknown fields
 #   forbidden), cert-manager and node-readiness-controller kinds against the CRDs in
 #   docker/kubernetes/crds (jsonschema, unknown fields forbidden, CEL rules); an unknown kind fails;
-# * each case's agent.toml passes `gluten-node-agent run --check-config` (needs $AGENT_BIN or
-#   target/debug/gluten-node-agent), selectors match the pods they mean, Secrets and ConfigMaps
-#   referenced by pods are rendered or named by values, the aggregator pod meets the `restricted`
-#   Pod Security profile;
+# * each case's agent and aggregator args, with the rendered agent.toml, pass the real binary's
+#   --check-config (needs $AGENT_BIN or target/debug/gluten-node-agent; openssl for TLS files);
+#   selectors match the pods they mean; Secrets and ConfigMaps referenced by pods are rendered or
+#   named by values; the aggregator pod meets the `restricted` Pod Security profile;
 # * the default DaemonSet equals docker/kubernetes/base/daemonset.yaml except where listed in
 #   ALLOWED_DIFFERENCES, and the default agent.toml equals base/configmap.yaml's;
 # * wrong values are refused by values.schema.json with a message naming the value; open maps
@@ -350,9 +350,11 @@ def case_errors(name, values, docs):
         agg_tok = {v["secret"]["secretName"] for v in by_kind["Deployment"][0]["spec"]["template"]["spec"]["volumes"] if v["name"] == "token"}
         if agent_tok != agg_tok:
             errs.append(f"push token: agent {agent_tok}, aggregator {agg_tok}")
-    # The agent's config file is valid for the agent.
-    cm = find(docs, "ConfigMap", RELEASE)
-    errs += check_config(cm["data"]["agent.toml"], f"{name}: agent.toml")
+    # The agent and the aggregator take their rendered flags and config (--check-config).
+    toml = find(docs, "ConfigMap", RELEASE)["data"]["agent.toml"]
+    errs += check_args(container(find(docs, "DaemonSet")["spec"]["template"]["spec"], "agent"), toml)
+    for dep in by_kind.get("Deployment", []):
+        errs += check_args(container(dep["spec"]["template"]["spec"], "aggregator"), toml)
     return errs
 
 
@@ -383,13 +385,47 @@ def restricted_errors(spec, who):
     return errs
 
 
-def check_config(text, label):
-    with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
-        f.write(text)
-        f.flush()
-        r = subprocess.run([AGENT_BIN, "run", "--check-config", "--host-root", "/", "--config", f.name],
-                           capture_output=True, text=True)
-    return [] if r.returncode == 0 else [f"{label}: --check-config: {r.stderr.strip()}"]
+_PEM = {}
+
+
+def pem():
+    """A throwaway self-signed certificate and key (openssl), for the TLS flags' files."""
+    if not _PEM:
+        d = tempfile.mkdtemp()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", f"{d}/key", "-out", f"{d}/crt", "-subj", "/CN=gluten-test",
+                        "-days", "1"], check=True, capture_output=True)
+        _PEM.update(crt=open(f"{d}/crt").read(), key=open(f"{d}/key").read())
+    return _PEM
+
+
+def check_args(c, toml):
+    """Runs the container's own args with --check-config, every absolute path of a flag moved
+    under a temporary root holding what the pod would mount there (the config, tokens, PEM files)."""
+    files = {"--config": toml, "--push-token-file": "token\n", "--auth-token-file": "token\n",
+             "--read-token-file": "token\n", "--push-ca-file": pem()["crt"],
+             "--tls-cert-file": pem()["crt"], "--tls-key-file": pem()["key"]}
+    env = {**os.environ}
+    for e in c.get("env", []):
+        if e["name"] == "GLUTEN_AGGREGATOR_DATABASE_URL":
+            env[e["name"]] = "postgresql://fleet@db:5432/fleet?sslmode=verify-full"
+    with tempfile.TemporaryDirectory() as root:
+        args = []
+        for a in c["args"]:
+            flag, eq, val = a.partition("=")
+            if eq and val.startswith("/") and not flag == "--listen":
+                path = root + val
+                if flag in files:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    open(path, "w").write(files[flag])
+                elif flag in ("--host-root", "--executor-root", "--data-dir"):
+                    os.makedirs(path, exist_ok=True)
+                else:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                a = f"{flag}={path}"
+            args.append(a)
+        r = subprocess.run([AGENT_BIN, *args, "--check-config"], capture_output=True, text=True, env=env)
+    return [] if r.returncode == 0 else [f"{c['name']}: {' '.join(c['args'])} --check-config: {r.stderr.strip()}"]
 
 
 # Where the default DaemonSet may differ from docker/kubernetes/base/daemonset.yaml, and why.
@@ -606,7 +642,7 @@ def main():
                 bad.append(f"{d['kind']}/{d['metadata'].get('name')}: {str(e).strip().splitlines()[0][:600]}")
         kinds = sorted({d["kind"] for d in docs})
         check(f"[{name}] every document valid ({', '.join(kinds)})", not bad, "; ".join(bad))
-        checked(f"[{name}] selectors, references, security contexts, agent.toml --check-config",
+        checked(f"[{name}] selectors, references, security contexts, agent and aggregator --check-config",
                 lambda: case_errors(name, values, docs))
         checked(f"[{name}] what the values ask for is rendered", lambda: case_specifics(name, docs))
 
