@@ -764,6 +764,13 @@ def case_specifics(name, docs):
         need(dash["metadata"]["labels"].get("grafana_dashboard") == "1" and dash["metadata"]["annotations"] == {"grafana_folder": "Gluten"},
              "dashboard sidecar label and folder")
         need(find(docs, "PodMonitor")["metadata"]["labels"].get("release") == "prometheus", "PodMonitor labels")
+        # The job the alerts and the dashboard select, whatever the release and names.
+        job_re = re.search(r'up\{job=~"([^"]+)"\}', open(os.path.join(ROOT, "docker/prometheus/rules.yml")).read()).group(1)
+        with helm.Chart.load(CHART) as c:
+            other = c.render({**EVERYTHING, "fullnameOverride": "fleet"}, name="x", namespace=NAMESPACE)
+        pm = next(d for d in yaml.safe_load_all(other["gluten-node-agent/templates/monitoring.yaml"]) if d and d["kind"] == "PodMonitor")
+        jobs = [r.get("replacement") for r in pm["spec"]["podMetricsEndpoints"][0]["relabelings"] if r["targetLabel"] == "job"]
+        need(len(jobs) == 1 and re.fullmatch(job_re, jobs[0]), f"PodMonitor job {jobs} matches {job_re} under another name")
         need(find(docs, "PersistentVolumeClaim")["spec"]["resources"]["requests"]["storage"] == "1Gi", "the data PVC")
         need(find(docs, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged", "the namespace's PSS label")
         need({d["kind"] for d in docs} >= {"Issuer", "Certificate"}, "cert-manager resources")
