@@ -530,6 +530,7 @@ ACCEPTED = [
     {"agent": {"nodeSelector": {"node.example.com/pool": "spark-gluten"},
                "tolerations": [{"key": "spark", "operator": "Exists", "effect": "NoSchedule"}],
                "podAnnotations": {"a": "b"}}},
+    {"aggregator": {"enabled": False}},
     {"aggregator": {"podSecurityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                                            "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}}},
 ]
