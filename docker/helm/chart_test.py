@@ -10,7 +10,7 @@
 #   forbidden), cert-manager and node-readiness-controller kinds against the CRDs in
 #   docker/kubernetes/crds (jsonschema, unknown fields forbidden, CEL rules); an unknown kind fails;
 # * each case's agent and aggregator args, with the rendered agent.toml, pass the real binary's
-#   --check-config (needs $AGENT_BIN or target/debug/gluten-node-agent; openssl for TLS files);
+#   --check-config (needs $AGENT_BIN, else the debug build; openssl for TLS files);
 #   selectors match the pods they mean; Secrets and ConfigMaps referenced by pods are rendered or
 #   named by values; the aggregator pod meets the `restricted` Pod Security profile;
 # * the default DaemonSet equals docker/kubernetes/base/daemonset.yaml except where listed in
@@ -231,7 +231,8 @@ def pods(docs):
     return [d for d in docs if d["kind"] in ("DaemonSet", "Deployment")]
 
 
-AGENT_BIN = os.environ.get("AGENT_BIN", os.path.join(ROOT, "target/debug/gluten-node-agent"))
+AGENT_BIN = os.environ.get("AGENT_BIN") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "debug/gluten-node-agent")
 
 EVERYTHING = {
     "namespace": {"create": True},

@@ -4,7 +4,7 @@
 # against the kustomize base, the values schema, the chart README (see chart_test.py).
 # The virtualenv (the Helm 4 SDK from PyPI, helm-python-sdk, with Helm's Go code inside: no helm
 # binary) is made once per machine under $GLUTEN_TEST_CACHE. The agent's --check-config needs
-# $AGENT_BIN or target/debug/gluten-node-agent (cargo build -p gluten-node-agent).
+# $AGENT_BIN, else the debug build in $CARGO_TARGET_DIR or target/ (cargo build -p gluten-node-agent).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${GLUTEN_TEST_CACHE:-/var/tmp/gluten-node-agent-test-cache}"
