@@ -4,20 +4,14 @@
 
 use super::state::Counters;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
 use proto::fleet::FleetView;
+use serve::exposition::{Labels, MetricsFormat, family};
 use std::sync::atomic::Ordering;
 
-pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-pub const CONTENT_TYPE_OPENMETRICS: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 /// (labels, value) of one family; every value here is a count.
-type Samples = Vec<(Vec<(&'static str, String)>, u64)>;
+type Samples = Vec<(Labels, u64)>;
 
 /// One exposition: a fleet view and the counters' values when it was taken.
 #[derive(Debug)]
@@ -27,35 +21,6 @@ struct Exposition {
     heartbeats: u64,
     full_reports_requested: u64,
     rejected: Vec<(&'static str, u64)>,
-}
-
-fn family(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    kind: MetricType,
-    samples: Samples,
-) -> std::fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, None, kind)?;
-    fn one(
-        kind: MetricType,
-        v: u64,
-        m: prometheus_client::encoding::MetricEncoder,
-    ) -> std::fmt::Result {
-        match kind {
-            MetricType::Counter => ConstCounter::new(v).encode(m),
-            _ => ConstGauge::new(v as i64).encode(m),
-        }
-    }
-    match samples.as_slice() {
-        [(labels, v)] if labels.is_empty() => one(kind, *v, m),
-        _ => {
-            for (labels, v) in &samples {
-                one(kind, *v, m.encode_family(labels)?)?;
-            }
-            Ok(())
-        }
-    }
 }
 
 impl Collector for Exposition {
@@ -70,7 +35,7 @@ impl Collector for Exposition {
             v.by_status
                 .iter()
                 .map(|(s, n)| (vec![("status", s.to_string())], *n))
-                .collect(),
+                .collect::<Samples>(),
         )?;
         family(
             &mut enc,
@@ -87,7 +52,7 @@ impl Collector for Exposition {
             v.failing_checks
                 .iter()
                 .map(|c| (vec![("check", c.check.clone())], c.nodes))
-                .collect(),
+                .collect::<Samples>(),
         )?;
         family(
             &mut enc,
@@ -97,7 +62,7 @@ impl Collector for Exposition {
             v.drift
                 .iter()
                 .map(|d| (vec![("key", d.key.clone())], d.groups.len() as u64))
-                .collect(),
+                .collect::<Samples>(),
         )?;
         family(
             &mut enc,
@@ -110,7 +75,7 @@ impl Collector for Exposition {
                     let outliers: u64 = d.groups.iter().skip(1).map(|g| g.nodes).sum();
                     (vec![("key", d.key.clone())], outliers)
                 })
-                .collect(),
+                .collect::<Samples>(),
         )?;
         family(
             &mut enc,
@@ -141,13 +106,13 @@ impl Collector for Exposition {
             self.rejected
                 .iter()
                 .map(|(r, n)| (vec![("reason", r.to_string())], *n))
-                .collect(),
+                .collect::<Samples>(),
         )
     }
 }
 
 /// The `/metrics` body and its content type for `view` and `counters`.
-pub fn render(view: FleetView, counters: &Counters, openmetrics: bool) -> (String, &'static str) {
+pub fn render(view: FleetView, counters: &Counters, format: MetricsFormat) -> String {
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let exposition = Exposition {
         view,
@@ -162,42 +127,7 @@ pub fn render(view: FleetView, counters: &Counters, openmetrics: bool) -> (Strin
             ("store_error", load(&counters.store_errors)),
         ],
     };
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(exposition));
-    let mut out = String::with_capacity(4096);
-    if openmetrics {
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-        (out, CONTENT_TYPE_OPENMETRICS)
-    } else {
-        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
-        (out, CONTENT_TYPE_TEXT)
-    }
-}
-
-/// Whether an `Accept` header prefers OpenMetrics: `application/openmetrics-text` with a q-value
-/// above 0 and at least that of any text format offered (`q=0` means "not acceptable", RFC 9110).
-pub fn wants_openmetrics(accept: Option<&str>) -> bool {
-    let Some(accept) = accept else { return false };
-    let mut om: Option<f32> = None;
-    let mut other: f32 = 0.0;
-    for item in accept.split(',') {
-        let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let mut q = 1.0f32;
-        for p in parts {
-            if let Some((k, v)) = p.split_once('=')
-                && k.trim().eq_ignore_ascii_case("q")
-            {
-                q = v.trim().parse().unwrap_or(0.0);
-            }
-        }
-        if media == "application/openmetrics-text" {
-            om = Some(om.map_or(q, |o| o.max(q)));
-        } else if !media.is_empty() {
-            other = other.max(q);
-        }
-    }
-    om.is_some_and(|q| q > 0.0 && q >= other)
+    serve::exposition::encode(Box::new(exposition), format, 4096)
 }
 
 #[cfg(test)]
@@ -246,8 +176,7 @@ mod tests {
     fn classic_text_by_default_openmetrics_when_asked() {
         let c = Counters::default();
         c.accepted.store(3, Ordering::Relaxed);
-        let (text, ct) = render(view(), &c, false);
-        assert_eq!(ct, CONTENT_TYPE_TEXT);
+        let text = render(view(), &c, MetricsFormat::Text);
         assert!(
             text.contains("gluten_fleet_nodes{status=\"fail\"} 1\n"),
             "{text}"
@@ -273,26 +202,11 @@ mod tests {
             "label values escaped: {text}"
         );
         assert!(!text.contains("# EOF"));
-        let (om, ct) = render(view(), &c, true);
-        assert_eq!(ct, CONTENT_TYPE_OPENMETRICS);
+        let om = render(view(), &c, MetricsFormat::OpenMetrics);
         assert!(om.ends_with("# EOF\n"), "{om}");
         assert!(
             om.contains("# TYPE gluten_fleet_reports_accepted counter"),
             "{om}"
         );
-    }
-
-    #[test]
-    fn accept_is_parsed_with_q_values() {
-        assert!(wants_openmetrics(Some(
-            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
-        )));
-        assert!(wants_openmetrics(Some("Application/OpenMetrics-Text")));
-        assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
-        assert!(!wants_openmetrics(Some(
-            "application/openmetrics-text; q=0.2, text/plain"
-        )));
-        assert!(!wants_openmetrics(Some("text/plain")));
-        assert!(!wants_openmetrics(None));
     }
 }

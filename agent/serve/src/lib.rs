@@ -22,6 +22,7 @@
 
 mod body;
 mod conns;
+pub mod exposition;
 pub mod notify;
 pub mod tls;
 pub mod token;

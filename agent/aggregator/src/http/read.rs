@@ -199,15 +199,22 @@ pub async fn metrics(State(st): State<Arc<FleetState>>, headers: HeaderMap) -> R
     if let Err(r) = auth::check_read(&st, &headers) {
         return *r;
     }
-    let om = metrics::wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let format = serve::exposition::MetricsFormat::negotiate(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    );
     let Some(view) = compute_view(&st).await else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "fleet view failed".into(),
         );
     };
-    let (body, content_type) = metrics::render(view, &st.counters, om);
-    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+    let body = metrics::render(view, &st.counters, format);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /`: the page shell (no fleet data in it; it fetches the API, with the read token it asks

@@ -7,12 +7,10 @@ use crate::outputs::{MetricsFormat, MetricsRender, PushSnapshot, PushStats};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
 use proto::Status;
+use serve::exposition::{Labels, family};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,19 +69,9 @@ fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    samples: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64)>,
+    samples: impl IntoIterator<Item = (Labels, f64)>,
 ) -> std::fmt::Result {
-    let samples: Vec<_> = samples.into_iter().collect();
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    match samples.as_slice() {
-        [(labels, v)] if labels.is_empty() => ConstGauge::new(*v).encode(m),
-        _ => {
-            for (labels, v) in &samples {
-                ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
-            }
-            Ok(())
-        }
-    }
+    family(enc, name, help, MetricType::Gauge, samples)
 }
 
 /// A counter family; `name` without `_total` (the encoder adds it).
@@ -91,19 +79,9 @@ fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    samples: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64)>,
+    samples: impl IntoIterator<Item = (Labels, f64)>,
 ) -> std::fmt::Result {
-    let samples: Vec<_> = samples.into_iter().collect();
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    match samples.as_slice() {
-        [(labels, v)] if labels.is_empty() => ConstCounter::new(*v).encode(m),
-        _ => {
-            for (labels, v) in &samples {
-                ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
-            }
-            Ok(())
-        }
-    }
+    family(enc, name, help, MetricType::Counter, samples)
 }
 
 impl Collector for Exposition {
@@ -304,21 +282,9 @@ impl Collector for Exposition {
     }
 }
 
-/// Encodes one exposition with prometheus-client's own encoder for `format`.
+/// Encodes one exposition for `format`.
 fn encode(e: Exposition, format: MetricsFormat) -> String {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(e));
-    let mut out = String::with_capacity(16 * 1024);
-    // Writing into a String cannot fail.
-    let _ = match format {
-        MetricsFormat::OpenMetrics => {
-            prometheus_client::encoding::text::encode(&mut out, &registry)
-        }
-        MetricsFormat::Text => {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
-        }
-    };
-    out
+    serve::exposition::encode(Box::new(e), format, 16 * 1024)
 }
 
 /// One rendered body.
