@@ -158,10 +158,13 @@ impl Host {
     }
 
     /// Reads a whole text file, resolved inside the root (at most [`MAX_TEXT_FILE_BYTES`]).
+    /// Opened `O_NONBLOCK` and refused unless it is a regular file (procfs and sysfs files are):
+    /// a FIFO or a device at a configured path must not block the read until a writer comes.
     fn read_text(&self, p: &Path) -> Result<String, CheckError> {
         let path = self.path(p);
         let file = self
-            .open_in_root(p, 0)
+            .open_in_root(p, libc::O_NONBLOCK)
+            .and_then(regular)
             .map_err(|e| CheckError::io(&path, e))?;
         read_open_text(&path, file)
     }
@@ -307,6 +310,30 @@ impl Host {
         out.extend(walked);
         out
     }
+}
+
+/// `file` if it is a regular file (or a directory, whose read fails as it always did), else an
+/// `InvalidInput` error saying what it is (the caller names the path).
+fn regular(file: File) -> std::io::Result<File> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = file.metadata()?.file_type();
+    let what = if t.is_file() || t.is_dir() {
+        return Ok(file);
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{what}, not a regular file"),
+    ))
 }
 
 fn components_of(p: &Path) -> Vec<std::ffi::OsString> {
@@ -530,6 +557,25 @@ mod tests {
         assert!(h.is_dir("/etc"));
         let e = h.read_to_string("/proc/abs").unwrap_err().to_string();
         assert!(e.contains(&format!("{}/proc/abs", root.display())), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        let fifo = dir.path().join("run/x.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Both ways of opening: a fixture root (openat2 or resolve) and the root `/`.
+        for (h, p) in [
+            (Host::new(dir.path()), PathBuf::from("/run/x.pid")),
+            (Host::new("/"), fifo.clone()),
+        ] {
+            let e = h.read_to_string(&p).unwrap_err().to_string();
+            assert!(e.contains("a FIFO, not a regular file"), "{e}");
+            assert!(e.contains(&fifo.display().to_string()), "{e}");
+        }
+        let e = Host::new("/").read_optional("/dev/null").unwrap_err();
+        assert!(e.to_string().contains("a character device"), "{e}");
     }
 
     #[test]
