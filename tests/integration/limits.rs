@@ -12,7 +12,13 @@ use std::path::Path;
 fn build_root(limits: &str, spark_defaults: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
-    for d in ["var/run/hadoop", "proc/31337", "proc/sys/kernel", "var/crash", "etc/spark"] {
+    for d in [
+        "var/run/hadoop",
+        "proc/31337",
+        "proc/sys/kernel",
+        "var/crash",
+        "etc/spark",
+    ] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     std::fs::write(r.join("var/run/hadoop/yarn-nm.pid"), "31337\n").unwrap();
@@ -21,7 +27,11 @@ fn build_root(limits: &str, spark_defaults: &str) -> tempfile::TempDir {
         r.join("proc/31337/limits"),
     )
     .unwrap();
-    std::fs::write(r.join("proc/sys/kernel/core_pattern"), "/var/crash/core.%e.%p\n").unwrap();
+    std::fs::write(
+        r.join("proc/sys/kernel/core_pattern"),
+        "/var/crash/core.%e.%p\n",
+    )
+    .unwrap();
     std::fs::write(r.join("etc/spark/spark-defaults.conf"), spark_defaults).unwrap();
     dir
 }
@@ -53,7 +63,11 @@ fn built_root_judges_the_hard_limit_then_the_soft_one_under_max_fd_limit_off() {
     let r = limits_round(t.path(), pid_file);
     assert_eq!(r.status, Status::Ok, "{}", r.summary);
     assert!(r.summary.contains("pid 31337"), "{}", r.summary);
-    assert!(r.summary.contains("cores land in /var/crash ("), "{}", r.summary);
+    assert!(
+        r.summary.contains("cores land in /var/crash ("),
+        "{}",
+        r.summary
+    );
     assert_eq!(r.facts["source"]["pid_file"], "/var/run/hadoop/yarn-nm.pid");
 
     std::fs::write(
@@ -76,7 +90,11 @@ fn built_root_judges_the_hard_limit_then_the_soft_one_under_max_fd_limit_off() {
     // The default pid file is not in this root: unknown, naming it.
     let r = limits_round(t.path(), "");
     assert_eq!(r.status, Status::Unknown, "{}", r.summary);
-    assert!(r.summary.contains("/tmp/hadoop-yarn-nodemanager.pid"), "{}", r.summary);
+    assert!(
+        r.summary.contains("/tmp/hadoop-yarn-nodemanager.pid"),
+        "{}",
+        r.summary
+    );
 }
 
 /// A real process whose hard open-files limit the test lowered to 1,000, found through a pid

@@ -158,15 +158,31 @@ impl Host {
     }
 
     /// Reads a whole text file, resolved inside the root (at most [`MAX_TEXT_FILE_BYTES`]).
-    /// Opened `O_NONBLOCK` and refused unless it is a regular file (procfs and sysfs files are):
-    /// a FIFO or a device at a configured path must not block the read until a writer comes.
     fn read_text(&self, p: &Path) -> Result<String, CheckError> {
         let path = self.path(p);
         let file = self
-            .open_in_root(p, libc::O_NONBLOCK)
-            .and_then(regular)
+            .open_in_root(p, 0)
             .map_err(|e| CheckError::io(&path, e))?;
         read_open_text(&path, file)
+    }
+
+    /// Like [`Host::read_optional`], but opened `O_NONBLOCK` and refused unless it is a regular
+    /// file: for paths an operator configures (a pid file), where a FIFO or a device must not
+    /// block the read until a writer comes. Plain reads keep the kernel's behaviour (the
+    /// engine's deadline covers a read stuck on a hung mount, or on a FIFO in its tests).
+    pub fn read_regular_optional(&self, p: impl AsRef<Path>) -> Result<Option<String>, CheckError> {
+        let p = p.as_ref();
+        let path = self.path(p);
+        match self.open_in_root(p, libc::O_NONBLOCK).and_then(regular) {
+            Ok(file) => read_open_text(&path, file).map(Some),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(CheckError::io(&path, e)),
+        }
     }
 
     /// `open(2)` of the host path `p` read-only with `flags` added, every symlink on the way
@@ -560,7 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fifo_or_a_device_is_refused_without_blocking() {
+    fn regular_reads_refuse_a_fifo_or_a_device_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
         let fifo = dir.path().join("run/x.pid");
@@ -570,12 +586,17 @@ mod tests {
             (Host::new(dir.path()), PathBuf::from("/run/x.pid")),
             (Host::new("/"), fifo.clone()),
         ] {
-            let e = h.read_to_string(&p).unwrap_err().to_string();
+            let e = h.read_regular_optional(&p).unwrap_err().to_string();
             assert!(e.contains("a FIFO, not a regular file"), "{e}");
             assert!(e.contains(&fifo.display().to_string()), "{e}");
         }
-        let e = Host::new("/").read_optional("/dev/null").unwrap_err();
+        let h = Host::new("/");
+        let e = h.read_regular_optional("/dev/null").unwrap_err();
         assert!(e.to_string().contains("a character device"), "{e}");
+        assert_eq!(
+            h.read_regular_optional(dir.path().join("none")).unwrap(),
+            None
+        );
     }
 
     #[test]

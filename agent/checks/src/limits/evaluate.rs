@@ -59,9 +59,7 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
                     "the {which} open-files limit (RLIMIT_NOFILE) of {who} is {limit} (soft {}, \
                      hard {}), below `min_open_files` {}, {why}: spill and shuffle fail with \
                      \"Too many open files\"",
-                    nofile.soft,
-                    nofile.hard,
-                    s.min_open_files
+                    nofile.soft, nofile.hard, s.min_open_files
                 ),
             ));
         } else {
@@ -80,7 +78,10 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
             );
         }
         if let Some(core) = l.core_file_bytes {
-            summary.push(format!("core file size soft {} / hard {}", core.soft, core.hard));
+            summary.push(format!(
+                "core file size soft {} / hard {}",
+                core.soft, core.hard
+            ));
             for (limit, value) in [("soft", core.soft), ("hard", core.hard)] {
                 v.gauge(
                     "gluten_node_limits_core_file_bytes",

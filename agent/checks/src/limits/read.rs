@@ -32,9 +32,7 @@ impl OwnEnvironment {
 
 /// Cgroup path parts container runtimes put their containers under (cgroup v1, or v2 without
 /// a cgroup namespace): Kubernetes, Docker, containerd, CRI-O, Podman, LXC.
-const CONTAINER_CGROUPS: [&str; 6] = [
-    "kubepods", "docker", "containerd", "crio", "libpod", "lxc",
-];
+const CONTAINER_CGROUPS: [&str; 6] = ["kubepods", "docker", "containerd", "crio", "libpod", "lxc"];
 
 /// Why the agent thinks it runs in a container, or none: `KUBERNETES_SERVICE_HOST`, Docker's
 /// `/.dockerenv`, Podman's `/run/.containerenv`, then a container cgroup in `/proc/1/cgroup`
@@ -45,7 +43,7 @@ pub fn detect_container(own: &OwnEnvironment) -> Option<String> {
     }
     let h = Host::new(&own.root);
     for (marker, runtime) in [("/.dockerenv", "Docker"), ("/run/.containerenv", "Podman")] {
-        if matches!(h.read_optional(marker), Ok(Some(_))) {
+        if matches!(h.read_regular_optional(marker), Ok(Some(_))) {
             return Some(format!("{marker} exists ({runtime})"));
         }
     }
@@ -77,7 +75,7 @@ impl Limits {
         let pid_file = &self.settings.launcher_pid_file;
         let shown = pid_file.display();
         let unknown = |reason: String| (Source::Unknown { reason }, None);
-        let text = match host.read_optional(pid_file) {
+        let text = match host.read_regular_optional(pid_file) {
             Ok(t) => t,
             Err(e) => return unknown(format!("`launcher_pid_file`: {e}")),
         };
@@ -171,7 +169,10 @@ impl Limits {
         match host.read_optional(path) {
             Ok(Some(text)) => {
                 let conf = parse_spark_defaults(&text);
-                let opts: Vec<&str> = JAVA_OPTION_KEYS.iter().filter_map(|k| conf.get(k)).collect();
+                let opts: Vec<&str> = JAVA_OPTION_KEYS
+                    .iter()
+                    .filter_map(|k| conf.get(k))
+                    .collect();
                 j.max_fd_limit_off = max_fd_limit_off(&opts.join(" "));
             }
             Ok(None) => j.error = Some(format!("{} is missing", host.path(path).display())),
@@ -204,9 +205,9 @@ fn read_cores(host: &Host) -> Cores {
     let dest = parse_core_pattern(&pattern);
     c.dir_free_unknown = match &dest {
         CoreDestination::Pipe { handler } => Some(format!("cores are piped to {handler}")),
-        CoreDestination::Relative => Some(
-            "a relative core_pattern: cores land in the executor's working directory".into(),
-        ),
+        CoreDestination::Relative => {
+            Some("a relative core_pattern: cores land in the executor's working directory".into())
+        }
         CoreDestination::Path {
             template: true,
             dir,

@@ -2,8 +2,8 @@
 //! container fallback, the unknowns (no pid file, stale pid, garbage, a FIFO), `MaxFDLimit`.
 
 use super::*;
-use crate::check::{Outcome, Runner};
 use crate::check::Check;
+use crate::check::{Outcome, Runner};
 use proto::Status;
 use std::path::Path;
 
@@ -48,7 +48,12 @@ fn not_a_container() -> (tempfile::TempDir, OwnEnvironment) {
     (own, env)
 }
 
-fn run_with(r: &Path, settings: Settings, spark_defaults: Option<&str>, own: OwnEnvironment) -> Outcome {
+fn run_with(
+    r: &Path,
+    settings: Settings,
+    spark_defaults: Option<&str>,
+    own: OwnEnvironment,
+) -> Outcome {
     let shared = Shared {
         spark_defaults: spark_defaults.map(PathBuf::from),
         executors_per_node: 1,
@@ -95,9 +100,15 @@ fn a_soft_limit_of_1024_under_a_high_hard_limit_is_ok() {
     let o = run(t.path());
     assert_eq!(o.status(), Status::Ok, "{}", o.summary());
     let s = o.summary();
-    assert!(s.contains("soft 1024 / hard 524288") && s.contains("pid 4242"), "{s}");
+    assert!(
+        s.contains("soft 1024 / hard 524288") && s.contains("pid 4242"),
+        "{s}"
+    );
     assert!(s.contains("core file size soft 0 / hard unlimited"), "{s}");
-    assert!(s.contains("pipes cores to /usr/lib/systemd/systemd-coredump"), "{s}");
+    assert!(
+        s.contains("pipes cores to /usr/lib/systemd/systemd-coredump"),
+        "{s}"
+    );
     assert_eq!(o.facts["cores"]["destination"]["kind"], "pipe");
 }
 
@@ -120,8 +131,14 @@ fn max_fd_limit_off_judges_the_soft_limit() {
     );
     assert_eq!(o.status(), Status::Warn, "{}", o.summary());
     let m = &o.findings[0].message;
-    assert!(m.contains("soft open-files limit") && m.contains("is 1024"), "{m}");
-    assert!(m.contains("-XX:-MaxFDLimit") && m.contains("spark-defaults.conf"), "{m}");
+    assert!(
+        m.contains("soft open-files limit") && m.contains("is 1024"),
+        "{m}"
+    );
+    assert!(
+        m.contains("-XX:-MaxFDLimit") && m.contains("spark-defaults.conf"),
+        "{m}"
+    );
     // Turned back on later in the options: the hard limit again.
     std::fs::write(
         conf.join("spark-defaults.conf"),
@@ -161,7 +178,10 @@ fn a_stale_pid_is_unknown_naming_it() {
     let o = run(t.path());
     assert_eq!(o.status(), Status::Unknown);
     let m = &o.findings[0].message;
-    assert!(m.contains("pid 999999") && m.contains("no /proc/999999"), "{m}");
+    assert!(
+        m.contains("pid 999999") && m.contains("no /proc/999999"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -192,7 +212,10 @@ fn a_fifo_at_the_pid_file_does_not_hang() {
         .expect("the read of a FIFO returned");
     assert_eq!(o.status(), Status::Unknown);
     let m = &o.findings[0].message;
-    assert!(m.contains("a FIFO") && m.contains("hadoop-yarn-nodemanager.pid"), "{m}");
+    assert!(
+        m.contains("a FIFO") && m.contains("hadoop-yarn-nodemanager.pid"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -213,7 +236,11 @@ fn in_a_container_without_pid_file_the_agents_own_limits_stand() {
     let o = run_with(t.path(), Settings::default(), None, env);
     assert_eq!(o.status(), Status::Ok, "{}", o.summary());
     assert_eq!(o.facts["source"]["kind"], "agent");
-    assert!(o.summary().contains("KUBERNETES_SERVICE_HOST"), "{}", o.summary());
+    assert!(
+        o.summary().contains("KUBERNETES_SERVICE_HOST"),
+        "{}",
+        o.summary()
+    );
     // Forced off by the setting: unknown.
     let (_own, env) = not_a_container();
     let o = run_with(
@@ -247,7 +274,11 @@ fn container_detection_says_which_evidence() {
         "12:memory:/kubepods/burstable/pod1/abc\n",
     )
     .unwrap();
-    assert!(detect_container(&env).unwrap().contains("/proc/1/cgroup names kubepods"));
+    assert!(
+        detect_container(&env)
+            .unwrap()
+            .contains("/proc/1/cgroup names kubepods")
+    );
     std::fs::write(own.path().join(".dockerenv"), "").unwrap();
     assert_eq!(
         detect_container(&env).unwrap(),
@@ -257,15 +288,26 @@ fn container_detection_says_which_evidence() {
 
 #[test]
 fn cores_to_a_path_report_its_free_space_and_templates_do_not() {
-    let t = root(Some("4242"), 4242, Some("soft-65536-hard-65536-cores-unlimited.limits"));
+    let t = root(
+        Some("4242"),
+        4242,
+        Some("soft-65536-hard-65536-cores-unlimited.limits"),
+    );
     std::fs::create_dir_all(t.path().join("var/crash")).unwrap();
     let pattern = t.path().join("proc/sys/kernel/core_pattern");
     std::fs::write(&pattern, "/var/crash/core.%e.%p\n").unwrap();
     let o = run(t.path());
     assert_eq!(o.status(), Status::Ok, "{}", o.summary());
     assert!(o.facts["cores"]["dir_free_bytes"].is_u64(), "{}", o.facts);
-    assert!(o.summary().contains("cores land in /var/crash ("), "{}", o.summary());
-    assert!(o.summary().contains("core file size soft unlimited / hard unlimited"));
+    assert!(
+        o.summary().contains("cores land in /var/crash ("),
+        "{}",
+        o.summary()
+    );
+    assert!(
+        o.summary()
+            .contains("core file size soft unlimited / hard unlimited")
+    );
     std::fs::write(&pattern, "/cores/%h/core\n").unwrap();
     let o = run(t.path());
     assert!(o.facts["cores"]["dir_free_bytes"].is_null());
