@@ -166,6 +166,25 @@ impl Host {
         read_open_text(&path, file)
     }
 
+    /// Like [`Host::read_optional`], but opened `O_NONBLOCK` and refused unless it is a regular
+    /// file: for paths an operator configures (a pid file), where a FIFO or a device must not
+    /// block the read until a writer comes. Plain reads keep the kernel's behaviour (the
+    /// engine's deadline covers a read stuck on a hung mount, or on a FIFO in its tests).
+    pub fn read_regular_optional(&self, p: impl AsRef<Path>) -> Result<Option<String>, CheckError> {
+        let p = p.as_ref();
+        let path = self.path(p);
+        match self.open_in_root(p, libc::O_NONBLOCK).and_then(regular) {
+            Ok(file) => read_open_text(&path, file).map(Some),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(CheckError::io(&path, e)),
+        }
+    }
+
     /// `open(2)` of the host path `p` read-only with `flags` added, every symlink on the way
     /// resolved as if the root were `/`: `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` on
     /// Linux 5.6+, else [`Host::resolve`] and an open that does not follow a last link (a link
@@ -307,6 +326,30 @@ impl Host {
         out.extend(walked);
         out
     }
+}
+
+/// `file` if it is a regular file (or a directory, whose read fails as it always did), else an
+/// `InvalidInput` error saying what it is (the caller names the path).
+fn regular(file: File) -> std::io::Result<File> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = file.metadata()?.file_type();
+    let what = if t.is_file() || t.is_dir() {
+        return Ok(file);
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{what}, not a regular file"),
+    ))
 }
 
 fn components_of(p: &Path) -> Vec<std::ffi::OsString> {
@@ -530,6 +573,30 @@ mod tests {
         assert!(h.is_dir("/etc"));
         let e = h.read_to_string("/proc/abs").unwrap_err().to_string();
         assert!(e.contains(&format!("{}/proc/abs", root.display())), "{e}");
+    }
+
+    #[test]
+    fn regular_reads_refuse_a_fifo_or_a_device_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        let fifo = dir.path().join("run/x.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Both ways of opening: a fixture root (openat2 or resolve) and the root `/`.
+        for (h, p) in [
+            (Host::new(dir.path()), PathBuf::from("/run/x.pid")),
+            (Host::new("/"), fifo.clone()),
+        ] {
+            let e = h.read_regular_optional(&p).unwrap_err().to_string();
+            assert!(e.contains("a FIFO, not a regular file"), "{e}");
+            assert!(e.contains(&fifo.display().to_string()), "{e}");
+        }
+        let h = Host::new("/");
+        let e = h.read_regular_optional("/dev/null").unwrap_err();
+        assert!(e.to_string().contains("a character device"), "{e}");
+        assert_eq!(
+            h.read_regular_optional(dir.path().join("none")).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! its folder plus one line in [`ALL`].
 //!
 //! The crate is the check core: [`host::Host`] (every host read, rooted), the check shape
-//! ([`check`]), the kernel and Spark parsers, and the five checks. It knows no HTTP, no database
+//! ([`check`]), the kernel and Spark parsers, and the checks. It knows no HTTP, no database
 //! and no config file: the agent crate builds checks from their settings.
 
 pub mod check;
@@ -18,6 +18,7 @@ pub mod spark_conf;
 pub use common::{fmt, time};
 
 pub mod hugepages;
+pub mod limits;
 pub mod memory;
 pub mod numa;
 pub mod scratch;
@@ -35,6 +36,7 @@ pub const ALL: &[Registration] = &[
     numa::REGISTRATION,
     scratch::REGISTRATION,
     memory::REGISTRATION,
+    limits::REGISTRATION,
 ];
 
 /// Every check name, in report order, taken from [`ALL`]. Also the valid `/health/{check}`
