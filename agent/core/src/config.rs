@@ -104,7 +104,7 @@ impl Config {
             interval: Duration::from_secs_f64(
                 c.push.interval_seconds.unwrap_or(c.interval_seconds),
             ),
-            tls: crate::outputs::push::client::TlsFiles {
+            tls: crate::outputs::push::client::PushTlsFiles {
                 ca_file: c.push.ca_file.clone(),
                 client_cert_file: c.push.client_cert_file.clone(),
                 client_key_file: c.push.client_key_file.clone(),

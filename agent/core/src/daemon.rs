@@ -4,7 +4,7 @@
 //! each other. Also the one-shot round of `gluten-node-agent check`.
 
 use crate::config::Config;
-use crate::engine::{Engine, Heartbeat, Snapshot};
+use crate::engine::{Engine, LoopHeartbeat, Snapshot};
 use crate::outputs::PushStats;
 use crate::outputs::http::{self, AppState};
 use crate::outputs::metrics::MetricsCache;
@@ -94,7 +94,7 @@ pub async fn run(
     let engine = Engine::from_config(&config);
     let names: Vec<String> = engine.check_names().iter().map(|s| s.to_string()).collect();
     let interval = Duration::from_secs_f64(config.interval_seconds);
-    let heartbeat = Arc::new(Heartbeat::default());
+    let heartbeat = Arc::new(LoopHeartbeat::default());
     heartbeat.beat();
     let push_stats = Arc::new(PushStats::default());
     let (tx, rx) = watch::channel::<Option<Arc<Snapshot>>>(None);

@@ -3,7 +3,7 @@
 //! round, applies flap damping, and publishes the round as one immutable `Snapshot`.
 
 use crate::config::Config;
-pub use crate::snapshot::{CheckCounters, Heartbeat, Snapshot};
+pub use crate::snapshot::{CheckCounters, LoopHeartbeat, Snapshot};
 use checks::Common;
 use checks::check::{Check, CheckError, Outcome};
 use checks::host::Host;
@@ -302,7 +302,7 @@ impl Engine {
         mut self,
         interval: Duration,
         tx: watch::Sender<Option<Arc<Snapshot>>>,
-        heartbeat: Arc<Heartbeat>,
+        heartbeat: Arc<LoopHeartbeat>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut ticker = tokio::time::interval(interval);

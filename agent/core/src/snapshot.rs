@@ -1,5 +1,5 @@
 //! What a finished round publishes: the [`Snapshot`] every output reads, the per-check
-//! [`CheckCounters`], and the check loop's [`Heartbeat`]. No output needs the engine for these.
+//! [`CheckCounters`], and the check loop's [`LoopHeartbeat`]. No output needs the engine for these.
 
 use checks::check::Sample;
 use proto::{CheckResult, NodeReport};
@@ -40,21 +40,21 @@ impl Snapshot {
 
 /// Proof of life of the check loop, read by `/livez` and the systemd watchdog.
 #[derive(Debug)]
-pub struct Heartbeat {
+pub struct LoopHeartbeat {
     origin: Instant,
     last_ms: AtomicU64,
 }
 
-impl Default for Heartbeat {
+impl Default for LoopHeartbeat {
     fn default() -> Self {
-        Heartbeat {
+        LoopHeartbeat {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
         }
     }
 }
 
-impl Heartbeat {
+impl LoopHeartbeat {
     pub fn beat(&self) {
         let ms = self.origin.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 //! cached snapshot of the last round and returns at once: nothing here touches the host.
 
 use crate::outputs::{MetricsFormat, MetricsRender, verdict};
-use crate::snapshot::{Heartbeat, Snapshot};
+use crate::snapshot::{LoopHeartbeat, Snapshot};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 /// What the handlers share. Cheap to read; written only by the engine (through the channel).
 pub struct AppState {
     snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
-    heartbeat: Arc<Heartbeat>,
+    heartbeat: Arc<LoopHeartbeat>,
     /// `/livez` fails once the heartbeat is older than this.
     live_threshold: Duration,
     metrics: Arc<dyn MetricsRender>,
@@ -38,7 +38,7 @@ struct JsonCache {
 impl AppState {
     pub fn new(
         snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
-        heartbeat: Arc<Heartbeat>,
+        heartbeat: Arc<LoopHeartbeat>,
         live_threshold: Duration,
         metrics: Arc<dyn MetricsRender>,
         check_names: Vec<String>,
@@ -334,9 +334,13 @@ mod tests {
 
     fn app(
         live_threshold: Duration,
-    ) -> (Router, watch::Sender<Option<Arc<Snapshot>>>, Arc<Heartbeat>) {
+    ) -> (
+        Router,
+        watch::Sender<Option<Arc<Snapshot>>>,
+        Arc<LoopHeartbeat>,
+    ) {
         let (tx, rx) = watch::channel(None);
-        let hb = Arc::new(Heartbeat::default());
+        let hb = Arc::new(LoopHeartbeat::default());
         hb.beat();
         let state = AppState::new(
             rx,

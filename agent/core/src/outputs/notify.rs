@@ -1,12 +1,12 @@
 //! systemd's service notification protocol (`sd_notify`), spoken directly over the unix datagram
 //! socket named by `NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace), with no
 //! libsystemd. `run` sends `READY=1` once the first round is published, `WATCHDOG=1` every half
-//! `WATCHDOG_USEC` but only while the check loop's [`Heartbeat`] is as fresh as `/livez` demands
+//! `WATCHDOG_USEC` but only while the check loop's [`LoopHeartbeat`] is as fresh as `/livez` demands
 //! (so a stalled loop gets the service restarted by systemd exactly when `/livez` would fail),
 //! `STATUS=` with the node verdict after each round, and `STOPPING=1` on shutdown. Without
 //! `NOTIFY_SOCKET` all of this is a no-op.
 
-use crate::snapshot::{Heartbeat, Snapshot};
+use crate::snapshot::{LoopHeartbeat, Snapshot};
 use serve::notify::Notifier;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub fn status_line(snapshot: &Snapshot) -> String {
 pub async fn supervise(
     notifier: Arc<Notifier>,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
-    heartbeat: Arc<Heartbeat>,
+    heartbeat: Arc<LoopHeartbeat>,
     live_threshold: Duration,
     watchdog: Option<Duration>,
     mut stop: watch::Receiver<bool>,
@@ -102,7 +102,7 @@ mod tests {
         let server = UnixDatagram::bind(&path).unwrap();
         server.set_nonblocking(true).unwrap();
         let notifier = Arc::new(Notifier::new(path.to_str().unwrap()).unwrap());
-        let heartbeat = Arc::new(Heartbeat::default()); // beaten at t=0, never again
+        let heartbeat = Arc::new(LoopHeartbeat::default()); // beaten at t=0, never again
         let (_tx, rx) = watch::channel(None);
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(supervise(

@@ -13,7 +13,7 @@ pub const MAX_ERROR_BODY: usize = 4096;
 
 /// TLS material of the push, from `[push]`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TlsFiles {
+pub struct PushTlsFiles {
     /// PEM certificates trusted in addition to the system roots (`push.ca_file`).
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain and its key, for mTLS (`push.client_cert_file`,
@@ -59,7 +59,7 @@ fn pem_certs(
 
 /// The rustls configuration of the push: system roots (those that parse; none is fine when
 /// `ca_file` is given), `ca_file`, and the client certificate when both files are given.
-pub fn tls_config(files: &TlsFiles) -> Result<rustls::ClientConfig, ClientError> {
+pub fn tls_config(files: &PushTlsFiles) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
@@ -114,7 +114,7 @@ pub fn install_crypto_provider() {
 }
 
 /// The push client: `timeout` per request (body included), no redirects, our TLS.
-pub fn build(timeout: Duration, files: &TlsFiles) -> Result<reqwest::Client, ClientError> {
+pub fn build(timeout: Duration, files: &PushTlsFiles) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -142,7 +142,7 @@ pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
 
 /// A short, printable excerpt of an error body for the log: the `error` of a JSON
 /// [`proto::ApiError`], else the first 200 printable characters.
-pub fn excerpt(body: &[u8]) -> String {
+pub fn body_excerpt(body: &[u8]) -> String {
     if let Ok(e) = serde_json::from_slice::<proto::ApiError>(body) {
         return e.error.chars().take(200).collect();
     }
@@ -198,9 +198,9 @@ mod tests {
 
     #[test]
     fn excerpts_are_short_and_printable() {
-        assert_eq!(excerpt(br#"{"error":"bad token"}"#), "bad token");
+        assert_eq!(body_excerpt(br#"{"error":"bad token"}"#), "bad token");
         let noisy = [b'\x1b', b'[', b'2', b'J'].repeat(100);
-        let e = excerpt(&noisy);
+        let e = body_excerpt(&noisy);
         assert!(
             e.len() <= 200 && !e.chars().any(|c| c.is_control()),
             "{e:?}"
@@ -212,16 +212,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let e = tls_config(&TlsFiles {
+        let e = tls_config(&PushTlsFiles {
             ca_file: Some(empty.clone()),
-            ..TlsFiles::default()
+            ..PushTlsFiles::default()
         })
         .unwrap_err()
         .to_string();
         assert!(e.contains("push.ca_file") && e.contains("empty.pem"), "{e}");
-        let e = tls_config(&TlsFiles {
+        let e = tls_config(&PushTlsFiles {
             client_cert_file: Some(empty),
-            ..TlsFiles::default()
+            ..PushTlsFiles::default()
         })
         .unwrap_err()
         .to_string();

@@ -238,7 +238,7 @@ pub struct PushSettings {
     pub max_backoff: Duration,
     pub interval: Duration,
     /// CA, client certificate and key (`push.ca_file`, `client_cert_file`, `client_key_file`).
-    pub tls: super::client::TlsFiles,
+    pub tls: super::client::PushTlsFiles,
 }
 
 #[cfg(test)]
