@@ -658,7 +658,7 @@ fn the_model_agrees_with_glibc_on_every_system_library_and_wheel() {
 
 #[test]
 fn a_symlinked_library_takes_origin_from_the_link_inside_a_root() {
-    // The case in a rooted tree: /opt/gluten/lib/libvelox.so -> the real install.
+    // The reported case in a rooted tree: /opt/gluten/lib/libvelox.so -> the real install.
     let (_dir, root) = pyvelox_tree("/opt/pyvelox/pyvelox/libvelox.so", "flags : avx2\n");
     std::fs::create_dir_all(root.join("usr/share/zoneinfo")).unwrap();
     std::fs::create_dir_all(root.join("etc/pki/tls/certs")).unwrap();

@@ -27,7 +27,7 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
             ),
         ),
         (Some(p), Some(u)) => {
-            // The definition: headroom = usable - planned - reserve.
+            // Headroom = usable - planned - reserve.
             let reserve = i128::from(s.reserve_bytes);
             let headroom = i128::from(u) - i128::from(p.planned_bytes) - reserve;
             let src = usable_source.unwrap_or("");

@@ -52,7 +52,7 @@ impl Facts {
         }
     }
 
-    /// The definition: headroom = usable - planned - reserve (negative: overcommitted).
+    /// Headroom = usable - planned - reserve (negative: overcommitted).
     pub fn headroom(&self, reserve_bytes: u64) -> Option<i128> {
         match (&self.plan, self.usable().0) {
             (Some(p), Some(u)) => {
