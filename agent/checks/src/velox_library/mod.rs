@@ -29,7 +29,9 @@ mod settings;
 
 pub use cpuinfo::parse_cpuinfo_flags;
 pub use elf::{ElfSummary, elf_kind, host_elf_kind, machine_name, max_version, parse_version};
-pub use elf_read::{ElfSource, Req, SliceSource, elf_summary, summary_from_segments};
+pub use elf_read::{
+    ElfSource, Req, SliceSource, elf_summary, segment_reqs, string_ranges, summary_from_segments,
+};
 pub use evaluate::evaluate;
 pub use facts::{
     Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,
