@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(e(b"\x7fELF"), "truncated or invalid ELF: EI_CLASS is None");
         let mut ident = *b"\x7fELF\x03\x01\x01\0\0\0\0\0\0\0\0\0";
         assert_eq!(e(&ident), "truncated or invalid ELF: EI_CLASS is Some(3)");
-        ident[4] = elf::ELFCLASS32.0;
+        ident[std::mem::offset_of!(elf::Ident, class)] = elf::ELFCLASS32.0;
         assert_eq!(elf_class(&ident, 16).unwrap(), elf::ELFCLASS32);
         assert_eq!(
             elf_kind(&ident),

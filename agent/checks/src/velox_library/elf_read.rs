@@ -434,6 +434,7 @@ mod tests {
     use super::*;
     use crate::velox_library::elf::{machine_name, max_version};
     use proptest::prelude::*;
+    use std::mem::offset_of;
     use std::path::Path;
 
     /// Builds a tiny shared object with `compiler` (no libc needed) into `dir`.
@@ -677,7 +678,8 @@ mod tests {
         let e = elf_summary(b"").unwrap_err().to_string();
         assert_eq!(e, "not an ELF file (starts with [], 0 bytes)");
         let mut patched = good.clone();
-        patched[18..20].copy_from_slice(&elf::EM_AARCH64.0.to_le_bytes());
+        let machine = offset_of!(FileHeader64<Endianness>, e_machine);
+        patched[machine..][..2].copy_from_slice(&elf::EM_AARCH64.0.to_le_bytes());
         assert_eq!(elf_summary(&patched).unwrap().machine, elf::EM_AARCH64.0);
         assert_eq!(
             super::super::elf::elf_kind(&patched),
@@ -685,7 +687,7 @@ mod tests {
         );
         assert_eq!(machine_name(elf::EM_AARCH64.0), "aarch64");
         let mut odd = good.clone();
-        odd[54] += 8; // e_phentsize
+        odd[offset_of!(FileHeader64<Endianness>, e_phentsize)] += 8;
         let e = elf_summary(&odd).unwrap_err().to_string();
         assert_eq!(e, "invalid ELF: e_phentsize 64, not 56");
     }
@@ -730,8 +732,10 @@ mod tests {
         let mut b = sample();
         let full = elf_summary(&b).unwrap();
         // e_shoff = 0, e_shnum = 0, e_shstrndx = 0: what `sstrip` leaves.
-        b[40..48].copy_from_slice(&0u64.to_le_bytes());
-        b[60..64].copy_from_slice(&[0, 0, 0, 0]);
+        type H = FileHeader64<Endianness>;
+        b[offset_of!(H, e_shoff)..][..8].fill(0);
+        b[offset_of!(H, e_shnum)..][..2].fill(0);
+        b[offset_of!(H, e_shstrndx)..][..2].fill(0);
         assert_eq!(elf_summary(&b).unwrap(), full);
         assert_eq!(string_ranges(&b), None);
     }
