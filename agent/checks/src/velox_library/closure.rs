@@ -16,9 +16,6 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
-/// `DF_1_NODEFLIB`.
-const DF_1_NODEFLIB: u64 = 0x800;
-
 /// One object of the link map.
 #[derive(Debug, Clone)]
 pub(super) struct Obj {
@@ -195,7 +192,7 @@ pub(super) fn walk(
             }
         }
         let runpath = objs[i].runpath.clone();
-        let nodeflib = summary.flags_1 & DF_1_NODEFLIB != 0;
+        let nodeflib = summary.flags_1 & object::elf::DF_1_NODEFLIB.0 != 0;
         let who = if i == root {
             facts.library.clone()
         } else {

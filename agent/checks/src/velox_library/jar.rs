@@ -4,7 +4,7 @@
 
 use super::FileKey;
 use super::elf::ElfSummary;
-use super::elf_dynamic::{ElfSource, Req, segment_reqs, summary_from_segments};
+use super::elf_read::{ElfSource, HEAD, MAX_STRING, Req, segment_reqs, summary_from_segments};
 use super::scan::{Scan, Scanner};
 use crate::check::ParseError;
 use crate::spark_conf::parse_spark_defaults;
@@ -197,8 +197,6 @@ struct EntrySource<'z> {
 
 /// Decompression chunk.
 const CHUNK: usize = 256 * 1024;
-/// What the reader's first batch asks for (the ELF and program headers).
-const HEAD: usize = 64 * 1024;
 
 /// The ranges the reader will ask for next, gathered from the first `HEAD` bytes and from the
 /// rest of the chunk (at `pos`) that completed them.
@@ -236,7 +234,7 @@ fn gather(r: &Req, got: &mut Vec<u8>, chunk: &[u8], pos: u64) -> bool {
                 return false;
             }
             let part = &chunk[(off.max(pos) - pos) as usize..];
-            let room = 4096usize.saturating_sub(got.len());
+            let room = MAX_STRING.saturating_sub(got.len());
             let part = &part[..part.len().min(room)];
             match memchr::memchr(0, part) {
                 Some(n) => {
@@ -245,7 +243,7 @@ fn gather(r: &Req, got: &mut Vec<u8>, chunk: &[u8], pos: u64) -> bool {
                 }
                 None => {
                     got.extend_from_slice(part);
-                    got.len() >= 4096
+                    got.len() >= MAX_STRING
                 }
             }
         }
@@ -253,6 +251,10 @@ fn gather(r: &Req, got: &mut Vec<u8>, chunk: &[u8], pos: u64) -> bool {
 }
 
 impl ElfSource for EntrySource<'_> {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+
     fn fetch(&mut self, reqs: &[Req]) -> Result<Vec<Vec<u8>>, ParseError> {
         if self.scanner.is_none() {
             let hits: Option<Vec<Vec<u8>>> = reqs

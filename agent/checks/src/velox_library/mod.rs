@@ -6,13 +6,14 @@
 //!
 //! Code map: `settings` (the `[velox_library]` table), `facts` (what a read observed), `read`
 //! (the only part that touches the machine), `evaluate` (pure, one function per rule); and their
-//! own subjects: `elf` (ELF reader), `ld_cache` (`ld.so.cache`, `ld.so.conf`), `search` (the
-//! loader search), `cpuinfo`, `jar` (bundle jars and their cache), `probe` (fork + dlopen).
+//! own subjects: `elf` (what an ELF file says), `elf_read` (the ELF reader), `ld_cache`
+//! (`ld.so.cache`, `ld.so.conf`), `search` (the loader search), `cpuinfo`, `jar` (bundle jars and
+//! their cache), `probe` (fork + dlopen).
 
 mod closure;
 mod cpuinfo;
 mod elf;
-mod elf_dynamic;
+mod elf_read;
 mod evaluate;
 mod facts;
 mod glibc;
@@ -27,10 +28,10 @@ mod search;
 mod settings;
 
 pub use cpuinfo::parse_cpuinfo_flags;
-pub use elf::{
-    ElfSummary, elf_kind, elf_summary, host_elf_kind, machine_name, max_version, parse_version,
+pub use elf::{ElfSummary, elf_kind, host_elf_kind, machine_name, max_version, parse_version};
+pub use elf_read::{
+    ElfSource, Req, SliceSource, elf_summary, segment_reqs, string_ranges, summary_from_segments,
 };
-pub use elf_dynamic::{ElfSource, Req, SliceSource, summary_from_segments};
 pub use evaluate::evaluate;
 pub use facts::{
     Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,

@@ -5,9 +5,8 @@
 
 use super::closure::{Obj, origin_of, walk};
 use super::cpuinfo::{EXTRA_ISA_FLAGS, parse_cpuinfo_flags, parse_cpuinfo_vendor};
-use super::elf::{
-    ElfSummary, elf_summary, host_elf_kind, machine_name, max_version, string_ranges,
-};
+use super::elf::{ElfSummary, host_elf_kind, machine_name, max_version};
+use super::elf_read::{elf_summary, string_ranges};
 use super::facts::{Facts, JarFacts, LibraryFacts, LoaderFacts};
 use super::glibc::{Cpu, Glibc, interp_path, parse_loader_binary};
 use super::jar::jar_arch;
