@@ -17,6 +17,7 @@ pub mod spark_conf;
 
 pub use common::{fmt, time};
 
+pub mod gluten_runtime;
 pub mod hugepages;
 pub mod memory;
 pub mod numa;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 /// Every check, in report order: one line per check.
 pub const ALL: &[Registration] = &[
     velox_library::REGISTRATION,
+    gluten_runtime::REGISTRATION,
     hugepages::REGISTRATION,
     numa::REGISTRATION,
     scratch::REGISTRATION,

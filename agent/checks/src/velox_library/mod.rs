@@ -60,9 +60,9 @@ pub const REGISTRATION: Registration = Registration::of::<VeloxLibrary>();
 /// Bound of the per-file ELF summary cache.
 const SUMMARY_CACHE_ENTRIES: usize = 4096;
 
-/// Identity of a file version, for the summary and jar caches.
+/// Identity of a file version, for the summary and jar caches (also `gluten_runtime`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileKey {
+pub(crate) struct FileKey {
     dev: u64,
     ino: u64,
     size: u64,
@@ -71,7 +71,7 @@ struct FileKey {
 }
 
 impl FileKey {
-    fn of(meta: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
         FileKey {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -139,5 +139,12 @@ impl NodeCheck for VeloxLibrary {
 
     fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
         evaluate::evaluate(facts, settings)
+    }
+
+    /// `executor_root`, `jars` and `java_home` are also where `gluten_runtime` looks.
+    fn share(settings: &Settings, shared: &mut Shared) {
+        shared.executor_root = settings.executor_root.clone();
+        shared.gluten_jars = settings.jars.clone();
+        shared.java_home = settings.java_home.clone();
     }
 }
