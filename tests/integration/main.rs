@@ -9,6 +9,7 @@ mod faults;
 mod fleet;
 mod fleet_api;
 mod fleet_protocol;
+mod gluten_runtime;
 mod host_root;
 mod hugepages;
 mod memory;

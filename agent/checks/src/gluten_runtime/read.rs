@@ -8,8 +8,8 @@ use super::bundle::properties;
 use super::facts::{Facts, JarFacts, JarLoaders, JdkFacts, Library, SparkFacts};
 use super::spark::{
     self, Entry, JAVA_HOME_ENV, LOAD_LIB_FROM_JAR, LOAD_LIB_OS, LOAD_LIB_OS_VERSION,
-    SPARK_HOME_ENV, USER_CLASS_PATH_FIRST, jar_name, java_feature, jdk_release_version, minor_of,
-    release_version, scala_suffix,
+    SPARK_HOME_ENV, USER_CLASS_PATH_FIRST, jar_name, java_feature, jdk_release_version,
+    manifest_value, minor_of, release_version, scala_suffix,
 };
 use crate::check::CheckError;
 use crate::host::Host;
@@ -232,9 +232,9 @@ fn read_spark_home(root: &Host, home: &str, f: &mut SparkFacts) -> Vec<String> {
         let path = join(&jars_dir, n);
         f.scala_binary = scala_suffix(artifact).map(str::to_string);
         match root.resolve(&path).ok().and_then(|l| version_info(&l)) {
-            Some(v) => {
+            Some((v, from)) => {
                 f.version = Some(v);
-                f.version_source = Some("spark-version-info.properties".into());
+                f.version_source = Some(from.into());
             }
             None => {
                 f.version = Some(version.to_string());
@@ -260,19 +260,30 @@ fn read_spark_home(root: &Host, home: &str, f: &mut SparkFacts) -> Vec<String> {
     names
 }
 
-/// `version` of `spark-version-info.properties` in a spark-core jar.
-fn version_info(local: &Path) -> Option<String> {
+/// Spark's version in a spark-core jar and where it was found: `version` of
+/// `spark-version-info.properties` (Spark's own builds), else the manifest's
+/// `Implementation-Version` (PyPI's 3.5 and 4.0 jars have no properties file).
+fn version_info(local: &Path) -> Option<(String, &'static str)> {
     let file = std::fs::File::open(local).ok()?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).ok()?;
-    let mut text = String::new();
-    zip.by_name("spark-version-info.properties")
-        .ok()?
-        .take(1 << 20)
-        .read_to_string(&mut text)
-        .ok()?;
-    properties(&text)
-        .remove("version")
+    let mut read = |name: &str| -> Option<String> {
+        let mut text = String::new();
+        zip.by_name(name)
+            .ok()?
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    };
+    if let Some(v) = read("spark-version-info.properties")
+        .and_then(|t| properties(&t).remove("version"))
         .filter(|v| !v.is_empty())
+    {
+        return Some((v, "spark-version-info.properties"));
+    }
+    read("META-INF/MANIFEST.MF")
+        .and_then(|t| manifest_value(&t, "Implementation-Version"))
+        .map(|v| (v, "MANIFEST.MF"))
 }
 
 /// One JDK at `home` in `root`: `bin/java` and the version of its `release` file.

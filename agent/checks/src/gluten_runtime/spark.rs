@@ -150,6 +150,25 @@ pub fn release_version(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A main-section attribute of a jar manifest (`Name: value`, continuation lines start with a
+/// space).
+pub fn manifest_value(text: &str, key: &str) -> Option<String> {
+    let mut lines = text.lines().take_while(|l| !l.trim().is_empty()).peekable();
+    while let Some(l) = lines.next() {
+        if let Some((k, v)) = l.split_once(':')
+            && k == key
+        {
+            let mut v = v.trim_start().to_string();
+            while let Some(c) = lines.peek().and_then(|n| n.strip_prefix(' ')) {
+                v.push_str(c);
+                lines.next();
+            }
+            return Some(v.trim_end().to_string()).filter(|v| !v.is_empty());
+        }
+    }
+    None
+}
+
 /// `JAVA_VERSION` of a JDK's `release` file.
 pub fn jdk_release_version(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
@@ -203,6 +222,12 @@ mod tests {
             Some("3.5.5")
         );
         assert_eq!(release_version("Hadoop 3"), None);
+        let mf = "Manifest-Version: 1.0\r\nImplementation-Title: Spark Project Core\r\nImplementation-Version: 3.5.\r\n 5\r\n\r\nName: x\r\nImplementation-Version: 9\r\n";
+        assert_eq!(
+            manifest_value(mf, "Implementation-Version").as_deref(),
+            Some("3.5.5")
+        );
+        assert_eq!(manifest_value(mf, "Missing"), None);
         let jdk8 = "JAVA_VERSION=\"1.8.0_402\"\nOS_NAME=\"Linux\"\n";
         assert_eq!(jdk_release_version(jdk8).as_deref(), Some("1.8.0_402"));
         assert_eq!(java_feature("1.8.0_402"), Some(8));
