@@ -6,7 +6,7 @@
 //! its folder plus one line in [`ALL`].
 //!
 //! The crate is the check core: [`host::Host`] (every host read, rooted), the check shape
-//! ([`check`]), the kernel and Spark parsers, and the five checks. It knows no HTTP, no database
+//! ([`check`]), the kernel and Spark parsers, and the checks. It knows no HTTP, no database
 //! and no config file: the agent crate builds checks from their settings.
 
 pub mod check;

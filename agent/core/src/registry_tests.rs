@@ -165,7 +165,14 @@ fn a_registered_check_gets_its_policy_shared_inputs_and_engine_slot() {
 fn the_real_list_names_every_check_once_in_report_order() {
     assert_eq!(
         NAMES,
-        ["velox_library", "hugepages", "numa", "scratch", "memory"]
+        [
+            "velox_library",
+            "gluten_runtime",
+            "hugepages",
+            "numa",
+            "scratch",
+            "memory"
+        ]
     );
     let mut seen = std::collections::BTreeSet::new();
     assert!(NAMES.iter().all(|n| seen.insert(*n)), "duplicate name");

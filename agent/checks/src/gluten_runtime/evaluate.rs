@@ -31,7 +31,10 @@ pub fn evaluate(f: &Facts, _settings: &Settings) -> Verdict {
         spark_match(f, j, &mut o);
         classpath_conflicts(f, j, &mut o);
     }
-    jdk(f, &mut o);
+    // Without a Gluten jar there is no JVM side of Gluten to judge the JDK for.
+    if f.gluten_jars().next().is_some() {
+        jdk(f, &mut o);
+    }
     o.ok_summary = Some(summary(f));
     gauges(f, &mut o);
     inventory(f, &mut o);
@@ -94,7 +97,7 @@ fn jars(f: &Facts, o: &mut Verdict) {
     let gluten: Vec<&JarFacts> = f.gluten_jars().collect();
     if gluten.is_empty() && f.jars.iter().all(|j| j.found && j.error.is_none()) {
         o.push(finding(
-            Status::Unknown,
+            Status::Warn,
             "no_gluten_jar",
             format!(
                 "no Gluten jar found in {}: none on spark.executor.extraClassPath or spark.jars{}, none named gluten*.jar in SPARK_HOME/jars{}, and velox_library.jars is empty",
@@ -596,7 +599,10 @@ mod tests {
         let mut f = facts();
         f.spark.version = Some("3.4.4".into());
         let (s, rule, m) = only(&run(&f));
-        assert_eq!((s, rule.as_str()), (Status::Fail, "gluten_runtime.spark_mismatch"));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Fail, "gluten_runtime.spark_mismatch")
+        );
         assert!(m.contains("built for Spark 3.5 (shim spark35)"), "{m}");
 
         // No shim in the jar: its spark_version decides.
@@ -606,7 +612,10 @@ mod tests {
         let mut f = facts();
         f.spark.version = Some("3.5.2".into());
         let (s, rule, m) = only(&run(&f));
-        assert_eq!((s, rule.as_str()), (Status::Warn, "gluten_runtime.spark_patch"));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Warn, "gluten_runtime.spark_patch")
+        );
         assert!(
             m.contains("Spark 3.5.5, the executors run Spark 3.5.2"),
             "{m}"
@@ -615,13 +624,19 @@ mod tests {
         let mut f = facts();
         f.spark.scala_binary = Some("2.13".into());
         let (s, rule, _) = only(&run(&f));
-        assert_eq!((s, rule.as_str()), (Status::Fail, "gluten_runtime.scala_mismatch"));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Fail, "gluten_runtime.scala_mismatch")
+        );
 
         let mut f = facts();
         f.spark.version = None;
         f.spark.home = None;
         let (s, rule, m) = only(&run(&f));
-        assert_eq!((s, rule.as_str()), (Status::Unknown, "gluten_runtime.spark_unknown"));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Unknown, "gluten_runtime.spark_unknown")
+        );
         assert!(m.contains("SPARK_HOME is not known"), "{m}");
     }
 
@@ -630,7 +645,10 @@ mod tests {
         let mut f = facts();
         f.java.selected = Some(jdk("/usr/lib/jvm/java-8", "1.8.0_402", 8));
         let (s, rule, m) = only(&run(&f));
-        assert_eq!((s, rule.as_str()), (Status::Fail, "gluten_runtime.jdk_too_old"));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Fail, "gluten_runtime.jdk_too_old")
+        );
         assert_eq!(
             m,
             "JDK 1.8.0_402 at /usr/lib/jvm/java-8 (from spark.executorEnv.JAVA_HOME) is older than the bundle needs: gluten.jar has 1314 classes of class-file version 61 (Java 17), e.g. io/substrait/proto/Plan.class; the executor fails with UnsupportedClassVersionError"
@@ -696,7 +714,15 @@ mod tests {
         ));
         let mut f = facts();
         f.jars.clear();
-        assert_eq!(only(&run(&f)).1, "gluten_runtime.no_gluten_jar");
+        f.java.selected = None;
+        assert_eq!(
+            only(&run(&f)),
+            (
+                Status::Warn,
+                "gluten_runtime.no_gluten_jar".to_string(),
+                "no Gluten jar found in the host root: none on spark.executor.extraClassPath or spark.jars of /opt/spark/conf/spark-defaults.conf, none named gluten*.jar in SPARK_HOME/jars (/opt/spark), and velox_library.jars is empty".to_string()
+            )
+        );
         let mut f = facts();
         f.spark.error =
             Some("`spark.executor.userClassPathFirst`: yes is not true or false".into());
