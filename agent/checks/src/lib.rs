@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod error;
+pub mod file_key;
 pub mod host;
 pub mod procfs_text;
 pub mod spark_conf;

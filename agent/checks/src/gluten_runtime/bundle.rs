@@ -5,8 +5,8 @@
 //! per version (cached by device, inode, size and mtime).
 
 use super::facts::{JarFacts, Library, PackageClasses};
+use crate::file_key::FileKey;
 use crate::spark_conf::parse_java_properties;
-use crate::velox_library::FileKey;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};

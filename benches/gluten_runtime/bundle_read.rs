@@ -1,6 +1,6 @@
 //! Cold read of a Gluten bundle jar by the `gluten_runtime` check's jar reader: prints the
 //! wall time, the process's peak RSS (`VmHWM`) and what was read.
-//! `cargo run --release -p gluten-node-checks --example gluten_bundle_read -- JAR`
+//! `cargo run --release -p gluten-node-benches --example gluten_bundle_read -- JAR`
 
 use std::time::Instant;
 
