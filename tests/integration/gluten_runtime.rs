@@ -105,6 +105,10 @@ fn extra_class_path(jdk: &str) -> String {
 fn bundle_1_7_0_on_spark_3_5_5_with_jdk_17_starts() {
     let r = Root::new("3.5.5", &extra_class_path(JDK17));
     r.gluten("/opt/gluten/gluten.jar").jdk17();
+    r.write(
+        "/etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\n",
+    );
     let c = r.check(Shared::default());
     let host = Host::new(&r.path).with_arch("x86_64");
     let o = c.run(&host).unwrap();
@@ -169,6 +173,8 @@ fn bundle_1_7_0_on_spark_3_5_5_with_jdk_17_starts() {
         "/opt/gluten/gluten.jar"
     );
     assert_eq!(o.facts["os_gate"]["load_lib_from_jar"], false);
+    assert_eq!(o.facts["os_gate"]["os_release_name"], "Debian GNU/Linux");
+    assert_eq!(o.facts["os_gate"]["os_release_version"], "12 (bookworm)");
     // Spark and the JDK.
     let s = &o.facts["spark"];
     assert_eq!(s["home"], "/opt/spark");

@@ -5,7 +5,10 @@
 use super::bundle::{java_for_major, shim_spark_minor};
 use super::facts::{Facts, JarFacts, JdkFacts};
 use super::settings::Settings;
-use super::spark::{JARS, USER_CLASS_PATH_FIRST, minor_of, scala_suffix};
+use super::spark::{
+    JARS, LOAD_LIB_FROM_JAR, LOAD_LIB_OS, LOAD_LIB_OS_VERSION, USER_CLASS_PATH_FIRST, minor_of,
+    scala_suffix,
+};
 use crate::check::Verdict;
 use proto::{Finding, Status};
 
@@ -26,6 +29,9 @@ fn root(f: &Facts) -> String {
 pub fn evaluate(f: &Facts, _settings: &Settings) -> Verdict {
     let mut o = Verdict::default();
     spark_defaults(f, &mut o);
+    load_lib_keys(f, &mut o);
+    // The OS gate (`os_gate::decide` on `f.os_gate`: which declared loader accepts the
+    // executor's NAME and VERSION) belongs here, after the keys it depends on.
     jars(f, &mut o);
     for j in f.gluten_jars() {
         spark_match(f, j, &mut o);
@@ -63,6 +69,22 @@ fn spark_defaults(f: &Facts, o: &mut Verdict) {
             )
             .about(u.entry.clone()),
         );
+    }
+}
+
+/// `spark.gluten.loadLibOS` without `spark.gluten.loadLibOSVersion`: Gluten throws before
+/// it loads anything ("… must be specified when specifies the …").
+fn load_lib_keys(f: &Facts, o: &mut Verdict) {
+    let g = &f.os_gate;
+    if g.load_lib_from_jar && g.load_lib_os.is_some() && g.load_lib_os_version.is_none() {
+        o.push(finding(
+            Status::Fail,
+            "load_lib_os_version",
+            format!(
+                "{LOAD_LIB_OS} is {} but {LOAD_LIB_OS_VERSION} is not set, with {LOAD_LIB_FROM_JAR}=true: Gluten throws \"{LOAD_LIB_OS_VERSION} must be specified when specifies the {LOAD_LIB_OS}\" and the executor does not start",
+                g.load_lib_os.as_deref().unwrap_or("")
+            ),
+        ));
     }
 }
 

@@ -153,6 +153,11 @@ pub struct OsGateInputs {
     /// `VERSION` of `/etc/os-release`.
     pub load_lib_os: Option<String>,
     pub load_lib_os_version: Option<String>,
+    /// `NAME` and `VERSION` of the executor root's `/etc/os-release`, read as Gluten reads
+    /// them (`java.util.Properties`, then surrounding quotes stripped); `None` when the file
+    /// or the key is missing (Gluten then fails with `FileNotFoundException` or on `null`).
+    pub os_release_name: Option<String>,
+    pub os_release_version: Option<String>,
 }
 
 /// Everything one read observed.

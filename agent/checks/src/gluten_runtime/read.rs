@@ -59,6 +59,12 @@ impl GlutenRuntime {
         facts.os_gate.load_lib_from_jar = bool_key(LOAD_LIB_FROM_JAR);
         facts.os_gate.load_lib_os = conf.get(LOAD_LIB_OS).map(str::to_string);
         facts.os_gate.load_lib_os_version = conf.get(LOAD_LIB_OS_VERSION).map(str::to_string);
+        if let Ok(Some(text)) = root.read_optional("/etc/os-release") {
+            let p = properties(&text);
+            let unquote = |k: &str| p.get(k).map(|v| strip_quotes(v).to_string());
+            facts.os_gate.os_release_name = unquote("NAME");
+            facts.os_gate.os_release_version = unquote("VERSION");
+        }
 
         // Spark's installation.
         let home = if let Some(h) = &self.settings.spark_home {
@@ -211,6 +217,13 @@ impl GlutenRuntime {
             }
         }
     }
+}
+
+/// Gluten's `stripQuotes`: one pair of surrounding double quotes goes.
+fn strip_quotes(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(v)
 }
 
 fn join(dir: &str, name: &str) -> String {
