@@ -463,3 +463,24 @@ fn no_gluten_jar_is_a_warning_like_velox_librarys_empty_defaults() {
     assert_eq!(o.status(), Status::Warn);
     assert!(messages(&o, "no_gluten_jar")[0].contains("(memory.spark_defaults is not set)"));
 }
+
+#[test]
+fn a_jdk_8_layout_is_found_through_its_jre_java() {
+    // JDK 8 packages put the launcher at jre/bin/java and `release` at the JDK's top.
+    let home = "/usr/lib/jvm/java-8-openjdk-amd64";
+    let r = Root::new(
+        "3.5.5",
+        "spark.executor.extraClassPath /opt/gluten/gluten.jar\n",
+    );
+    r.gluten("/opt/gluten/gluten.jar")
+        .crafted_jdk(home, "1.8.0_402");
+    r.write(&format!("{home}/jre/bin/java"), "#!/bin/sh\n");
+    std::fs::create_dir_all(r.local("/usr/bin")).unwrap();
+    std::os::unix::fs::symlink(format!("{home}/jre/bin/java"), r.local("/usr/bin/java")).unwrap();
+    let o = r.run();
+    assert_eq!(o.facts["java"]["selected"]["home"], home);
+    assert_eq!(o.facts["java"]["selected"]["feature"], 8);
+    assert!(messages(&o, "jdk_too_old")[0].starts_with(&format!(
+        "JDK 1.8.0_402 at {home} (from /usr/bin/java) is older than the bundle needs"
+    )));
+}
