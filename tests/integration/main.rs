@@ -10,6 +10,7 @@ mod faults;
 mod fleet;
 mod fleet_api;
 mod fleet_protocol;
+mod gluten_runtime;
 mod host_root;
 mod hugepages;
 mod limits;

@@ -328,7 +328,7 @@ fn a_jar_is_read_in_memory_with_its_build_info() {
         &t.root,
         "[velox_library]\npaths = []\njars = [\"/opt/spark/jars/gluten.jar\"]\nrequired_cpu_flags = []\n",
     );
-    for other in ["hugepages", "numa", "scratch", "memory"] {
+    for other in ["gluten_runtime", "hugepages", "numa", "scratch", "memory"] {
         c.common_mut(other).enabled = false;
     }
     let s = round(&c, "aarch64");

@@ -103,6 +103,7 @@ fn check(spark_defaults: Option<&str>) -> Runner<VeloxLibrary> {
         &Shared {
             spark_defaults: spark_defaults.map(PathBuf::from),
             executors_per_node: 1,
+            ..Default::default()
         },
     ))
 }

@@ -234,6 +234,7 @@ fn run_with_spark(host: &Path, conf: &str, settings: Settings) -> checks::check:
         &checks::check::Shared {
             spark_defaults: Some("/opt/spark/conf/spark-defaults.conf".into()),
             executors_per_node: 1,
+            ..Default::default()
         },
     ));
     c.run(&Host::new(host).with_arch("x86_64")).unwrap()

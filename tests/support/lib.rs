@@ -1,7 +1,8 @@
 //! Support for the integration tests, one module per job: fixture trees and golden files, real
 //! processes (the agent and aggregator binaries), HTTP through reqwest, a hung FUSE filesystem, a
-//! stub aggregator, a throwaway PostgreSQL, certificates made in the test (rcgen), and pyvelox's real Velox build. Everything is re-exported at the top, so a test
-//! writes `use gluten_node_tests::*;`.
+//! stub aggregator, a throwaway PostgreSQL, certificates made in the test (rcgen), pyvelox's real
+//! Velox build, and the real Gluten, Spark and JDK artifacts of the `gluten_runtime` tests.
+//! Everything is re-exported at the top, so a test writes `use gluten_node_tests::*;`.
 
 pub mod fixtures;
 pub mod fuse;
@@ -9,6 +10,7 @@ pub mod http;
 pub mod postgres;
 pub mod processes;
 pub mod pyvelox;
+pub mod runtime_artifacts;
 pub mod stub_aggregator;
 pub mod tls;
 
@@ -18,5 +20,6 @@ pub use http::*;
 pub use postgres::*;
 pub use processes::*;
 pub use pyvelox::*;
+pub use runtime_artifacts::*;
 pub use stub_aggregator::*;
 pub use tls::*;

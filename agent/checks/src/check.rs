@@ -30,6 +30,13 @@ pub struct Shared {
     pub spark_defaults: Option<PathBuf>,
     /// Executors planned per node (key `memory.executors_per_node`).
     pub executors_per_node: u32,
+    /// The executor's root filesystem in the agent's own filesystem (key
+    /// `velox_library.executor_root`); `None`: the host root.
+    pub executor_root: Option<PathBuf>,
+    /// Gluten bundle jars named by the configuration (key `velox_library.jars`).
+    pub gluten_jars: Vec<PathBuf>,
+    /// `JAVA_HOME` in the executor root (key `velox_library.java_home`).
+    pub java_home: Option<PathBuf>,
 }
 
 /// The one shape of a node check. Every check module has the same parts in the same order:

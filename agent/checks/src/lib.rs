@@ -11,12 +11,14 @@
 
 pub mod check;
 pub mod error;
+pub mod file_key;
 pub mod host;
 pub mod procfs_text;
 pub mod spark_conf;
 
 pub use common::{fmt, time};
 
+pub mod gluten_runtime;
 pub mod hugepages;
 pub mod limits;
 pub mod memory;
@@ -32,6 +34,7 @@ use std::sync::Arc;
 /// Every check, in report order: one line per check.
 pub const ALL: &[Registration] = &[
     velox_library::REGISTRATION,
+    gluten_runtime::REGISTRATION,
     hugepages::REGISTRATION,
     numa::REGISTRATION,
     scratch::REGISTRATION,

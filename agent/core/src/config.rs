@@ -239,7 +239,7 @@ impl Config {
     }
 
     /// What the check tables give to every check (`memory.spark_defaults`,
-    /// `memory.executors_per_node`), taken whether or not the giving check is enabled.
+    /// `memory.executors_per_node`, `velox_library.executor_root`, `.jars`, `.java_home`), taken whether or not the giving check is enabled.
     pub fn shared(&self) -> Shared {
         let mut shared = Shared::default();
         for (r, s) in self.sections() {

@@ -167,6 +167,7 @@ fn the_real_list_names_every_check_once_in_report_order() {
         NAMES,
         [
             "velox_library",
+            "gluten_runtime",
             "hugepages",
             "numa",
             "scratch",

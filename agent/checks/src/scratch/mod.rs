@@ -95,6 +95,7 @@ pub(super) mod tests {
         let shared = Shared {
             spark_defaults,
             executors_per_node: executors,
+            ..Shared::default()
         };
         Scratch::build(settings, &shared)
     }

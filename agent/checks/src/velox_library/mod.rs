@@ -50,7 +50,6 @@ use crate::Registration;
 use crate::check::{CheckError, NodeCheck, Shared, Verdict};
 use crate::host::Host;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -61,27 +60,7 @@ pub const REGISTRATION: Registration = Registration::of::<VeloxLibrary>();
 /// Bound of the per-file ELF summary cache.
 const SUMMARY_CACHE_ENTRIES: usize = 4096;
 
-/// Identity of a file version, for the summary and jar caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileKey {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl FileKey {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        }
-    }
-}
+use crate::file_key::FileKey;
 
 /// A file's summary and strings scan, with the identity they were read at.
 type Summarised = (FileKey, Arc<ElfSummary>, Arc<scan::Scan>);
@@ -140,5 +119,12 @@ impl NodeCheck for VeloxLibrary {
 
     fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
         evaluate::evaluate(facts, settings)
+    }
+
+    /// `executor_root`, `jars` and `java_home` are also where `gluten_runtime` looks.
+    fn share(settings: &Settings, shared: &mut Shared) {
+        shared.executor_root = settings.executor_root.clone();
+        shared.gluten_jars = settings.jars.clone();
+        shared.java_home = settings.java_home.clone();
     }
 }
