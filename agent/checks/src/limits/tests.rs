@@ -57,6 +57,7 @@ fn run_with(
     let shared = Shared {
         spark_defaults: spark_defaults.map(PathBuf::from),
         executors_per_node: 1,
+        ..Shared::default()
     };
     Runner(Limits::with_environment(settings, &shared, own))
         .run(&Host::new(r))
