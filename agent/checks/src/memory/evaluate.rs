@@ -27,9 +27,9 @@ pub fn evaluate(o: &Facts, s: &Settings) -> Verdict {
             ),
         ),
         (Some(p), Some(u)) => {
-            // Headroom = usable - planned - reserve.
+            // The one formula (`Facts::headroom`), judged against this round's settings.
             let reserve = i128::from(s.reserve_bytes);
-            let headroom = i128::from(u) - i128::from(p.planned_bytes) - reserve;
+            let headroom = o.headroom(s.reserve_bytes).unwrap_or(0);
             let src = usable_source.unwrap_or("");
             let planned = format!(
                 "planned {} x {} = {}",
