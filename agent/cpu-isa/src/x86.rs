@@ -7,7 +7,8 @@
 //!   `OPTION_MASK_ISA_*_SET` chains (`common/config/i386/i386-common.cc`): `-mavx2` sets AVX and
 //!   so SSE4.2 … SSE, and XSAVE; `-mno-<ext>` clears `<ext>` and everything that implies it
 //!   (`*_UNSET`). After all options, SSE4.2 also enables POPCNT and CRC32 unless given
-//!   explicitly (`ix86_option_override_internal`), as `gcc -msse4.2 -dM -E` shows.
+//!   explicitly, and ABM enables POPCNT and LZCNT (`ix86_option_override_internal`), as
+//!   `gcc -msse4.2 -dM -E` shows.
 //! - [`CPUS`]: `processor_alias_table` (`i386-common.cc`) with the `PTA_*` sets of `i386.h`
 //!   (`PTA_X86_64_BASELINE`, `PTA_X86_64_V2..V4` = the x86-64 psABI levels, `PTA_HASWELL`, …,
 //!   `PTA_ZNVER4`, `PTA_GRANITERAPIDS`). As in GCC, `-m` options win over `-march` whatever
@@ -73,6 +74,7 @@ const fn ext(
 }
 
 /// GCC 13.2's x86 ISA options (see the module documentation).
+#[rustfmt::skip]
 pub const EXTENSIONS: &[Extension] = &[
     // Code generation.
     ext("mmx", "mmx", "__MMX__", true, &[]),
@@ -85,7 +87,7 @@ pub const EXTENSIONS: &[Extension] = &[
     ext("sse4a", "sse4a", "__SSE4A__", true, &["sse3"]),
     ext("popcnt", "popcnt", "__POPCNT__", true, &[]),
     ext("lzcnt", "abm", "__LZCNT__", true, &[]),
-    ext("abm", "abm", "__ABM__", true, &["lzcnt", "popcnt"]),
+    ext("abm", "abm", "__ABM__", true, &[]),
     ext("bmi", "bmi1", "__BMI__", true, &[]),
     ext("bmi2", "bmi2", "__BMI2__", true, &[]),
     ext("avx", "avx", "__AVX__", true, &["sse4.2", "xsave"]),
@@ -106,99 +108,21 @@ pub const EXTENSIONS: &[Extension] = &[
     ext("avx512dq", "avx512dq", "__AVX512DQ__", true, &["avx512f"]),
     ext("avx512bw", "avx512bw", "__AVX512BW__", true, &["avx512f"]),
     ext("avx512vl", "avx512vl", "__AVX512VL__", true, &["avx512f"]),
-    ext(
-        "avx512ifma",
-        "avx512ifma",
-        "__AVX512IFMA__",
-        true,
-        &["avx512f"],
-    ),
-    ext(
-        "avx512vbmi",
-        "avx512vbmi",
-        "__AVX512VBMI__",
-        true,
-        &["avx512bw"],
-    ),
-    ext(
-        "avx512vbmi2",
-        "avx512_vbmi2",
-        "__AVX512VBMI2__",
-        true,
-        &["avx512bw"],
-    ),
-    ext(
-        "avx512vnni",
-        "avx512_vnni",
-        "__AVX512VNNI__",
-        true,
-        &["avx512f"],
-    ),
-    ext(
-        "avx512bitalg",
-        "avx512_bitalg",
-        "__AVX512BITALG__",
-        true,
-        &["avx512bw"],
-    ),
-    ext(
-        "avx512vpopcntdq",
-        "avx512_vpopcntdq",
-        "__AVX512VPOPCNTDQ__",
-        true,
-        &["avx512f"],
-    ),
-    ext(
-        "avx5124fmaps",
-        "avx512_4fmaps",
-        "__AVX5124FMAPS__",
-        true,
-        &["avx512f"],
-    ),
-    ext(
-        "avx5124vnniw",
-        "avx512_4vnniw",
-        "__AVX5124VNNIW__",
-        true,
-        &["avx512f"],
-    ),
-    ext(
-        "avx512bf16",
-        "avx512_bf16",
-        "__AVX512BF16__",
-        true,
-        &["avx512bw"],
-    ),
-    ext(
-        "avx512fp16",
-        "avx512_fp16",
-        "__AVX512FP16__",
-        true,
-        &["avx512bw"],
-    ),
-    ext(
-        "avx512vp2intersect",
-        "avx512_vp2intersect",
-        "__AVX512VP2INTERSECT__",
-        true,
-        &["avx512f", "avx512dq"],
-    ),
+    ext("avx512ifma", "avx512ifma", "__AVX512IFMA__", true, &["avx512f"]),
+    ext("avx512vbmi", "avx512vbmi", "__AVX512VBMI__", true, &["avx512bw"]),
+    ext("avx512vbmi2", "avx512_vbmi2", "__AVX512VBMI2__", true, &["avx512f"]),
+    ext("avx512vnni", "avx512_vnni", "__AVX512VNNI__", true, &["avx512f"]),
+    ext("avx512bitalg", "avx512_bitalg", "__AVX512BITALG__", true, &["avx512f"]),
+    ext("avx512vpopcntdq", "avx512_vpopcntdq", "__AVX512VPOPCNTDQ__", true, &["avx512f"]),
+    ext("avx5124fmaps", "avx512_4fmaps", "__AVX5124FMAPS__", true, &["avx512f"]),
+    ext("avx5124vnniw", "avx512_4vnniw", "__AVX5124VNNIW__", true, &["avx512f"]),
+    ext("avx512bf16", "avx512_bf16", "__AVX512BF16__", true, &["avx512bw"]),
+    ext("avx512fp16", "avx512_fp16", "__AVX512FP16__", true, &["avx512bw"]),
+    ext("avx512vp2intersect", "avx512_vp2intersect", "__AVX512VP2INTERSECT__", true, &["avx512f", "avx512dq"]),
     ext("avxvnni", "avx_vnni", "__AVXVNNI__", true, &["avx2"]),
     ext("avxifma", "avx_ifma", "__AVXIFMA__", true, &["avx2"]),
-    ext(
-        "avxvnniint8",
-        "avx_vnni_int8",
-        "__AVXVNNIINT8__",
-        true,
-        &["avx2"],
-    ),
-    ext(
-        "avxneconvert",
-        "avx_ne_convert",
-        "__AVXNECONVERT__",
-        true,
-        &["avx2"],
-    ),
+    ext("avxvnniint8", "avx_vnni_int8", "__AVXVNNIINT8__", true, &["avx2"]),
+    ext("avxneconvert", "avx_ne_convert", "__AVXNECONVERT__", true, &["avx2"]),
     // Intrinsics and system instructions only.
     ext("crc32", "sse4_2", "__CRC32__", false, &[]),
     ext("aes", "aes", "__AES__", false, &["sse2"]),
@@ -206,13 +130,7 @@ pub const EXTENSIONS: &[Extension] = &[
     ext("sha", "sha_ni", "__SHA__", false, &["sse2"]),
     ext("gfni", "gfni", "__GFNI__", false, &["sse2"]),
     ext("vaes", "vaes", "__VAES__", false, &["sse2"]),
-    ext(
-        "vpclmulqdq",
-        "vpclmulqdq",
-        "__VPCLMULQDQ__",
-        false,
-        &["sse2"],
-    ),
+    ext("vpclmulqdq", "vpclmulqdq", "__VPCLMULQDQ__", false, &["sse2"]),
     ext("rdrnd", "rdrand", "__RDRND__", false, &[]),
     ext("rdseed", "rdseed", "__RDSEED__", false, &[]),
     ext("adx", "adx", "__ADX__", false, &[]),
@@ -228,7 +146,7 @@ pub const EXTENSIONS: &[Extension] = &[
     ext("pku", "pku", "__PKU__", false, &[]),
     ext("sgx", "sgx", "__SGX__", false, &[]),
     ext("rtm", "rtm", "__RTM__", false, &[]),
-    ext("hle", "hle", "__HLE__", false, &[]),
+    ext("hle", "hle", "", false, &[]),
     ext("lwp", "lwp", "__LWP__", false, &[]),
     ext("mwaitx", "mwaitx", "__MWAITX__", false, &[]),
     ext("clzero", "clzero", "__CLZERO__", false, &[]),
@@ -243,9 +161,9 @@ pub const EXTENSIONS: &[Extension] = &[
     ext("waitpkg", "waitpkg", "__WAITPKG__", false, &[]),
     ext("serialize", "serialize", "__SERIALIZE__", false, &[]),
     ext("tsxldtrk", "tsxldtrk", "__TSXLDTRK__", false, &[]),
-    ext("amx-tile", "amx_tile", "__AMX_TILE__", false, &[]),
-    ext("amx-int8", "amx_int8", "__AMX_INT8__", false, &["amx-tile"]),
-    ext("amx-bf16", "amx_bf16", "__AMX_BF16__", false, &["amx-tile"]),
+    ext("amx-tile", "amx_tile", "__AMX_TILE__", false, &["xsave"]),
+    ext("amx-int8", "amx_int8", "__AMX_INT8__", false, &[]),
+    ext("amx-bf16", "amx_bf16", "__AMX_BF16__", false, &[]),
     ext("amx-fp16", "amx_fp16", "__AMX_FP16__", false, &["amx-tile"]),
     ext("uintr", "uintr", "__UINTR__", false, &[]),
     ext("hreset", "hreset", "__HRESET__", false, &[]),
@@ -450,6 +368,8 @@ const ZNVER4_EXTRA: &[&str] = &[
 pub struct Cpu {
     pub names: &'static [&'static str],
     pub parts: &'static [&'static [&'static str]],
+    /// Options taken out of the union (`PTA_ROCKETLAKE = PTA_ICELAKE_CLIENT & ~PTA_SGX`).
+    pub minus: &'static [&'static str],
     /// `PTA_NO_SAHF` (the x86-64 baseline and K8: early 64-bit CPUs lacked LAHF/SAHF).
     pub no_sahf: bool,
 }
@@ -462,6 +382,7 @@ const fn cpu(
     Cpu {
         names,
         parts,
+        minus: &[],
         no_sahf,
     }
 }
@@ -708,7 +629,7 @@ pub const CPUS: &[Cpu] = &[
         true,
     ),
     cpu(&["core2"], &[CORE2], false),
-    cpu(&["nehalem", "corei7", "intel"], P_NEHALEM, false),
+    cpu(&["nehalem", "corei7"], P_NEHALEM, false),
     cpu(&["westmere"], P_WESTMERE, false),
     cpu(&["sandybridge", "corei7-avx"], P_SANDY, false),
     cpu(&["ivybridge", "core-avx-i"], P_IVY, false),
@@ -719,7 +640,13 @@ pub const CPUS: &[Cpu] = &[
     cpu(&["cascadelake"], P_CASCADELAKE, false),
     cpu(&["cooperlake"], P_COOPERLAKE, false),
     cpu(&["cannonlake"], P_CANNONLAKE, false),
-    cpu(&["icelake-client", "rocketlake"], P_ICL, false),
+    cpu(&["icelake-client"], P_ICL, false),
+    Cpu {
+        names: &["rocketlake"],
+        parts: P_ICL,
+        minus: &["sgx"],
+        no_sahf: false,
+    },
     cpu(&["icelake-server"], P_ICX, false),
     cpu(&["tigerlake"], P_TIGERLAKE, false),
     cpu(&["sapphirerapids", "emeraldrapids"], P_SPR, false),
@@ -812,6 +739,9 @@ fn cpu_bits(c: &Cpu) -> Bits {
             bits |= 1 << index(o);
         }
     }
+    for o in c.minus {
+        bits &= !(1 << index(o));
+    }
     if !c.no_sahf {
         bits |= 1 << index("sahf");
     }
@@ -866,12 +796,17 @@ pub fn resolve<'a>(options: impl IntoIterator<Item = &'a str>) -> (Vec<&'static 
         Some(c) => isa |= cpu_bits(c) & !explicit,
         None => unknown.push(format!("-march={}", arch.unwrap_or_default())),
     }
-    let sse42 = 1 << index("sse4.2");
-    if isa & sse42 != 0 {
-        for o in ["popcnt", "crc32"] {
-            let b = 1 << index(o);
-            if explicit & b == 0 {
-                isa |= b;
+    // SSE4.2 brings POPCNT and CRC32, ABM brings POPCNT and LZCNT, unless given explicitly.
+    for (when, then) in [
+        ("sse4.2", ["popcnt", "crc32"]),
+        ("abm", ["popcnt", "lzcnt"]),
+    ] {
+        if isa & (1 << index(when)) != 0 {
+            for o in then {
+                let b = 1 << index(o);
+                if explicit & b == 0 {
+                    isa |= b;
+                }
             }
         }
     }
@@ -930,8 +865,9 @@ const NON_ISA: &[&str] = &[
 
 /// The flags a producer string enables, or `None` when it records no target options.
 ///
-/// GCC producers (`GNU C17 …`, `GNU C++20 …`, `GNU Fortran…`, LTO's `GNU GIMPLE …`) always have
-/// a record: GCC writes its default `-march` too. Clang producers have one only with
+/// GCC producers (`GNU C17 …`, `GNU C++20 …`, `GNU Fortran…`, LTO's `GNU GIMPLE …`) have a
+/// record unless built with `-gno-record-gcc-switches` (then the producer is `GNU C17 12.2.0`
+/// alone): GCC writes its default `-mtune`/`-march` too. Clang producers have one only with
 /// `-grecord-command-line` (`clang version 17.0.6 … /usr/bin/clang -mavx2 …`); GCC's
 /// semantics are applied to their options. Assembler units (`GNU AS 2.40`) and other
 /// producers give `None`.
@@ -941,9 +877,11 @@ pub fn flags_of(producer: &str) -> Option<FlagSet> {
         .split_whitespace()
         .filter(|t| t.starts_with('-'))
         .collect();
-    let clang_with_record = (producer.contains("clang") || producer.contains("LLVM"))
-        && options.iter().any(|o| o.starts_with("-m"));
-    if !gcc && !clang_with_record {
+    // GCC writes -mtune/-march whenever it records switches; without any -m option the
+    // record is off (-gno-record-gcc-switches) and says nothing.
+    let recorded = options.iter().any(|o| o.starts_with("-m"));
+    let clang = producer.contains("clang") || producer.contains("LLVM");
+    if !recorded || !(gcc || clang) {
         return None;
     }
     let (enabled, unknown) = resolve(options.iter().copied());
@@ -1037,6 +975,10 @@ mod tests {
         assert!(f.codegen.contains("avx2"));
         assert!(flags_of("GNU AS 2.40").is_none());
         assert!(flags_of("clang version 17.0.6").is_none());
+        assert!(
+            flags_of("GNU C17 12.2.0").is_none(),
+            "-gno-record-gcc-switches"
+        );
         let f = flags_of("GNU GIMPLE 13.2.0 -mavx512f -march=x86-64 -O2 -fltrans").unwrap();
         assert!(f.codegen.contains("avx512f"));
         let f = flags_of("GNU C17 13.2.0 -mfoo -march=x86-64").unwrap();
