@@ -139,7 +139,8 @@ pub struct Needs {
     /// Code-generation flags carried by some main-toolchain units, at most half of them: the
     /// units named may fault on a host without them (unless the program dispatches them).
     pub minority: BTreeMap<&'static str, Vec<String>>,
-    /// Flags of [`DISPATCHED_UNITS`] beyond `required`: used after the program's own check.
+    /// Flags of [`DISPATCHED_UNITS`] that no main-toolchain unit carries: used only after the
+    /// program's own check.
     pub dispatched: BTreeMap<&'static str, Vec<String>>,
     /// Intrinsics-only flags enabled in main-toolchain units (not required; informative).
     pub intrinsics_only: BTreeSet<&'static str>,
@@ -200,7 +201,7 @@ fn is_dispatched(unit: &Unit) -> bool {
 /// (e.g. [`x86::flags_of`]).
 ///
 /// - Units of the toolchain's runtime ([`is_toolchain_runtime`]) are counted apart.
-/// - Units of [`DISPATCHED_UNITS`]: their flags beyond `required` go to `dispatched`.
+/// - Units of [`DISPATCHED_UNITS`]: their flags that no other unit carries go to `dispatched`.
 /// - Of the other units with a flag record (the main toolchain's), a code-generation flag
 ///   carried by more than half is `required`; one carried by at most half is `minority`, with
 ///   the units' names. (With one toolchain, every unit carries the project's flags, so
@@ -266,7 +267,10 @@ pub fn cpu_needs(producers: &Producers, flags_of: fn(&str) -> Option<FlagSet>) -
         .retain(|f| !needs.required.contains(f));
     for (unit, flags) in &dispatched {
         for f in flags.codegen.iter().chain(&flags.intrinsics) {
-            if !needs.required.contains(f) {
+            let main_has = needs.required.contains(f)
+                || needs.intrinsics_only.contains(f)
+                || needs.minority.contains_key(f);
+            if !main_has {
                 needs
                     .dispatched
                     .entry(f)
