@@ -181,187 +181,69 @@ pub const EXTENSIONS: &[Extension] = &[
 /// baseline: x87, CMPXCHG8B, CMOV; long mode).
 pub const BASELINE_FLAGS: &[&str] = &["fpu", "cx8", "cmov", "lm"];
 
-const BASELINE: &[&str] = &["mmx", "sse", "sse2", "fxsr"];
-const V2: &[&str] = &[
-    "mmx", "sse", "sse2", "fxsr", "sahf", "cx16", "popcnt", "sse3", "sse4.1", "sse4.2", "ssse3",
-];
-const V3_EXTRA: &[&str] = &[
-    "avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave",
-];
-const V4_EXTRA: &[&str] = &["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"];
-const CORE2: &[&str] = &["mmx", "sse", "sse2", "sse3", "ssse3", "cx16", "fxsr"];
-const NEHALEM_EXTRA: &[&str] = &["sse4.1", "sse4.2", "popcnt"];
-const WESTMERE_EXTRA: &[&str] = &["pclmul"];
-const SANDYBRIDGE_EXTRA: &[&str] = &["avx", "xsave", "xsaveopt"];
-const IVYBRIDGE_EXTRA: &[&str] = &["fsgsbase", "rdrnd", "f16c"];
-const HASWELL_EXTRA: &[&str] = &["avx2", "bmi", "bmi2", "lzcnt", "fma", "movbe", "hle"];
-const BROADWELL_EXTRA: &[&str] = &["adx", "rdseed", "prfchw"];
-const SKYLAKE_EXTRA: &[&str] = &["aes", "clflushopt", "xsavec", "xsaves", "sgx"];
-const SKYLAKE_AVX512_EXTRA: &[&str] = &[
-    "avx512f", "avx512cd", "avx512vl", "avx512bw", "avx512dq", "pku", "clwb",
-];
-const CANNONLAKE_EXTRA: &[&str] = &[
-    "avx512f",
-    "avx512cd",
-    "avx512vl",
-    "avx512bw",
-    "avx512dq",
-    "pku",
-    "avx512vbmi",
-    "avx512ifma",
-    "sha",
-];
-const ICELAKE_CLIENT_EXTRA: &[&str] = &[
-    "avx512vnni",
-    "gfni",
-    "vaes",
-    "avx512vbmi2",
-    "vpclmulqdq",
-    "avx512bitalg",
-    "rdpid",
-    "avx512vpopcntdq",
-];
-const ICELAKE_SERVER_EXTRA: &[&str] = &["pconfig", "wbnoinvd", "clwb"];
-const TIGERLAKE_EXTRA: &[&str] = &[
-    "movdiri",
-    "movdir64b",
-    "clwb",
-    "avx512vp2intersect",
-    "kl",
-    "widekl",
-];
-const SAPPHIRERAPIDS_EXTRA: &[&str] = &[
-    "movdiri",
-    "movdir64b",
-    "enqcmd",
-    "cldemote",
-    "ptwrite",
-    "waitpkg",
-    "serialize",
-    "tsxldtrk",
-    "amx-tile",
-    "amx-int8",
-    "amx-bf16",
-    "uintr",
-    "avxvnni",
-    "avx512fp16",
-    "avx512bf16",
-];
-const GRANITERAPIDS_EXTRA: &[&str] = &["amx-fp16", "prefetchi"];
-const SILVERMONT_EXTRA: &[&str] = &["movbe", "rdrnd", "prfchw"];
-const GOLDMONT_EXTRA: &[&str] = &[
-    "aes",
-    "sha",
-    "xsave",
-    "rdseed",
-    "xsavec",
-    "xsaves",
-    "clflushopt",
-    "xsaveopt",
-    "fsgsbase",
-];
-const GOLDMONT_PLUS_EXTRA: &[&str] = &["rdpid", "sgx", "ptwrite"];
-const TREMONT_EXTRA: &[&str] = &[
-    "clwb",
-    "gfni",
-    "movdiri",
-    "movdir64b",
-    "cldemote",
-    "waitpkg",
-];
-const ALDERLAKE_EXTRA: &[&str] = &[
-    "adx",
-    "avx",
-    "avx2",
-    "bmi",
-    "bmi2",
-    "f16c",
-    "fma",
-    "lzcnt",
-    "pconfig",
-    "pku",
-    "vaes",
-    "vpclmulqdq",
-    "serialize",
-    "hreset",
-    "kl",
-    "widekl",
-    "avxvnni",
-];
-const SIERRAFOREST_EXTRA: &[&str] = &["avxifma", "avxvnniint8", "avxneconvert", "cmpccxadd"];
-const KNL_EXTRA: &[&str] = &["avx512pf", "avx512er", "avx512f", "avx512cd", "prefetchwt1"];
-const KNM_EXTRA: &[&str] = &["avx5124vnniw", "avx5124fmaps", "avx512vpopcntdq"];
-const K8: &[&str] = &["mmx", "3dnow", "3dnowa", "sse", "sse2", "fxsr"];
-const AMDFAM10: &[&str] = &[
-    "mmx", "3dnow", "3dnowa", "sse", "sse2", "sse3", "sse4a", "cx16", "abm", "prfchw", "fxsr",
-];
-const BDVER1: &[&str] = &[
-    "mmx", "sse", "sse2", "sse3", "sse4a", "cx16", "abm", "ssse3", "sse4.1", "sse4.2", "aes",
-    "pclmul", "avx", "fma4", "xop", "lwp", "prfchw", "fxsr", "xsave",
-];
-const BDVER2_EXTRA: &[&str] = &["bmi", "tbm", "f16c", "fma"];
-const BDVER3_EXTRA: &[&str] = &["xsaveopt", "fsgsbase"];
-const BDVER4_EXTRA: &[&str] = &["avx2", "bmi2", "rdrnd", "movbe", "mwaitx"];
-const BTVER1: &[&str] = &[
-    "mmx", "sse", "sse2", "sse3", "ssse3", "sse4a", "abm", "cx16", "prfchw", "fxsr", "xsave",
-];
-const BTVER2_EXTRA: &[&str] = &[
-    "sse4.1", "sse4.2", "aes", "pclmul", "avx", "bmi", "f16c", "movbe", "xsaveopt",
-];
-const ZNVER1: &[&str] = &[
-    "mmx",
-    "sse",
-    "sse2",
-    "sse3",
-    "sse4a",
-    "cx16",
-    "abm",
-    "ssse3",
-    "sse4.1",
-    "sse4.2",
-    "aes",
-    "pclmul",
-    "avx",
-    "avx2",
-    "bmi",
-    "bmi2",
-    "f16c",
-    "fma",
-    "prfchw",
-    "fxsr",
-    "xsave",
-    "xsaveopt",
-    "fsgsbase",
-    "rdrnd",
-    "movbe",
-    "mwaitx",
-    "adx",
-    "rdseed",
-    "clzero",
-    "clflushopt",
-    "xsavec",
-    "xsaves",
-    "sha",
-    "lzcnt",
-    "popcnt",
-];
-const ZNVER2_EXTRA: &[&str] = &["clwb", "rdpid", "wbnoinvd"];
-const ZNVER3_EXTRA: &[&str] = &["vaes", "vpclmulqdq", "pku"];
-const ZNVER4_EXTRA: &[&str] = &[
-    "avx512f",
-    "avx512dq",
-    "avx512ifma",
-    "avx512cd",
-    "avx512bw",
-    "avx512vl",
-    "avx512bf16",
-    "avx512vbmi",
-    "avx512vbmi2",
-    "gfni",
-    "avx512vnni",
-    "avx512bitalg",
-    "avx512vpopcntdq",
-];
+#[rustfmt::skip]
+/// GCC 13.2's `PTA_*` sets (`i386.h`), by `-m` option name.
+mod pta {
+    pub const BASELINE: &[&str] = &["mmx", "sse", "sse2", "fxsr"];
+    pub const V2: &[&str] = &["mmx", "sse", "sse2", "fxsr", "sahf", "cx16", "popcnt", "sse3", "sse4.1",
+        "sse4.2", "ssse3"];
+    pub const V3_EXTRA: &[&str] = &["avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave"];
+    pub const V4_EXTRA: &[&str] = &["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"];
+    pub const CORE2: &[&str] = &["mmx", "sse", "sse2", "sse3", "ssse3", "cx16", "fxsr"];
+    pub const NEHALEM_EXTRA: &[&str] = &["sse4.1", "sse4.2", "popcnt"];
+    pub const WESTMERE_EXTRA: &[&str] = &["pclmul"];
+    pub const SANDYBRIDGE_EXTRA: &[&str] = &["avx", "xsave", "xsaveopt"];
+    pub const IVYBRIDGE_EXTRA: &[&str] = &["fsgsbase", "rdrnd", "f16c"];
+    pub const HASWELL_EXTRA: &[&str] = &["avx2", "bmi", "bmi2", "lzcnt", "fma", "movbe", "hle"];
+    pub const BROADWELL_EXTRA: &[&str] = &["adx", "rdseed", "prfchw"];
+    pub const SKYLAKE_EXTRA: &[&str] = &["aes", "clflushopt", "xsavec", "xsaves", "sgx"];
+    pub const SKYLAKE_AVX512_EXTRA: &[&str] = &["avx512f", "avx512cd", "avx512vl", "avx512bw", "avx512dq",
+        "pku", "clwb"];
+    pub const CANNONLAKE_EXTRA: &[&str] = &["avx512f", "avx512cd", "avx512vl", "avx512bw", "avx512dq",
+        "pku", "avx512vbmi", "avx512ifma", "sha"];
+    pub const ICELAKE_CLIENT_EXTRA: &[&str] = &["avx512vnni", "gfni", "vaes", "avx512vbmi2", "vpclmulqdq",
+        "avx512bitalg", "rdpid", "avx512vpopcntdq"];
+    pub const ICELAKE_SERVER_EXTRA: &[&str] = &["pconfig", "wbnoinvd", "clwb"];
+    pub const TIGERLAKE_EXTRA: &[&str] = &["movdiri", "movdir64b", "clwb", "avx512vp2intersect", "kl",
+        "widekl"];
+    pub const SAPPHIRERAPIDS_EXTRA: &[&str] = &["movdiri", "movdir64b", "enqcmd", "cldemote", "ptwrite",
+        "waitpkg", "serialize", "tsxldtrk", "amx-tile", "amx-int8", "amx-bf16", "uintr", "avxvnni",
+        "avx512fp16", "avx512bf16"];
+    pub const GRANITERAPIDS_EXTRA: &[&str] = &["amx-fp16", "prefetchi"];
+    pub const SILVERMONT_EXTRA: &[&str] = &["movbe", "rdrnd", "prfchw"];
+    pub const GOLDMONT_EXTRA: &[&str] = &["aes", "sha", "xsave", "rdseed", "xsavec", "xsaves", "clflushopt",
+        "xsaveopt", "fsgsbase"];
+    pub const GOLDMONT_PLUS_EXTRA: &[&str] = &["rdpid", "sgx", "ptwrite"];
+    pub const TREMONT_EXTRA: &[&str] = &["clwb", "gfni", "movdiri", "movdir64b", "cldemote", "waitpkg"];
+    pub const ALDERLAKE_EXTRA: &[&str] = &["adx", "avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt",
+        "pconfig", "pku", "vaes", "vpclmulqdq", "serialize", "hreset", "kl", "widekl", "avxvnni"];
+    pub const SIERRAFOREST_EXTRA: &[&str] = &["avxifma", "avxvnniint8", "avxneconvert", "cmpccxadd"];
+    pub const KNL_EXTRA: &[&str] = &["avx512pf", "avx512er", "avx512f", "avx512cd", "prefetchwt1"];
+    pub const KNM_EXTRA: &[&str] = &["avx5124vnniw", "avx5124fmaps", "avx512vpopcntdq"];
+    pub const K8: &[&str] = &["mmx", "3dnow", "3dnowa", "sse", "sse2", "fxsr"];
+    pub const AMDFAM10: &[&str] = &["mmx", "3dnow", "3dnowa", "sse", "sse2", "sse3", "sse4a", "cx16", "abm",
+        "prfchw", "fxsr"];
+    pub const BDVER1: &[&str] = &["mmx", "sse", "sse2", "sse3", "sse4a", "cx16", "abm", "ssse3", "sse4.1",
+        "sse4.2", "aes", "pclmul", "avx", "fma4", "xop", "lwp", "prfchw", "fxsr", "xsave"];
+    pub const BDVER2_EXTRA: &[&str] = &["bmi", "tbm", "f16c", "fma"];
+    pub const BDVER3_EXTRA: &[&str] = &["xsaveopt", "fsgsbase"];
+    pub const BDVER4_EXTRA: &[&str] = &["avx2", "bmi2", "rdrnd", "movbe", "mwaitx"];
+    pub const BTVER1: &[&str] = &["mmx", "sse", "sse2", "sse3", "ssse3", "sse4a", "abm", "cx16", "prfchw",
+        "fxsr", "xsave"];
+    pub const BTVER2_EXTRA: &[&str] = &["sse4.1", "sse4.2", "aes", "pclmul", "avx", "bmi", "f16c", "movbe",
+        "xsaveopt"];
+    pub const ZNVER1: &[&str] = &["mmx", "sse", "sse2", "sse3", "sse4a", "cx16", "abm", "ssse3", "sse4.1",
+        "sse4.2", "aes", "pclmul", "avx", "avx2", "bmi", "bmi2", "f16c", "fma", "prfchw", "fxsr",
+        "xsave", "xsaveopt", "fsgsbase", "rdrnd", "movbe", "mwaitx", "adx", "rdseed", "clzero",
+        "clflushopt", "xsavec", "xsaves", "sha", "lzcnt", "popcnt"];
+    pub const ZNVER2_EXTRA: &[&str] = &["clwb", "rdpid", "wbnoinvd"];
+    pub const ZNVER3_EXTRA: &[&str] = &["vaes", "vpclmulqdq", "pku"];
+    pub const ZNVER4_EXTRA: &[&str] = &["avx512f", "avx512dq", "avx512ifma", "avx512cd", "avx512bw",
+        "avx512vl", "avx512bf16", "avx512vbmi", "avx512vbmi2", "gfni", "avx512vnni", "avx512bitalg",
+        "avx512vpopcntdq"];
+
+}
+use pta::*;
 
 /// One `-march=` value: the `PTA_*` pieces it is the union of, and whether it lacks SAHF.
 #[derive(Debug, Clone, Copy)]
@@ -387,247 +269,75 @@ const fn cpu(
     }
 }
 
-const P_NEHALEM: &[&[&str]] = &[CORE2, NEHALEM_EXTRA];
-const P_WESTMERE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA];
-const P_SANDY: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA];
-const P_IVY: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-];
-const P_HASWELL: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-];
-const P_BROADWELL: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-];
-const P_SKYLAKE: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-];
-const P_SKX: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    SKYLAKE_AVX512_EXTRA,
-];
-const P_CASCADELAKE: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    SKYLAKE_AVX512_EXTRA,
-    &["avx512vnni"],
-];
-const P_COOPERLAKE: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    SKYLAKE_AVX512_EXTRA,
-    &["avx512vnni", "avx512bf16"],
-];
-const P_CANNONLAKE: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    CANNONLAKE_EXTRA,
-];
-const P_ICL: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    CANNONLAKE_EXTRA,
-    ICELAKE_CLIENT_EXTRA,
-];
-const P_ICX: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    CANNONLAKE_EXTRA,
-    ICELAKE_CLIENT_EXTRA,
-    ICELAKE_SERVER_EXTRA,
-];
-const P_TIGERLAKE: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    CANNONLAKE_EXTRA,
-    ICELAKE_CLIENT_EXTRA,
-    TIGERLAKE_EXTRA,
-];
-const P_SPR: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    CANNONLAKE_EXTRA,
-    ICELAKE_CLIENT_EXTRA,
-    ICELAKE_SERVER_EXTRA,
-    SAPPHIRERAPIDS_EXTRA,
-];
-const P_GNR: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    SKYLAKE_EXTRA,
-    CANNONLAKE_EXTRA,
-    ICELAKE_CLIENT_EXTRA,
-    ICELAKE_SERVER_EXTRA,
-    SAPPHIRERAPIDS_EXTRA,
-    GRANITERAPIDS_EXTRA,
-];
-const P_SILVERMONT: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA];
-const P_GOLDMONT: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SILVERMONT_EXTRA,
-    GOLDMONT_EXTRA,
-];
-const P_GOLDMONT_PLUS: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SILVERMONT_EXTRA,
-    GOLDMONT_EXTRA,
-    GOLDMONT_PLUS_EXTRA,
-];
-const P_TREMONT: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SILVERMONT_EXTRA,
-    GOLDMONT_EXTRA,
-    GOLDMONT_PLUS_EXTRA,
-    TREMONT_EXTRA,
-];
-const P_ALDERLAKE: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SILVERMONT_EXTRA,
-    GOLDMONT_EXTRA,
-    GOLDMONT_PLUS_EXTRA,
-    TREMONT_EXTRA,
-    ALDERLAKE_EXTRA,
-];
-const P_SIERRAFOREST: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SILVERMONT_EXTRA,
-    GOLDMONT_EXTRA,
-    GOLDMONT_PLUS_EXTRA,
-    TREMONT_EXTRA,
-    ALDERLAKE_EXTRA,
-    SIERRAFOREST_EXTRA,
-];
-const P_GRANDRIDGE: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SILVERMONT_EXTRA,
-    GOLDMONT_EXTRA,
-    GOLDMONT_PLUS_EXTRA,
-    TREMONT_EXTRA,
-    ALDERLAKE_EXTRA,
-    SIERRAFOREST_EXTRA,
-    &["raoint"],
-];
-const P_KNL: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    KNL_EXTRA,
-];
-const P_KNM: &[&[&str]] = &[
-    CORE2,
-    NEHALEM_EXTRA,
-    WESTMERE_EXTRA,
-    SANDYBRIDGE_EXTRA,
-    IVYBRIDGE_EXTRA,
-    HASWELL_EXTRA,
-    BROADWELL_EXTRA,
-    KNL_EXTRA,
-    KNM_EXTRA,
-];
+#[rustfmt::skip]
+/// The `-march` rows as unions of `PTA_*` sets, as `i386.h` builds them.
+mod parts {
+    use super::pta::*;
+    pub const P_NEHALEM: &[&[&str]] = &[CORE2, NEHALEM_EXTRA];
+    pub const P_WESTMERE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA];
+    pub const P_SANDY: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA];
+    pub const P_IVY: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA];
+    pub const P_HASWELL: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA];
+    pub const P_BROADWELL: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA];
+    pub const P_SKYLAKE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA];
+    pub const P_SKX: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, SKYLAKE_AVX512_EXTRA];
+    pub const P_CASCADELAKE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, SKYLAKE_AVX512_EXTRA,
+        &["avx512vnni"]];
+    pub const P_COOPERLAKE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, SKYLAKE_AVX512_EXTRA,
+        &["avx512vnni", "avx512bf16"]];
+    pub const P_CANNONLAKE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, CANNONLAKE_EXTRA];
+    pub const P_ICL: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, CANNONLAKE_EXTRA,
+        ICELAKE_CLIENT_EXTRA];
+    pub const P_ICX: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, CANNONLAKE_EXTRA,
+        ICELAKE_CLIENT_EXTRA, ICELAKE_SERVER_EXTRA];
+    pub const P_TIGERLAKE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, CANNONLAKE_EXTRA,
+        ICELAKE_CLIENT_EXTRA, TIGERLAKE_EXTRA];
+    pub const P_SPR: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, CANNONLAKE_EXTRA,
+        ICELAKE_CLIENT_EXTRA, ICELAKE_SERVER_EXTRA, SAPPHIRERAPIDS_EXTRA];
+    pub const P_GNR: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, SKYLAKE_EXTRA, CANNONLAKE_EXTRA,
+        ICELAKE_CLIENT_EXTRA, ICELAKE_SERVER_EXTRA, SAPPHIRERAPIDS_EXTRA, GRANITERAPIDS_EXTRA];
+    pub const P_SILVERMONT: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA];
+    pub const P_GOLDMONT: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA,
+        GOLDMONT_EXTRA];
+    pub const P_GOLDMONT_PLUS: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA,
+        GOLDMONT_EXTRA, GOLDMONT_PLUS_EXTRA];
+    pub const P_TREMONT: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA,
+        GOLDMONT_EXTRA, GOLDMONT_PLUS_EXTRA, TREMONT_EXTRA];
+    pub const P_ALDERLAKE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA,
+        GOLDMONT_EXTRA, GOLDMONT_PLUS_EXTRA, TREMONT_EXTRA, ALDERLAKE_EXTRA];
+    pub const P_SIERRAFOREST: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA,
+        GOLDMONT_EXTRA, GOLDMONT_PLUS_EXTRA, TREMONT_EXTRA, ALDERLAKE_EXTRA, SIERRAFOREST_EXTRA];
+    pub const P_GRANDRIDGE: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SILVERMONT_EXTRA,
+        GOLDMONT_EXTRA, GOLDMONT_PLUS_EXTRA, TREMONT_EXTRA, ALDERLAKE_EXTRA, SIERRAFOREST_EXTRA,
+        &["raoint"]];
+    pub const P_KNL: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, KNL_EXTRA];
+    pub const P_KNM: &[&[&str]] = &[CORE2, NEHALEM_EXTRA, WESTMERE_EXTRA, SANDYBRIDGE_EXTRA,
+        IVYBRIDGE_EXTRA, HASWELL_EXTRA, BROADWELL_EXTRA, KNL_EXTRA, KNM_EXTRA];
+}
+use parts::*;
 
 /// GCC 13.2's 64-bit `-march=` values (aliases share a row).
+#[rustfmt::skip]
 pub const CPUS: &[Cpu] = &[
     cpu(&["x86-64"], &[BASELINE], true),
     cpu(&["x86-64-v2"], &[V2], false),
     cpu(&["x86-64-v3"], &[V2, V3_EXTRA], false),
     cpu(&["x86-64-v4"], &[V2, V3_EXTRA, V4_EXTRA], false),
-    cpu(
-        &["nocona"],
-        &[&["mmx", "sse", "sse2", "sse3", "fxsr"]],
-        true,
-    ),
+    cpu(&["nocona"], &[&["mmx", "sse", "sse2", "sse3", "fxsr"]], true),
     cpu(&["core2"], &[CORE2], false),
     cpu(&["nehalem", "corei7"], P_NEHALEM, false),
     cpu(&["westmere"], P_WESTMERE, false),
@@ -641,12 +351,7 @@ pub const CPUS: &[Cpu] = &[
     cpu(&["cooperlake"], P_COOPERLAKE, false),
     cpu(&["cannonlake"], P_CANNONLAKE, false),
     cpu(&["icelake-client"], P_ICL, false),
-    Cpu {
-        names: &["rocketlake"],
-        parts: P_ICL,
-        minus: &["sgx"],
-        no_sahf: false,
-    },
+    Cpu { names: &["rocketlake"], parts: P_ICL, minus: &["sgx"], no_sahf: false, },
     cpu(&["icelake-server"], P_ICX, false),
     cpu(&["tigerlake"], P_TIGERLAKE, false),
     cpu(&["sapphirerapids", "emeraldrapids"], P_SPR, false),
@@ -656,40 +361,24 @@ pub const CPUS: &[Cpu] = &[
     cpu(&["goldmont"], P_GOLDMONT, false),
     cpu(&["goldmont-plus"], P_GOLDMONT_PLUS, false),
     cpu(&["tremont"], P_TREMONT, false),
-    cpu(
-        &["alderlake", "raptorlake", "meteorlake"],
-        P_ALDERLAKE,
-        false,
-    ),
+    cpu(&["alderlake", "raptorlake", "meteorlake"], P_ALDERLAKE, false),
     cpu(&["sierraforest"], P_SIERRAFOREST, false),
     cpu(&["grandridge"], P_GRANDRIDGE, false),
     cpu(&["knl"], P_KNL, false),
     cpu(&["knm"], P_KNM, false),
     cpu(&["k8", "opteron", "athlon64", "athlon-fx"], &[K8], true),
-    cpu(
-        &["k8-sse3", "opteron-sse3", "athlon64-sse3"],
-        &[K8, &["sse3"]],
-        true,
-    ),
+    cpu(&["k8-sse3", "opteron-sse3", "athlon64-sse3"], &[K8, &["sse3"]], true),
     cpu(&["amdfam10", "barcelona"], &[AMDFAM10], false),
     cpu(&["bdver1"], &[BDVER1], false),
     cpu(&["bdver2"], &[BDVER1, BDVER2_EXTRA], false),
     cpu(&["bdver3"], &[BDVER1, BDVER2_EXTRA, BDVER3_EXTRA], false),
-    cpu(
-        &["bdver4"],
-        &[BDVER1, BDVER2_EXTRA, BDVER3_EXTRA, BDVER4_EXTRA],
-        false,
-    ),
+    cpu(&["bdver4"], &[BDVER1, BDVER2_EXTRA, BDVER3_EXTRA, BDVER4_EXTRA], false),
     cpu(&["btver1"], &[BTVER1], false),
     cpu(&["btver2"], &[BTVER1, BTVER2_EXTRA], false),
     cpu(&["znver1"], &[ZNVER1], false),
     cpu(&["znver2"], &[ZNVER1, ZNVER2_EXTRA], false),
     cpu(&["znver3"], &[ZNVER1, ZNVER2_EXTRA, ZNVER3_EXTRA], false),
-    cpu(
-        &["znver4"],
-        &[ZNVER1, ZNVER2_EXTRA, ZNVER3_EXTRA, ZNVER4_EXTRA],
-        false,
-    ),
+    cpu(&["znver4"], &[ZNVER1, ZNVER2_EXTRA, ZNVER3_EXTRA, ZNVER4_EXTRA], false),
 ];
 
 /// The extension with this `-m` option name.
