@@ -357,6 +357,20 @@ fn compressed_debug_sections_and_lto() {
             .contains("avx2")
     );
 
+    // The older GNU form: `.zdebug_info` with a "ZLIB" header.
+    let g: &[&str] = &["-g", "-gz=zlib-gnu", "-mavx2"];
+    let lib = build(
+        dir.path(),
+        "zgnu.so",
+        &[("a.c", LOOP, g)],
+        &["-gz=zlib-gnu"],
+    );
+    let p = read(&lib);
+    assert!(p.compressed, ".zdebug_info counts as compressed");
+    assert_eq!(p.units.len(), 1);
+    let n = known(cpu_needs(&p, x86::flags_of));
+    assert!(n.required.contains("avx2"));
+
     let lto: &[&str] = &["-g", "-flto", "-mbmi2", "-mavx2"];
     let lib = build(
         dir.path(),
