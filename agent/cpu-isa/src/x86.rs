@@ -18,6 +18,12 @@
 //!   -mno-avx512f …`): the expansion is just more explicit options. Left unexpanded (clang),
 //!   it lands in [`FlagSet::unknown`].
 //!
+//! Where GCC 13.2's source was not at hand, GCC 12.2's behaviour (the differential test) decided:
+//! AVX512VBMI2 and AVX512BITALG imply AVX512F (not BW), AVX512VP2INTERSECT implies AVX512DQ,
+//! AMX-TILE implies XSAVE while AMX-INT8/BF16 imply nothing, AES/PCLMUL/SHA/GFNI/VAES/VPCLMULQDQ
+//! imply only SSE2, HLE has no macro. Known GCC 12 → 13 change: `-march=sapphirerapids` lost
+//! AVX512-VP2INTERSECT.
+//!
 //! The tests compare these tables with the installed `gcc -march=X -dM -E` (`__AVX2__`-style
 //! macros) for every CPU and option that gcc knows.
 //!
