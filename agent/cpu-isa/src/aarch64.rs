@@ -414,16 +414,17 @@ fn features_of(level: Level, bits: Bits) -> FlagSet {
     add(has(SIMD), &["asimd"]);
     add(has(CRC), &["crc32"]);
     add(has(LSE), &["atomics"]);
-    add(has(F16), &["fphp", "asimdhp"]);
+    add(has(F16), &["fphp"]);
+    add(has(F16 | SIMD), &["asimdhp"]);
     add(has(RCPC), &["lrcpc"]);
-    add(has(RDMA), &["asimdrdm"]);
+    add(has(RDMA | SIMD), &["asimdrdm"]);
     add(has(DOTPROD), &["asimddp"]);
     add(has(AES), &["aes", "pmull"]);
     add(has(SHA2), &["sha1", "sha2"]);
     add(has(SHA3), &["sha3", "sha512"]);
     add(has(SM4), &["sm3", "sm4"]);
     // FMLAL needs FP16 on: Armv8.4-A alone implies F16FML but the compiler cannot use it.
-    add(has(F16FML | F16), &["asimdfhm"]);
+    add(has(F16FML | F16 | SIMD), &["asimdfhm"]);
     add(has(SVE), &["sve"]);
     add(has(SVE2), &["sve2"]);
     add(has(SVE2_AES), &["sveaes"]);
