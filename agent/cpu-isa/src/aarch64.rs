@@ -81,7 +81,13 @@ struct Ext {
 }
 
 const fn ext(names: &'static [&'static str], bit: Bits, requires: Bits) -> Ext {
-    Ext { names, bit, requires, explicit_on: 0, explicit_off: 0 }
+    Ext {
+        names,
+        bit,
+        requires,
+        explicit_on: 0,
+        explicit_off: 0,
+    }
 }
 
 /// In topological order of `requires`, as GCC keeps it.
@@ -90,16 +96,40 @@ const EXTS: &[Ext] = &[
     ext(&["simd", "neon"], SIMD, FP),
     ext(&["crc"], CRC, 0),
     ext(&["lse"], LSE, 0),
-    Ext { names: &["fp16", "fullfp16"], bit: F16, requires: FP, explicit_on: 0, explicit_off: F16FML },
+    Ext {
+        names: &["fp16", "fullfp16"],
+        bit: F16,
+        requires: FP,
+        explicit_on: 0,
+        explicit_off: F16FML,
+    },
     ext(&["rcpc"], RCPC, 0),
-    Ext { names: &["rdma", "rdm"], bit: RDMA, requires: 0, explicit_on: SIMD, explicit_off: 0 },
+    Ext {
+        names: &["rdma", "rdm"],
+        bit: RDMA,
+        requires: 0,
+        explicit_on: SIMD,
+        explicit_off: 0,
+    },
     ext(&["dotprod"], DOTPROD, SIMD),
     ext(&["aes"], AES, SIMD),
     ext(&["sha2"], SHA2, SIMD),
-    Ext { names: &["crypto"], bit: 0, requires: AES | SHA2, explicit_on: 0, explicit_off: AES | SHA2 | SM4 },
+    Ext {
+        names: &["crypto"],
+        bit: 0,
+        requires: AES | SHA2,
+        explicit_on: 0,
+        explicit_off: AES | SHA2 | SM4,
+    },
     ext(&["sha3"], SHA3, SHA2),
     ext(&["sm4"], SM4, SIMD),
-    Ext { names: &["fp16fml", "fhm"], bit: F16FML, requires: 0, explicit_on: F16, explicit_off: 0 },
+    Ext {
+        names: &["fp16fml", "fhm"],
+        bit: F16FML,
+        requires: 0,
+        explicit_on: F16,
+        explicit_off: 0,
+    },
     ext(&["sve"], SVE, SIMD | F16),
     ext(&["profile", "spe"], PROFILE, 0),
     ext(&["rng", "rand"], RNG, 0),
@@ -116,7 +146,13 @@ const EXTS: &[Ext] = &[
     ext(&["i8mm"], I8MM, SIMD),
     ext(&["f32mm"], F32MM, SVE),
     ext(&["f64mm"], F64MM, SVE),
-    Ext { names: &["bf16"], bit: BF16, requires: FP, explicit_on: SIMD, explicit_off: 0 },
+    Ext {
+        names: &["bf16"],
+        bit: BF16,
+        requires: FP,
+        explicit_on: SIMD,
+        explicit_off: 0,
+    },
     ext(&["flagm"], FLAGM, 0),
     ext(&["pauth"], PAUTH, 0),
     ext(&["ls64"], LS64, 0),
@@ -124,7 +160,16 @@ const EXTS: &[Ext] = &[
 ];
 
 /// Clang-only spellings that change nothing GCC-visible here (hint-space or tuning features).
-const IGNORED_EXTS: &[&str] = &["bti", "pmull", "sha1", "lor", "pan", "ras", "ccpp", "rcpc-immo"];
+const IGNORED_EXTS: &[&str] = &[
+    "bti",
+    "pmull",
+    "sha1",
+    "lor",
+    "pan",
+    "ras",
+    "ccpp",
+    "rcpc-immo",
+];
 
 fn find_ext(name: &str) -> Option<&'static Ext> {
     EXTS.iter().find(|e| e.names.contains(&name))
@@ -184,20 +229,76 @@ const V8_8A: Bits = V8_7A | MOPS;
 const V9A: Bits = V8_5A | SVE2;
 
 const ARCHES: &[Arch] = &[
-    Arch { name: "armv8-a", level: 0, bits: V8A },
-    Arch { name: "armv8.1-a", level: 1, bits: V8_1A },
-    Arch { name: "armv8.2-a", level: 2, bits: V8_2A },
-    Arch { name: "armv8.3-a", level: 3, bits: V8_3A },
-    Arch { name: "armv8.4-a", level: 4, bits: V8_4A },
-    Arch { name: "armv8.5-a", level: 5, bits: V8_5A },
-    Arch { name: "armv8.6-a", level: 6, bits: V8_6A },
-    Arch { name: "armv8.7-a", level: 7, bits: V8_7A },
-    Arch { name: "armv8.8-a", level: 8, bits: V8_8A },
-    Arch { name: "armv8-r", level: 4, bits: V8_4A },
-    Arch { name: "armv9-a", level: 5, bits: V9A },
-    Arch { name: "armv9.1-a", level: 6, bits: V8_6A | V9A },
-    Arch { name: "armv9.2-a", level: 7, bits: V8_7A | V9A },
-    Arch { name: "armv9.3-a", level: 8, bits: V8_8A | V9A },
+    Arch {
+        name: "armv8-a",
+        level: 0,
+        bits: V8A,
+    },
+    Arch {
+        name: "armv8.1-a",
+        level: 1,
+        bits: V8_1A,
+    },
+    Arch {
+        name: "armv8.2-a",
+        level: 2,
+        bits: V8_2A,
+    },
+    Arch {
+        name: "armv8.3-a",
+        level: 3,
+        bits: V8_3A,
+    },
+    Arch {
+        name: "armv8.4-a",
+        level: 4,
+        bits: V8_4A,
+    },
+    Arch {
+        name: "armv8.5-a",
+        level: 5,
+        bits: V8_5A,
+    },
+    Arch {
+        name: "armv8.6-a",
+        level: 6,
+        bits: V8_6A,
+    },
+    Arch {
+        name: "armv8.7-a",
+        level: 7,
+        bits: V8_7A,
+    },
+    Arch {
+        name: "armv8.8-a",
+        level: 8,
+        bits: V8_8A,
+    },
+    Arch {
+        name: "armv8-r",
+        level: 4,
+        bits: V8_4A,
+    },
+    Arch {
+        name: "armv9-a",
+        level: 5,
+        bits: V9A,
+    },
+    Arch {
+        name: "armv9.1-a",
+        level: 6,
+        bits: V8_6A | V9A,
+    },
+    Arch {
+        name: "armv9.2-a",
+        level: 7,
+        bits: V8_7A | V9A,
+    },
+    Arch {
+        name: "armv9.3-a",
+        level: 8,
+        bits: V8_8A | V9A,
+    },
 ];
 
 fn find_arch(name: &str) -> Option<&'static Arch> {
@@ -226,7 +327,12 @@ struct Core {
 }
 
 const fn core(name: &'static str, arch: &'static str, bits: Bits, imp: u8, part: u16) -> Core {
-    Core { name, arch, bits, midr: Some((imp, part)) }
+    Core {
+        name,
+        arch,
+        bits,
+        midr: Some((imp, part)),
+    }
 }
 
 const A76_EXTS: Bits = F16 | RCPC | DOTPROD;
@@ -267,12 +373,36 @@ const CORES: &[Core] = &[
     core("cortex-a76", "armv8.2-a", A76_EXTS, 0x41, 0xd0b),
     core("cortex-a76ae", "armv8.2-a", A76_EXTS | SSBS, 0x41, 0xd0e),
     core("cortex-a77", "armv8.2-a", A76_EXTS | SSBS, 0x41, 0xd0d),
-    core("cortex-a78", "armv8.2-a", A76_EXTS | SSBS | PROFILE, 0x41, 0xd41),
-    core("cortex-a78ae", "armv8.2-a", A76_EXTS | SSBS | PROFILE, 0x41, 0xd42),
-    core("cortex-a78c", "armv8.2-a", A76_EXTS | SSBS | PROFILE | FLAGM | PAUTH, 0x41, 0xd4b),
+    core(
+        "cortex-a78",
+        "armv8.2-a",
+        A76_EXTS | SSBS | PROFILE,
+        0x41,
+        0xd41,
+    ),
+    core(
+        "cortex-a78ae",
+        "armv8.2-a",
+        A76_EXTS | SSBS | PROFILE,
+        0x41,
+        0xd42,
+    ),
+    core(
+        "cortex-a78c",
+        "armv8.2-a",
+        A76_EXTS | SSBS | PROFILE | FLAGM | PAUTH,
+        0x41,
+        0xd4b,
+    ),
     core("cortex-a65", "armv8.2-a", A76_EXTS | SSBS, 0x41, 0xd06),
     core("cortex-a65ae", "armv8.2-a", A76_EXTS | SSBS, 0x41, 0xd43),
-    core("cortex-x1", "armv8.2-a", A76_EXTS | SSBS | PROFILE, 0x41, 0xd44),
+    core(
+        "cortex-x1",
+        "armv8.2-a",
+        A76_EXTS | SSBS | PROFILE,
+        0x41,
+        0xd44,
+    ),
     core("ares", "armv8.2-a", A76_EXTS | PROFILE, 0x41, 0xd0c),
     core("neoverse-n1", "armv8.2-a", A76_EXTS | PROFILE, 0x41, 0xd0c),
     core("neoverse-e1", "armv8.2-a", A76_EXTS | SSBS, 0x41, 0xd4a),
@@ -286,11 +416,22 @@ const CORES: &[Core] = &[
     core("a64fx", "armv8.2-a", F16 | SVE, 0x46, 0x001),
     core("tsv110", "armv8.2-a", CRYPTO | F16, 0x48, 0xd01),
     // Armv8.3-A.
-    core("thunderx3t110", "armv8.3-a", CRYPTO | RCPC | SM4 | SHA3 | F16FML, 0x43, 0x0b8),
+    core(
+        "thunderx3t110",
+        "armv8.3-a",
+        CRYPTO | RCPC | SM4 | SHA3 | F16FML,
+        0x43,
+        0x0b8,
+    ),
     // Armv8.4-A.
     core("zeus", "armv8.4-a", V1_EXTS, 0x41, 0xd40),
     core("neoverse-v1", "armv8.4-a", V1_EXTS, 0x41, 0xd40),
-    Core { name: "neoverse-512tvb", arch: "armv8.4-a", bits: V1_EXTS, midr: None },
+    Core {
+        name: "neoverse-512tvb",
+        arch: "armv8.4-a",
+        bits: V1_EXTS,
+        midr: None,
+    },
     core("saphira", "armv8.4-a", CRYPTO | RCPC, 0x51, 0xc01),
     // big.LITTLE: the big core's part.
     core("cortex-a57.cortex-a53", "armv8-a", CRC, 0x41, 0xd07),
@@ -308,7 +449,12 @@ const CORES: &[Core] = &[
     core("demeter", "armv9-a", N2_EXTS, 0x41, 0xd4f),
     core("neoverse-v2", "armv9-a", N2_EXTS, 0x41, 0xd4f),
     // `-mcpu=generic`: the default architecture, Armv8-A.
-    Core { name: "generic", arch: "armv8-a", bits: 0, midr: None },
+    Core {
+        name: "generic",
+        arch: "armv8-a",
+        bits: 0,
+        midr: None,
+    },
 ];
 
 fn find_core(name: &str) -> Option<&'static Core> {
@@ -342,7 +488,11 @@ enum Compiler {
 /// command line only with `-grecord-command-line`. `-mtune` is ignored; of repeated options the
 /// last wins; `-march` decides over `-mcpu` when both are there (GCC and Clang alike).
 pub fn target_of(producer: &str) -> Option<Target> {
-    let compiler = if producer.contains("clang") { Compiler::Clang } else { Compiler::Gcc };
+    let compiler = if producer.contains("clang") {
+        Compiler::Clang
+    } else {
+        Compiler::Gcc
+    };
     let mut mcpu = None;
     let mut march = None;
     let mut branch_protection = None;
@@ -372,7 +522,10 @@ pub fn target_of(producer: &str) -> Option<Target> {
     };
     bits = close_on(bits);
     for modifier in parts {
-        if let Some(name) = modifier.strip_prefix("no").filter(|n| find_ext(n).is_some()) {
+        if let Some(name) = modifier
+            .strip_prefix("no")
+            .filter(|n| find_ext(n).is_some())
+        {
             let e = find_ext(name)?;
             let off = e.bit | e.explicit_off;
             bits &= !dependents_of(off);
@@ -383,7 +536,9 @@ pub fn target_of(producer: &str) -> Option<Target> {
             }
             bits |= close_on(on);
         } else if IGNORED_EXTS.contains(&modifier)
-            || modifier.strip_prefix("no").is_some_and(|n| IGNORED_EXTS.contains(&n))
+            || modifier
+                .strip_prefix("no")
+                .is_some_and(|n| IGNORED_EXTS.contains(&n))
         {
         } else {
             return None;
@@ -392,12 +547,15 @@ pub fn target_of(producer: &str) -> Option<Target> {
     let mut required = features_of(level, bits);
     // With return-address signing on an Armv8.3-A target, GCC and Clang return with `retaa`,
     // which is not in the hint space.
-    if let Some(bp) = branch_protection {
-        if level >= 3 && bits & PAUTH != 0 && (bp.contains("pac-ret") || bp.contains("standard")) {
-            required.insert("paca");
-        }
+    let signs_returns =
+        branch_protection.is_some_and(|bp| bp.contains("pac-ret") || bp.contains("standard"));
+    if signs_returns && level >= 3 && bits & PAUTH != 0 {
+        required.insert("paca");
     }
-    Some(Target { option: option.to_string(), required })
+    Some(Target {
+        option: option.to_string(),
+        required,
+    })
 }
 
 /// The `/proc/cpuinfo` features the compiler may use for an extension set at an architecture
@@ -454,18 +612,59 @@ pub const GENERIC_FLAGS: &[&str] = &["aes", "asimd", "crc32", "fp", "pmull", "sh
 /// The `/proc/cpuinfo` feature names this module knows (the kernel's `hwcap_str`, in HWCAP then
 /// HWCAP2 bit order).
 pub const HWCAP_NAMES: &[&str] = &[
-    "fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics", "fphp", "asimdhp",
-    "cpuid", "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop", "sha3", "sm3", "sm4", "asimddp",
-    "sha512", "sve", "asimdfhm", "dit", "uscat", "ilrcpc", "flagm", "ssbs", "sb", "paca", "pacg",
+    "fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics", "fphp",
+    "asimdhp", "cpuid", "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop", "sha3", "sm3", "sm4",
+    "asimddp", "sha512", "sve", "asimdfhm", "dit", "uscat", "ilrcpc", "flagm", "ssbs", "sb",
+    "paca", "pacg",
 ];
 
 /// HWCAP2 names, bit 0 upwards.
 pub const HWCAP2_NAMES: &[&str] = &[
-    "dcpodp", "sve2", "sveaes", "svepmull", "svebitperm", "svesha3", "svesm4", "flagm2", "frint",
-    "svei8mm", "svef32mm", "svef64mm", "svebf16", "i8mm", "bf16", "dgh", "rng", "bti", "mte",
-    "ecv", "afp", "rpres", "mte3", "sme", "smei16i64", "smef64f64", "smei8i32", "smef16f32",
-    "smeb16f32", "smef32f32", "smefa64", "wfxt", "ebf16", "sveebf16", "cssc", "rprfm", "sve2p1",
-    "sme2", "sme2p1", "smei16i32", "smebi32i32", "smeb16b16", "smef16f16", "mops", "hbc",
+    "dcpodp",
+    "sve2",
+    "sveaes",
+    "svepmull",
+    "svebitperm",
+    "svesha3",
+    "svesm4",
+    "flagm2",
+    "frint",
+    "svei8mm",
+    "svef32mm",
+    "svef64mm",
+    "svebf16",
+    "i8mm",
+    "bf16",
+    "dgh",
+    "rng",
+    "bti",
+    "mte",
+    "ecv",
+    "afp",
+    "rpres",
+    "mte3",
+    "sme",
+    "smei16i64",
+    "smef64f64",
+    "smei8i32",
+    "smef16f32",
+    "smeb16f32",
+    "smef32f32",
+    "smefa64",
+    "wfxt",
+    "ebf16",
+    "sveebf16",
+    "cssc",
+    "rprfm",
+    "sve2p1",
+    "sme2",
+    "sme2p1",
+    "smei16i32",
+    "smebi32i32",
+    "smeb16b16",
+    "smef16f16",
+    "mops",
+    "hbc",
 ];
 
 /// The features in a `/proc/cpuinfo` text (its first `Features` line) or a bare feature list;
@@ -479,7 +678,13 @@ pub fn host_features(text: &str) -> FlagSet {
         })
         .unwrap_or(text);
     line.split_whitespace()
-        .filter_map(|w| HWCAP_NAMES.iter().chain(HWCAP2_NAMES).find(|n| **n == w).copied())
+        .filter_map(|w| {
+            HWCAP_NAMES
+                .iter()
+                .chain(HWCAP2_NAMES)
+                .find(|n| **n == w)
+                .copied()
+        })
         .collect()
 }
 
@@ -537,7 +742,10 @@ impl fmt::Display for Midr {
 /// Parses the sysfs text (`0x00000000413fd0c1\n`), with or without `0x`.
 pub fn parse_midr(text: &str) -> Result<Midr, MidrError> {
     let t = text.trim();
-    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
     let v = u64::from_str_radix(hex, 16).map_err(|_| MidrError::NotHex(t.to_string()))?;
     Midr::from_u64(v)
 }
@@ -607,8 +815,7 @@ pub fn gluten_build_target(midr: &Midr, soc_id: Option<&str>) -> &'static str {
 }
 
 /// Gluten's target on NVIDIA Grace.
-pub const GLUTEN_GRACE: &str =
-    "-mcpu=neoverse-v2+crypto+sha3+sm4+sve2-aes+sve2-sha3+sve2-sm4";
+pub const GLUTEN_GRACE: &str = "-mcpu=neoverse-v2+crypto+sha3+sm4+sve2-aes+sve2-sha3+sve2-sm4";
 /// Gluten's target on any other host (and its nightlies).
 pub const GLUTEN_GENERIC: &str = "-march=armv8-a+crc+crypto";
 
@@ -627,7 +834,8 @@ mod tests {
 
     #[test]
     fn march_wins_over_mcpu_and_last_wins() {
-        let t = target_of("GNU C17 12.2.0 -mcpu=neoverse-n1 -march=armv8-a -mcpu=neoverse-v1").unwrap();
+        let t =
+            target_of("GNU C17 12.2.0 -mcpu=neoverse-n1 -march=armv8-a -mcpu=neoverse-v1").unwrap();
         assert_eq!(t.option, "-march=armv8-a");
         let t = target_of("GNU C17 12.2.0 -mcpu=neoverse-n1 -mcpu=zeus -mtune=cortex-a53").unwrap();
         assert_eq!(t.option, "-mcpu=zeus");
@@ -651,6 +859,17 @@ mod tests {
     }
 
     #[test]
+    fn signed_returns_on_v8_3_need_pauth() {
+        assert!(
+            req("GNU C17 12.2.0 -mcpu=neoverse-v1 -mbranch-protection=standard").contains(&"paca")
+        );
+        assert!(
+            !req("GNU C17 12.2.0 -mcpu=neoverse-n1 -mbranch-protection=standard").contains(&"paca")
+        );
+        assert!(!req("GNU C17 12.2.0 -mcpu=neoverse-v1").contains(&"paca"));
+    }
+
+    #[test]
     fn unknown_names_give_none() {
         assert_eq!(target_of("GNU C17 12.2.0 -mcpu=native"), None);
         assert_eq!(target_of("GNU C17 12.2.0 -march=armv8-a+warp"), None);
@@ -660,10 +879,18 @@ mod tests {
     #[test]
     fn midr_fields_and_errors() {
         let m = parse_midr("0x00000000413fd0c1\n").unwrap();
-        assert_eq!((m.implementer, m.variant, m.part, m.revision), (0x41, 3, 0xd0c, 1));
+        assert_eq!(
+            (m.implementer, m.variant, m.part, m.revision),
+            (0x41, 3, 0xd0c, 1)
+        );
         assert_eq!(parse_midr("zz"), Err(MidrError::NotHex("zz".into())));
         assert_eq!(Midr::from_u64(1 << 40), Err(MidrError::TooWide(1 << 40)));
-        let unknown = Midr { implementer: 0x61, variant: 0, part: 0x22, revision: 0 };
+        let unknown = Midr {
+            implementer: 0x61,
+            variant: 0,
+            part: 0x22,
+            revision: 0,
+        };
         assert_eq!(core_label(&unknown), "unknown-61-022");
     }
 }

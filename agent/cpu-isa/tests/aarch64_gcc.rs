@@ -42,7 +42,10 @@ const MACROS: &[(&str, &[&str])] = &[
 ];
 
 fn gcc_macros(option: &str) -> Option<BTreeSet<String>> {
-    let out = Command::new(GCC).args([option, "-dM", "-E", "-x", "c", "/dev/null"]).output().ok()?;
+    let out = Command::new(GCC)
+        .args([option, "-dM", "-E", "-x", "c", "/dev/null"])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -66,10 +69,24 @@ fn table_macros(required: &FlagSet) -> BTreeSet<String> {
 
 /// The values GCC lists for a bad `-mcpu=`/`-march=` ("valid arguments are: …").
 fn gcc_values(option: &str) -> Vec<String> {
-    let out = Command::new(GCC).args([&format!("{option}=no-such-value"), "-E", "-x", "c", "/dev/null"]).output().unwrap();
+    let out = Command::new(GCC)
+        .args([
+            &format!("{option}=no-such-value"),
+            "-E",
+            "-x",
+            "c",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    let list = err.lines().find_map(|l| l.split_once("valid arguments are: ").map(|(_, v)| v.to_string()));
-    let list = list.unwrap_or_else(|| panic!("{GCC} {option}=no-such-value: no list of valid arguments in {err}"));
+    let list = err.lines().find_map(|l| {
+        l.split_once("valid arguments are: ")
+            .map(|(_, v)| v.to_string())
+    });
+    let list = list.unwrap_or_else(|| {
+        panic!("{GCC} {option}=no-such-value: no list of valid arguments in {err}")
+    });
     list.split_whitespace()
         .map(|v| v.trim_end_matches(';').to_string())
         .filter(|v| !v.starts_with("did") && v != "native" && !v.contains('?') && !v.contains('\''))
@@ -79,7 +96,9 @@ fn gcc_values(option: &str) -> Vec<String> {
 #[test]
 fn table_agrees_with_gcc_macros() {
     if Command::new(GCC).arg("--version").output().is_err() {
-        println!("SKIP: {GCC} not installed (apt-get install gcc-aarch64-linux-gnu; .ci/deps does)");
+        println!(
+            "SKIP: {GCC} not installed (apt-get install gcc-aarch64-linux-gnu; .ci/deps does)"
+        );
         return;
     }
     let mut options: Vec<String> = Vec::new();
@@ -125,12 +144,18 @@ fn table_agrees_with_gcc_macros() {
         } else {
             let only_gcc: Vec<_> = gcc.difference(&ours).collect();
             let only_table: Vec<_> = ours.difference(&gcc).collect();
-            disagree.push(format!("{option}: gcc only {only_gcc:?}, table only {only_table:?}"));
+            disagree.push(format!(
+                "{option}: gcc only {only_gcc:?}, table only {only_table:?}"
+            ));
         }
     }
     println!("{agree} of {} options agree with {GCC}", options.len());
     println!("not in the table: {unknown_to_table:?}");
     println!("rejected by {GCC}: {unknown_to_gcc:?}");
-    assert!(disagree.is_empty(), "table and {GCC} disagree:\n{}", disagree.join("\n"));
+    assert!(
+        disagree.is_empty(),
+        "table and {GCC} disagree:\n{}",
+        disagree.join("\n")
+    );
     assert!(agree >= 60, "only {agree} options compared");
 }

@@ -20,20 +20,29 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 fn hosts() -> Vec<Host> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/aarch64");
-    ["graviton2", "graviton3", "graviton4", "ampere-altra", "kunpeng920", "grace"]
-        .into_iter()
-        .map(|name| {
-            let path = dir.join(format!("{name}.cpuinfo"));
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let midr = field(&text, "midr_el1").unwrap_or_else(|| panic!("{}: no midr_el1", path.display()));
-            Host {
-                name,
-                features: host_features(&text),
-                midr: parse_midr(midr).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-                soc_id: field(&text, "soc_id").map(str::to_string),
-            }
-        })
-        .collect()
+    [
+        "graviton2",
+        "graviton3",
+        "graviton4",
+        "ampere-altra",
+        "kunpeng920",
+        "grace",
+    ]
+    .into_iter()
+    .map(|name| {
+        let path = dir.join(format!("{name}.cpuinfo"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let midr =
+            field(&text, "midr_el1").unwrap_or_else(|| panic!("{}: no midr_el1", path.display()));
+        Host {
+            name,
+            features: host_features(&text),
+            midr: parse_midr(midr).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            soc_id: field(&text, "soc_id").map(str::to_string),
+        }
+    })
+    .collect()
 }
 
 fn host(name: &str) -> Host {
@@ -41,7 +50,8 @@ fn host(name: &str) -> Host {
 }
 
 fn missing_on(option: &str, host: &Host) -> Vec<&'static str> {
-    let t = target_of(&format!("GNU C++17 12.2.0 {option} -O2 -g")).unwrap_or_else(|| panic!("{option}: no target"));
+    let t = target_of(&format!("GNU C++17 12.2.0 {option} -O2 -g"))
+        .unwrap_or_else(|| panic!("{option}: no target"));
     missing(&t.required, &host.features).into_iter().collect()
 }
 
@@ -57,7 +67,15 @@ fn every_core_on_every_machine() {
             .map(|h| {
                 let m = missing_on(&format!("-mcpu={cpu}"), h);
                 runs += m.is_empty() as usize;
-                format!("{}:{}", h.name, if m.is_empty() { "ok".into() } else { m.join(",") })
+                format!(
+                    "{}:{}",
+                    h.name,
+                    if m.is_empty() {
+                        "ok".into()
+                    } else {
+                        m.join(",")
+                    }
+                )
             })
             .collect();
         println!("{cpu:24} {}", line.join(" "));
@@ -78,14 +96,31 @@ fn every_core_on_every_machine() {
         ("cortex-a53", "graviton2"),
         ("cortex-a72", "kunpeng920"),
     ] {
-        assert_eq!(missing_on(&format!("-mcpu={cpu}"), &host(h)), Vec::<&str>::new(), "{cpu} on {h}");
+        assert_eq!(
+            missing_on(&format!("-mcpu={cpu}"), &host(h)),
+            Vec::<&str>::new(),
+            "{cpu} on {h}"
+        );
     }
 }
 
 #[test]
 fn neoverse_v2_build_fails_on_graviton2_naming_what_is_missing() {
     let m = missing_on("-mcpu=neoverse-v2", &host("graviton2"));
-    for f in ["sve", "sve2", "svebitperm", "i8mm", "bf16", "svei8mm", "svebf16", "frint", "sb", "jscvt", "fcma", "asimdfhm"] {
+    for f in [
+        "sve",
+        "sve2",
+        "svebitperm",
+        "i8mm",
+        "bf16",
+        "svei8mm",
+        "svebf16",
+        "frint",
+        "sb",
+        "jscvt",
+        "fcma",
+        "asimdfhm",
+    ] {
         assert!(m.contains(&f), "{f} not in {m:?}");
     }
     // Hint-space and non-codegen features are not required.
@@ -97,19 +132,38 @@ fn neoverse_v2_build_fails_on_graviton2_naming_what_is_missing() {
 #[test]
 fn arm_builds_on_the_other_machines() {
     // Neoverse V1 (Graviton 3) build: no SVE2 on Graviton 3 is fine, SVE missing on Graviton 2.
-    assert_eq!(missing_on("-mcpu=neoverse-v1", &host("graviton2")), ["asimdfhm", "bf16", "fcma", "i8mm", "jscvt", "sve", "svebf16", "svei8mm"]);
-    assert_eq!(missing_on("-mcpu=neoverse-v1", &host("graviton4")), Vec::<&str>::new());
+    assert_eq!(
+        missing_on("-mcpu=neoverse-v1", &host("graviton2")),
+        [
+            "asimdfhm", "bf16", "fcma", "i8mm", "jscvt", "sve", "svebf16", "svei8mm"
+        ]
+    );
+    assert_eq!(
+        missing_on("-mcpu=neoverse-v1", &host("graviton4")),
+        Vec::<&str>::new()
+    );
     // Neoverse N2 build (apache/gluten #11954: Arrow built with it) on Kunpeng 920.
     let m = missing_on("-mcpu=neoverse-n2", &host("kunpeng920"));
     assert!(m.contains(&"sve2") && m.contains(&"lrcpc"), "{m:?}");
     // Neoverse N1 build on Kunpeng 920: only LDAPR (lrcpc) is missing.
-    assert_eq!(missing_on("-mcpu=neoverse-n1", &host("kunpeng920")), ["lrcpc"]);
+    assert_eq!(
+        missing_on("-mcpu=neoverse-n1", &host("kunpeng920")),
+        ["lrcpc"]
+    );
     // Gluten's Grace build needs SM4 in SVE2, which Graviton 4 lacks.
-    assert_eq!(missing_on(GLUTEN_GRACE, &host("graviton4")), ["sm3", "sm4", "svesm4"]);
+    assert_eq!(
+        missing_on(GLUTEN_GRACE, &host("graviton4")),
+        ["sm3", "sm4", "svesm4"]
+    );
     assert_eq!(missing_on(GLUTEN_GRACE, &host("grace")), Vec::<&str>::new());
     // The generic build runs everywhere.
     for h in hosts() {
-        assert_eq!(missing_on(GLUTEN_GENERIC, &h), Vec::<&str>::new(), "generic on {}", h.name);
+        assert_eq!(
+            missing_on(GLUTEN_GENERIC, &h),
+            Vec::<&str>::new(),
+            "generic on {}",
+            h.name
+        );
     }
 }
 
@@ -127,12 +181,19 @@ fn gluten_rule_and_identity_on_the_machines() {
         let h = host(name);
         assert_eq!(core_name(&h.midr), Some(core), "{name}");
         assert_eq!(core_label(&h.midr), core, "{name}");
-        assert_eq!(gluten_build_target(&h.midr, h.soc_id.as_deref()), rule, "{name}");
+        assert_eq!(
+            gluten_build_target(&h.midr, h.soc_id.as_deref()),
+            rule,
+            "{name}"
+        );
         // Gluten's build on a machine runs on that machine.
         assert_eq!(missing_on(rule, &h), Vec::<&str>::new(), "{rule} on {name}");
     }
     assert_eq!(host("graviton2").midr, host("ampere-altra").midr);
-    assert_eq!(machine_from_soc_id("jep106:036b:0241\n"), Some(Machine::NvidiaGrace));
+    assert_eq!(
+        machine_from_soc_id("jep106:036b:0241\n"),
+        Some(Machine::NvidiaGrace)
+    );
     assert_eq!(machine_from_soc_id("jep106:0a16:0001"), None);
     let other = [
         (0x41, 0xd03, "cortex-a53"),
@@ -144,7 +205,12 @@ fn gluten_rule_and_identity_on_the_machines() {
         (0x46, 0x001, "a64fx"),
     ];
     for (implementer, part, name) in other {
-        let m = Midr { implementer, variant: 0, part, revision: 0 };
+        let m = Midr {
+            implementer,
+            variant: 0,
+            part,
+            revision: 0,
+        };
         assert_eq!(core_name(&m), Some(name));
     }
 }
