@@ -28,6 +28,7 @@
 //! Typical use: `let p = read_producers(&mmap)?; let needs = cpu_needs(&p, x86::flags_of);`
 //! (pick the module by `p.machine`).
 
+pub mod aarch64;
 pub mod x86;
 
 use object::{Object, ObjectSection};
