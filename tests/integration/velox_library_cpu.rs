@@ -53,7 +53,11 @@ fn build(compiler: &str, dir: &Path, out: &Path, units: &[(&str, &str, &[&str])]
             .arg(&c)
             .output()
             .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
-        assert!(r.status.success(), "{compiler}: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(
+            r.status.success(),
+            "{compiler}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
         objs.push(o);
     }
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
@@ -63,7 +67,11 @@ fn build(compiler: &str, dir: &Path, out: &Path, units: &[(&str, &str, &[&str])]
         .args(&objs)
         .output()
         .unwrap();
-    assert!(r.status.success(), "{compiler}: {}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "{compiler}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
 
 struct Root {
@@ -111,10 +119,16 @@ fn every_unit_with_avx512f_fails_on_a_cpu_without_it() {
         &lib_path(&r),
         &[
             ("dot.c", SRC, &["-g", "-mavx512f"]),
-            ("sum.c", "int sum(int a, int b) { return a + b; }\n", &["-g", "-mavx512f"]),
+            (
+                "sum.c",
+                "int sum(int a, int b) { return a + b; }\n",
+                &["-g", "-mavx512f"],
+            ),
         ],
     );
-    let o = check().run(&Host::new(&r.root).with_arch("x86_64")).unwrap();
+    let o = check()
+        .run(&Host::new(&r.root).with_arch("x86_64"))
+        .unwrap();
     assert_eq!(o.status(), Status::Fail, "{}", o.summary());
     assert!(
         o.summary()
@@ -155,7 +169,12 @@ fn an_x86_64_v2_library_passes_without_avx2_and_without_a_record_the_list_judges
         l["cpu_needs"]["target_options"][0]["option"],
         "-march=x86-64-v2"
     );
-    assert!(!l["cpu_needs"]["required"].as_array().unwrap().contains(&"avx2".into()));
+    assert!(
+        !l["cpu_needs"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&"avx2".into())
+    );
 
     // The same source without -g: no producer record.
     build("gcc", &r.build, &lib_path(&r), &[("dot.c", SRC, &[])]);
@@ -192,8 +211,9 @@ fn one_unit_of_four_with_avx512f_warns_naming_it() {
     let o = c.run(&host).unwrap();
     assert_eq!(o.status(), Status::Warn, "{}", o.summary());
     assert!(
-        o.summary().contains("libvelox.so: 1 of its 4 compile units was built with avx512f, which this CPU lacks:")
-            && o.summary().contains("simd_kernel.c"),
+        o.summary().contains(
+            "libvelox.so: 1 of its 4 compile units was built with avx512f, which this CPU lacks:"
+        ) && o.summary().contains("simd_kernel.c"),
         "{}",
         o.summary()
     );
@@ -218,7 +238,9 @@ fn a_neoverse_v1_library_fails_on_a_graviton_2_naming_the_core() {
         .unwrap()
         .trim()
         .to_string();
-    let sys = r.root.join("sys/devices/system/cpu/cpu0/regs/identification");
+    let sys = r
+        .root
+        .join("sys/devices/system/cpu/cpu0/regs/identification");
     std::fs::create_dir_all(&sys).unwrap();
     std::fs::write(sys.join("midr_el1"), format!("{midr}\n")).unwrap();
     build(
@@ -227,11 +249,14 @@ fn a_neoverse_v1_library_fails_on_a_graviton_2_naming_the_core() {
         &lib_path(&r),
         &[("dot.c", SRC, &["-g", "-mcpu=neoverse-v1"])],
     );
-    let o = check().run(&Host::new(&r.root).with_arch("aarch64")).unwrap();
+    let o = check()
+        .run(&Host::new(&r.root).with_arch("aarch64"))
+        .unwrap();
     assert_eq!(o.status(), Status::Fail, "{}", o.summary());
     let s = o.summary();
     assert!(
-        s.contains("libvelox.so was built with -mcpu=neoverse-v1 (") && s.contains("); this Neoverse N1 lacks "),
+        s.contains("libvelox.so was built with -mcpu=neoverse-v1 (")
+            && s.contains("); this Neoverse N1 lacks "),
         "{s}"
     );
     for f in ["sve", "i8mm", "bf16"] {
@@ -239,5 +264,8 @@ fn a_neoverse_v1_library_fails_on_a_graviton_2_naming_the_core() {
     }
     assert_eq!(o.facts["cpu_core"]["core"], "neoverse-n1");
     assert_eq!(o.facts["cpu_core"]["midr_source"], "sysfs");
-    assert!(o.inventory.contains(&("cpu.core".into(), "neoverse-n1".into())));
+    assert!(
+        o.inventory
+            .contains(&("cpu.core".into(), "neoverse-n1".into()))
+    );
 }

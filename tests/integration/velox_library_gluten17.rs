@@ -24,7 +24,9 @@ pub const HASWELL_FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtr
 
 /// A two-processor `/proc/cpuinfo` with these flags.
 pub fn x86_cpuinfo(flags: &str) -> String {
-    format!("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: {flags}\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: {flags}\n")
+    format!(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: {flags}\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: {flags}\n"
+    )
 }
 
 /// `HASWELL_FLAGS` without `flag`.
@@ -258,7 +260,11 @@ fn the_gluten_1_7_0_jar_is_judged_by_its_producer_record() {
     assert_eq!(o.status(), Status::Ok, "{}", o.summary());
     let libs = o.facts["libraries"].as_array().unwrap();
     let velox = libs.iter().find(|l| l["library"] == "libvelox.so").unwrap();
-    assert_eq!(velox["cpu_needs_source"], "producer", "{}", velox["cpu_needs"]);
+    assert_eq!(
+        velox["cpu_needs_source"], "producer",
+        "{}",
+        velox["cpu_needs"]
+    );
     let needs = &velox["cpu_needs"];
     assert_eq!(needs["units"], 264);
     assert_eq!(needs["units_with_producer"], 264);
@@ -267,15 +273,24 @@ fn the_gluten_1_7_0_jar_is_judged_by_its_producer_record() {
     assert_eq!(
         needs["required"],
         serde_json::json!([
-            "abm", "avx", "avx2", "bmi2", "cmov", "cx8", "f16c", "fma", "fpu", "fxsr", "lm",
-            "mmx", "pni", "popcnt", "sse", "sse2", "sse4_1", "sse4_2", "ssse3"
+            "abm", "avx", "avx2", "bmi2", "cmov", "cx8", "f16c", "fma", "fpu", "fxsr", "lm", "mmx",
+            "pni", "popcnt", "sse", "sse2", "sse4_1", "sse4_2", "ssse3"
         ])
     );
-    assert_eq!(needs["dispatched"]["pclmulqdq"].as_array().unwrap().len(), 4);
-    assert_eq!(o.facts["cpu_flags"].as_array().unwrap().len(), HASWELL_FLAGS.split_whitespace().count());
+    assert_eq!(
+        needs["dispatched"]["pclmulqdq"].as_array().unwrap().len(),
+        4
+    );
+    assert_eq!(
+        o.facts["cpu_flags"].as_array().unwrap().len(),
+        HASWELL_FLAGS.split_whitespace().count()
+    );
     let (read, spooled) = c.0.cpu_records_read();
     eprintln!("producer records read from files: {read}; bytes spooled out of the jar: {spooled}");
-    assert!(spooled > 0 && spooled < 260_293_336, "only what lies outside PT_LOAD: {spooled}");
+    assert!(
+        spooled > 0 && spooled < 260_293_336,
+        "only what lies outside PT_LOAD: {spooled}"
+    );
 
     // Without BMI2: fail, naming the option and the flag.
     std::fs::write(&cpuinfo, x86_cpuinfo(&without("bmi2"))).unwrap();
@@ -300,9 +315,14 @@ fn the_gluten_1_7_0_jar_is_judged_by_its_producer_record() {
         .find(|l| l["library"] == "libvelox.so")
         .unwrap()
         .clone();
-    let units = velox["cpu_needs"]["dispatched"]["pclmulqdq"].as_array().unwrap();
+    let units = velox["cpu_needs"]["dispatched"]["pclmulqdq"]
+        .as_array()
+        .unwrap();
     assert!(
-        units.iter().any(|u| u.as_str().unwrap().ends_with("folly/hash/detail/Crc32cDetail.cpp")),
+        units.iter().any(|u| u
+            .as_str()
+            .unwrap()
+            .ends_with("folly/hash/detail/Crc32cDetail.cpp")),
         "{units:?}"
     );
     assert_eq!(c.0.jar_entries_decompressed(), 2, "the jar was read once");

@@ -57,8 +57,7 @@ fn checked(f: &Facts) -> Vec<&LibraryFacts> {
 fn nothing_installed(f: &Facts, settings: &Settings, o: &mut Verdict) -> bool {
     let nothing = settings.is_default_paths()
         && settings.jars.is_empty()
-        && f
-            .libraries
+        && f.libraries
             .iter()
             .filter(|l| l.role == "configured")
             .all(|l| !l.found);
@@ -349,7 +348,9 @@ fn cpu_judged(f: &Facts) -> Vec<&LibraryFacts> {
         .filter(|l| {
             let kind = host_elf_kind(&f.host_arch);
             match (kind, l.machine_code, l.elf_class_bits) {
-                (Some((bits, machine)), Some(code), Some(lbits)) => code == machine && lbits == bits,
+                (Some((bits, machine)), Some(code), Some(lbits)) => {
+                    code == machine && lbits == bits
+                }
                 _ => true,
             }
         })
@@ -478,7 +479,11 @@ fn cpu_flags(f: &Facts, o: &mut Verdict) {
         if !missing.is_empty() {
             o.push(Finding::new(Status::Fail, record_fail(f, l, n, &missing)).about(&l.path));
         }
-        for (flag, units) in n.minority.iter().filter(|(x, _)| !host.contains(x.as_str())) {
+        for (flag, units) in n
+            .minority
+            .iter()
+            .filter(|(x, _)| !host.contains(x.as_str()))
+        {
             o.push(
                 Finding::new(
                     Status::Warn,
@@ -503,7 +508,12 @@ fn cpu_flags(f: &Facts, o: &mut Verdict) {
         ("required_cpu_flags".to_string(), String::new())
     } else {
         (
-            list(&builtin.iter().map(|l| l.library.clone()).collect::<Vec<_>>()),
+            list(
+                &builtin
+                    .iter()
+                    .map(|l| l.library.clone())
+                    .collect::<Vec<_>>(),
+            ),
             if builtin.len() == 1 {
                 " (judged by the built-in list: the library has no producer record)".to_string()
             } else {
@@ -867,7 +877,10 @@ mod tests {
         };
         let o = evaluate(&f, &Settings::default()).with_facts(&f);
         assert_eq!(o.status(), Status::Warn, "{}", o.summary());
-        assert!(o.summary().contains("no Velox library at /opt/gluten/lib/libvelox.so"));
+        assert!(
+            o.summary()
+                .contains("no Velox library at /opt/gluten/lib/libvelox.so")
+        );
     }
 
     fn record(required: &[&str]) -> CpuNeedsFacts {
@@ -920,9 +933,8 @@ mod tests {
         let o = run(&f);
         assert_eq!(o.status(), Status::Fail);
         assert!(
-            o.summary().contains(
-                "libvelox.so was compiled with -mbmi2 throughout; this CPU lacks bmi2"
-            ),
+            o.summary()
+                .contains("libvelox.so was compiled with -mbmi2 throughout; this CPU lacks bmi2"),
             "{}",
             o.summary()
         );

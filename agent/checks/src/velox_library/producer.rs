@@ -55,7 +55,8 @@ pub(super) fn record_from(p: &Producers) -> CpuNeedsFacts {
         CpuNeeds::NoFlagRecord { .. } => f.record = "no_flag_record".into(),
         CpuNeeds::Known(n) => {
             f.record = "known".into();
-            let strs = |s: &std::collections::BTreeSet<&str>| s.iter().map(|x| x.to_string()).collect();
+            let strs =
+                |s: &std::collections::BTreeSet<&str>| s.iter().map(|x| x.to_string()).collect();
             f.required = strs(&n.required);
             f.intrinsics_only = strs(&n.intrinsics_only);
             f.minority = n
@@ -252,15 +253,27 @@ fn load_ranges(head: &[u8]) -> Option<Vec<(u64, u64)>> {
     };
     let u16_at = |o: usize| -> Option<u64> {
         let b: [u8; 2] = head.get(o..o + 2)?.try_into().ok()?;
-        Some(if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) } as u64)
+        Some(if le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        } as u64)
     };
     let u32_at = |o: usize| -> Option<u64> {
         let b: [u8; 4] = head.get(o..o + 4)?.try_into().ok()?;
-        Some(if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) } as u64)
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as u64)
     };
     let u64_at = |o: usize| -> Option<u64> {
         let b: [u8; 8] = head.get(o..o + 8)?.try_into().ok()?;
-        Some(if le { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) })
+        Some(if le {
+            u64::from_le_bytes(b)
+        } else {
+            u64::from_be_bytes(b)
+        })
     };
     let phoff = usize::try_from(u64_at(0x20)?).ok()?;
     let phentsize = u16_at(0x36)? as usize;
