@@ -514,11 +514,7 @@ fn cpu_flags(f: &Facts, o: &mut Verdict) {
                     .map(|l| l.library.clone())
                     .collect::<Vec<_>>(),
             ),
-            if builtin.len() == 1 {
-                " (judged by the built-in list: the library has no producer record)".to_string()
-            } else {
-                " (judged by the built-in list: the libraries have no producer record)".to_string()
-            },
+            builtin_why(&builtin),
         )
     };
     match &host {
@@ -542,6 +538,31 @@ fn cpu_flags(f: &Facts, o: &mut Verdict) {
             }
         }
         _ => {}
+    }
+}
+
+/// Why the built-in list judges these libraries: no record, or one that could not be read.
+fn builtin_why(libs: &[&LibraryFacts]) -> String {
+    let unreadable: Vec<String> = libs
+        .iter()
+        .filter_map(|l| {
+            let n = l.cpu_needs.as_ref()?;
+            (n.record == "unreadable").then(|| {
+                format!(
+                    "{}'s producer record could not be read: {}",
+                    l.library,
+                    n.error.as_deref().unwrap_or("unknown error")
+                )
+            })
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        return format!(" (judged by the built-in list: {})", unreadable.join("; "));
+    }
+    if libs.len() == 1 {
+        " (judged by the built-in list: the library has no producer record)".to_string()
+    } else {
+        " (judged by the built-in list: the libraries have no producer record)".to_string()
     }
 }
 
@@ -994,6 +1015,33 @@ mod tests {
         );
         let inv: BTreeMap<_, _> = o.inventory.iter().cloned().collect();
         assert_eq!(inv["cpu.core"], "neoverse-n1");
+    }
+
+    #[test]
+    fn an_unreadable_record_is_judged_by_the_list_saying_why() {
+        let mut l = lib("libvelox.so");
+        l.cpu_needs_source = Some("builtin".into());
+        l.cpu_needs = Some(CpuNeedsFacts {
+            record: "unreadable".into(),
+            error: Some("creating a temporary file in /tmp: Read-only file system".into()),
+            ..CpuNeedsFacts::default()
+        });
+        let f = Facts {
+            host_arch: "x86_64".into(),
+            libraries: vec![l],
+            required_cpu_flags: vec!["avx2".into()],
+            cpu_flags: Some(vec!["sse2".into()]),
+            ..Facts::default()
+        };
+        let o = run(&f);
+        assert_eq!(o.status(), Status::Fail);
+        assert!(
+            o.summary().contains(
+                "libvelox.so needs avx2: not in /proc/cpuinfo flags (SIGILL at load) (judged by the built-in list: libvelox.so's producer record could not be read: creating a temporary file in /tmp: Read-only file system)"
+            ),
+            "{}",
+            o.summary()
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::needs::{
     spark_facts,
 };
 use super::probe::{CAN_DLOPEN, probe_all};
-use super::producer::{record_of, unreadable};
+use super::producer::{record_of, record_of_map, unreadable};
 use super::scan::{Scan, scan_ranges, scan_reader};
 use super::search::{Found, Search};
 use super::settings::default_cpu_flags;
@@ -493,7 +493,7 @@ impl VeloxLibrary {
             Ok(_) if key.size == 0 => record_of(&[]),
             // SAFETY: read-only private map, as in `load`.
             Ok(f) => match unsafe { memmap2::Mmap::map(&f) } {
-                Ok(map) => record_of(&map),
+                Ok(map) => record_of_map(&map),
                 Err(e) => unreadable(format!("mapping {shown}: {e}")),
             },
         };
