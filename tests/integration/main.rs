@@ -23,6 +23,7 @@ mod systemd;
 mod tidy;
 mod tls;
 mod velox_library;
+mod velox_library_cpu;
 mod velox_library_gluten17;
 mod velox_library_loader;
 mod velox_library_roots;

@@ -15,6 +15,29 @@ use std::process::Command;
 
 const JAR: &str = "velox_spark/jars/gluten-velox-bundle-spark3.5_2.12-linux_amd64-1.7.0.jar";
 
+/// The `flags` of a Haswell server (x86-64-v3, PCLMUL, no AVX-512), as the kernel prints them.
+pub const HASWELL_FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat \
+    pse36 clflush mmx fxsr sse sse2 ss ht syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl \
+    xtopology cpuid pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt aes xsave \
+    avx f16c rdrand hypervisor lahf_lm abm invpcid_single pti fsgsbase bmi1 avx2 smep bmi2 erms \
+    invpcid xsaveopt arat";
+
+/// A two-processor `/proc/cpuinfo` with these flags.
+pub fn x86_cpuinfo(flags: &str) -> String {
+    format!(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: {flags}\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: {flags}\n"
+    )
+}
+
+/// `HASWELL_FLAGS` without `flag`.
+fn without(flag: &str) -> String {
+    HASWELL_FLAGS
+        .split_whitespace()
+        .filter(|f| *f != flag)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The 1.7.0 bundle jar, downloaded once into `target/velox-spark-cache`.
 pub fn gluten_170_jar() -> PathBuf {
     let dir = repo_root().join("target/velox-spark-cache");
@@ -85,11 +108,7 @@ fn debian_root(dir: &Path, jar: &Path) -> PathBuf {
     std::fs::write(root.join("usr/share/zoneinfo/Europe/Berlin"), "TZif").unwrap();
     place(jar, &root.join("opt/spark/jars/gluten.jar"));
     std::fs::create_dir_all(root.join("proc")).unwrap();
-    std::fs::write(
-        root.join("proc/cpuinfo"),
-        "processor\t: 0\nflags\t\t: avx avx2 fma f16c bmi2 abm sse4_2 popcnt\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("proc/cpuinfo"), x86_cpuinfo(HASWELL_FLAGS)).unwrap();
     root
 }
 
@@ -120,6 +139,9 @@ fn the_gluten_1_7_0_jar_in_debian_rhel_and_slim_roots() {
     let t0 = std::time::Instant::now();
     let o = c.run(&host).unwrap();
     eprintln!("cold check of the 1.7.0 jar: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let _ = c.run(&host).unwrap();
+    eprintln!("warm check of the 1.7.0 jar: {:?}", t0.elapsed());
     assert_eq!(o.status(), Status::Warn, "{}", o.summary());
     assert!(
         o.summary().contains(
@@ -216,6 +238,113 @@ fn the_gluten_1_7_0_jar_in_debian_rhel_and_slim_roots() {
         c.0.jar_entries_decompressed(),
         2,
         "every round after the first used the cached jar"
+    );
+}
+
+/// The bundle's own record judges the CPU: its 121 Velox/folly units are built with
+/// `-mavx2 -mfma -mavx -mf16c -mlzcnt -mbmi2`, its four CRC units add PCLMUL behind folly's own
+/// CPU check. On an arm64 host the jar, which has only `linux/amd64/`, fails naming
+/// `linux/aarch64/`.
+#[test]
+fn the_gluten_1_7_0_jar_is_judged_by_its_producer_record() {
+    let jar = gluten_170_jar();
+    let dir = tempfile::tempdir_in(repo_root().join("target")).unwrap();
+    let root = debian_root(dir.path(), &jar);
+    // CA file and zoneinfo in place: only the CPU decides.
+    std::fs::create_dir_all(root.join("etc/pki/tls/certs")).unwrap();
+    std::fs::write(root.join("etc/pki/tls/certs/ca-bundle.crt"), "# bundle\n").unwrap();
+    let host = Host::new(&root).with_arch("x86_64");
+    let c = check(None);
+    let cpuinfo = root.join("proc/cpuinfo");
+
+    let o = c.run(&host).unwrap();
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    let libs = o.facts["libraries"].as_array().unwrap();
+    let velox = libs.iter().find(|l| l["library"] == "libvelox.so").unwrap();
+    assert_eq!(
+        velox["cpu_needs_source"], "producer",
+        "{}",
+        velox["cpu_needs"]
+    );
+    let needs = &velox["cpu_needs"];
+    assert_eq!(needs["units"], 264);
+    assert_eq!(needs["units_with_producer"], 264);
+    assert_eq!(needs["units_without_producer"], 0);
+    assert_eq!(needs["units_considered"], 121);
+    assert_eq!(
+        needs["required"],
+        serde_json::json!([
+            "abm", "avx", "avx2", "bmi2", "cmov", "cx8", "f16c", "fma", "fpu", "fxsr", "lm", "mmx",
+            "pni", "popcnt", "sse", "sse2", "sse4_1", "sse4_2", "ssse3"
+        ])
+    );
+    assert_eq!(
+        needs["dispatched"]["pclmulqdq"].as_array().unwrap().len(),
+        4
+    );
+    assert_eq!(
+        o.facts["cpu_flags"].as_array().unwrap().len(),
+        HASWELL_FLAGS.split_whitespace().count()
+    );
+    let (read, spooled) = c.0.cpu_records_read();
+    eprintln!("producer records read from files: {read}; bytes spooled out of the jar: {spooled}");
+    assert!(
+        spooled > 0 && spooled < 260_293_336,
+        "only what lies outside PT_LOAD: {spooled}"
+    );
+
+    // Without BMI2: fail, naming the option and the flag.
+    std::fs::write(&cpuinfo, x86_cpuinfo(&without("bmi2"))).unwrap();
+    let o = c.run(&host).unwrap();
+    assert_eq!(o.status(), Status::Fail, "{}", o.summary());
+    assert!(
+        o.summary()
+            .contains("libvelox.so was compiled with -mbmi2 throughout; this CPU lacks bmi2"),
+        "{}",
+        o.summary()
+    );
+
+    // Without PCLMUL: only the dispatched CRC units use it: ok, reported in the facts.
+    std::fs::write(&cpuinfo, x86_cpuinfo(&without("pclmulqdq"))).unwrap();
+    let o = c.run(&host).unwrap();
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    assert!(!o.summary().contains("pclmulqdq"), "{}", o.summary());
+    let velox = o.facts["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["library"] == "libvelox.so")
+        .unwrap()
+        .clone();
+    let units = velox["cpu_needs"]["dispatched"]["pclmulqdq"]
+        .as_array()
+        .unwrap();
+    assert!(
+        units.iter().any(|u| u
+            .as_str()
+            .unwrap()
+            .ends_with("folly/hash/detail/Crc32cDetail.cpp")),
+        "{units:?}"
+    );
+    assert_eq!(c.0.jar_entries_decompressed(), 2, "the jar was read once");
+
+    // An arm64 host (Graviton 2): the jar has linux/amd64/ only.
+    std::fs::write(
+        &cpuinfo,
+        std::fs::read_to_string(
+            repo_root().join("agent/cpu-isa/tests/data/aarch64/graviton2.cpuinfo"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let o = c.run(&Host::new(&root).with_arch("aarch64")).unwrap();
+    assert_eq!(o.status(), Status::Fail, "{}", o.summary());
+    assert!(
+        o.summary().contains(
+            "/opt/spark/jars/gluten.jar has native libraries for amd64 only (linux/amd64/), host is aarch64: it lacks linux/aarch64/"
+        ),
+        "{}",
+        o.summary()
     );
 }
 

@@ -154,7 +154,7 @@ fn an_old_executor_root_fails_naming_both_versions_while_the_host_passes() {
     assert_eq!(o.facts["executor_root"], root.to_string());
     assert_eq!(o.facts["host_glibc_version"], "2.17");
     assert_eq!(o.facts["host_glibcxx_version"], "GLIBCXX_3.4.19");
-    assert_eq!(o.facts["missing_cpu_flags"], serde_json::json!([]));
+    assert!(o.facts["cpu_flags"].is_array(), "{}", o.facts);
 }
 
 #[test]

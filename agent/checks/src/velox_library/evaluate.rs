@@ -2,12 +2,17 @@
 //! function per rule, called in report order by [`evaluate`].
 
 use super::elf::{host_elf_kind, machine_name, parse_version};
-use super::facts::{Facts, LibraryFacts};
+use super::facts::{CpuNeedsFacts, Facts, LibraryFacts};
 use super::jar::jar_arch;
+use super::producer::{core_display, x86_option_flags};
 use super::rules;
 use super::settings::Settings;
 use crate::check::Verdict;
 use proto::{Finding, Status};
+use std::collections::BTreeSet;
+
+/// Unit names shown in a finding before the rest is counted.
+const UNITS_SHOWN: usize = 3;
 
 /// glibc from which `dlopen` refuses a library whose `PT_GNU_STACK` asks for an executable stack
 /// (glibc 2.41 NEWS).
@@ -24,12 +29,12 @@ fn list(v: &[String]) -> String {
 /// The verdict from the facts.
 pub fn evaluate(f: &Facts, settings: &Settings) -> Verdict {
     let mut o = Verdict::default();
-    nothing_installed(f, settings, &mut o);
+    let nothing = nothing_installed(f, settings, &mut o);
     for l in &f.libraries {
         if l.role == "preload" {
             preload(f, l, &mut o);
         } else {
-            library(f, l, &mut o);
+            library(f, l, nothing, &mut o);
         }
     }
     jars(f, &mut o);
@@ -48,8 +53,15 @@ fn checked(f: &Facts) -> Vec<&LibraryFacts> {
 }
 
 /// The default paths hold nothing and nothing else is configured: a warning, not a failure.
-fn nothing_installed(f: &Facts, settings: &Settings, o: &mut Verdict) {
-    if f.nothing_installed {
+/// Whether that is the case.
+fn nothing_installed(f: &Facts, settings: &Settings, o: &mut Verdict) -> bool {
+    let nothing = settings.is_default_paths()
+        && settings.jars.is_empty()
+        && f.libraries
+            .iter()
+            .filter(|l| l.role == "configured")
+            .all(|l| !l.found);
+    if nothing {
         o.push(Finding::new(
             Status::Warn,
             format!(
@@ -64,13 +76,14 @@ fn nothing_installed(f: &Facts, settings: &Settings, o: &mut Verdict) {
             ),
         ));
     }
+    nothing
 }
 
 /// The rules of one configured library, in order; the first that makes it unloadable for a
 /// reason of its own (absent, unreadable, wrong machine) stops the rest.
-fn library(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
+fn library(f: &Facts, l: &LibraryFacts, nothing_installed: bool, o: &mut Verdict) {
     if !l.found {
-        if !f.nothing_installed {
+        if !nothing_installed {
             o.push(
                 Finding::new(
                     Status::Fail,
@@ -115,7 +128,7 @@ fn preload(f: &Facts, l: &LibraryFacts, o: &mut Verdict) {
             .about(&l.path),
         );
     } else {
-        library(f, l, &mut v);
+        library(f, l, false, &mut v);
     }
     for mut finding in v.findings {
         if finding.status == Status::Fail {
@@ -288,9 +301,10 @@ fn jars(f: &Facts, o: &mut Verdict) {
                 Finding::new(
                     Status::Fail,
                     format!(
-                        "{} has native libraries for {} only, host is {host_arch} (needs linux/{}/)",
+                        "{} has native libraries for {} only (linux/{}/), host is {host_arch}: it lacks linux/{}/ and Gluten cannot load on this host",
                         j.path,
                         list(&j.native_arches),
+                        j.native_arches.join("/, linux/"),
                         jar_arch(host_arch)
                     ),
                 )
@@ -326,36 +340,259 @@ fn load_probe(f: &Facts, o: &mut Verdict) {
     }
 }
 
-/// Required CPU flags absent from `/proc/cpuinfo` mean SIGILL at load.
-fn cpu_flags(f: &Facts, o: &mut Verdict) {
-    let checked = checked(f);
-    let who = if checked.is_empty() {
-        "required_cpu_flags".to_string()
-    } else {
-        list(
-            &checked
+/// The libraries the CPU rules judge: configured, found, readable, of the host's machine.
+fn cpu_judged(f: &Facts) -> Vec<&LibraryFacts> {
+    f.libraries
+        .iter()
+        .filter(|l| l.found && l.error.is_none() && l.role != "preload")
+        .filter(|l| {
+            let kind = host_elf_kind(&f.host_arch);
+            match (kind, l.machine_code, l.elf_class_bits) {
+                (Some((bits, machine)), Some(code), Some(lbits)) => {
+                    code == machine && lbits == bits
+                }
+                _ => true,
+            }
+        })
+        .collect()
+}
+
+/// The producer record of a library judged by it.
+fn by_record(l: &LibraryFacts) -> Option<&CpuNeedsFacts> {
+    (l.cpu_needs_source.as_deref() == Some("producer"))
+        .then_some(l.cpu_needs.as_ref())
+        .flatten()
+}
+
+/// The host's CPU as a finding names it: `this Neoverse N1`, `this CPU`.
+fn this_cpu(f: &Facts) -> String {
+    match &f.cpu_core {
+        Some(c) => match &c.core {
+            Some(n) => format!("this {}", core_display(n)),
+            None => format!("this CPU ({})", c.label),
+        },
+        None => "this CPU".to_string(),
+    }
+}
+
+/// Unit names, a few, then a count.
+fn some_units(units: &[String]) -> String {
+    let mut s = units
+        .iter()
+        .take(UNITS_SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if units.len() > UNITS_SHOWN {
+        s.push_str(&format!(" and {} more", units.len() - UNITS_SHOWN));
+    }
+    s
+}
+
+/// The missing required flags of a library judged by its record, with the options behind them.
+fn record_fail(f: &Facts, l: &LibraryFacts, n: &CpuNeedsFacts, missing: &[&str]) -> String {
+    let lacks = missing.join(", ");
+    let cpu = this_cpu(f);
+    if f.host_arch == "aarch64" {
+        // One target option per unit (`-mcpu=` or `-march=`).
+        return match n.target_options.first() {
+            Some(t) => format!(
+                "{} was built with {} ({lacks}); {cpu} lacks {lacks} (SIGILL where that code runs)",
+                l.library, t.option
+            ),
+            None => format!(
+                "{} was built for {lacks}; {cpu} lacks {lacks} (SIGILL where that code runs)",
+                l.library
+            ),
+        };
+    }
+    let options: Vec<_> = n
+        .target_options
+        .iter()
+        .filter(|t| {
+            x86_option_flags(&t.option)
                 .iter()
-                .map(|l| l.library.clone())
-                .collect::<Vec<_>>(),
+                .any(|x| missing.contains(x))
+        })
+        .collect();
+    if options.is_empty() {
+        return format!(
+            "{} needs {lacks} (its compile units' producer records); {cpu} lacks {lacks} (SIGILL where that code runs)",
+            l.library
+        );
+    }
+    let fewest = options.iter().map(|t| t.units).min().unwrap_or(0);
+    let where_ = if fewest >= n.units_considered {
+        "throughout".to_string()
+    } else {
+        format!("in {fewest} of its {} compile units", n.units_considered)
+    };
+    format!(
+        "{} was compiled with {} {where_}; {cpu} lacks {lacks} (SIGILL where that code runs)",
+        l.library,
+        options
+            .iter()
+            .map(|t| t.option.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+/// CPU flags a library needs and `/proc/cpuinfo` lacks mean SIGILL. A library with a producer
+/// record is judged by it: a flag most of its units need fails, one a few units need warns
+/// naming them, one only the program's own dispatch uses is reported in the facts. A library
+/// without one (and the host when no library is checked) is judged by the built-in list.
+fn cpu_flags(f: &Facts, o: &mut Verdict) {
+    let host: Option<BTreeSet<&str>> = f
+        .cpu_flags
+        .as_ref()
+        .map(|v| v.iter().map(String::as_str).collect());
+    let judged = cpu_judged(f);
+    let mut builtin: Vec<&LibraryFacts> = Vec::new();
+    for l in &judged {
+        let Some(n) = by_record(l) else {
+            builtin.push(l);
+            continue;
+        };
+        let Some(host) = &host else {
+            if !n.required.is_empty() {
+                o.push(
+                    Finding::new(
+                        Status::Unknown,
+                        format!(
+                            "cannot tell whether the CPU has {} ({}'s producer record): /proc/cpuinfo is missing or lists no flags",
+                            list(&n.required),
+                            l.library
+                        ),
+                    )
+                    .about(&l.path),
+                );
+            }
+            continue;
+        };
+        let missing: Vec<&str> = n
+            .required
+            .iter()
+            .map(String::as_str)
+            .filter(|x| !host.contains(x))
+            .collect();
+        if !missing.is_empty() {
+            o.push(Finding::new(Status::Fail, record_fail(f, l, n, &missing)).about(&l.path));
+        }
+        for (flag, units) in n
+            .minority
+            .iter()
+            .filter(|(x, _)| !host.contains(x.as_str()))
+        {
+            o.push(
+                Finding::new(
+                    Status::Warn,
+                    format!(
+                        "{}: {} of its {} compile units {} built with {flag}, which {} lacks: {} (SIGILL if their code runs)",
+                        l.library,
+                        units.len(),
+                        n.units_considered,
+                        if units.len() == 1 { "was" } else { "were" },
+                        this_cpu(f),
+                        some_units(units)
+                    ),
+                )
+                .about(&l.path),
+            );
+        }
+    }
+    if !judged.is_empty() && builtin.is_empty() {
+        return;
+    }
+    let (who, why) = if builtin.is_empty() {
+        ("required_cpu_flags".to_string(), String::new())
+    } else {
+        (
+            list(
+                &builtin
+                    .iter()
+                    .map(|l| l.library.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            builtin_why(&builtin),
         )
     };
-    match &f.missing_cpu_flags {
+    match &host {
         None if !f.required_cpu_flags.is_empty() => o.push(Finding::new(
             Status::Unknown,
             format!(
-                "cannot tell whether the CPU has {}: /proc/cpuinfo is missing or lists no flags",
+                "cannot tell whether the CPU has {}: /proc/cpuinfo is missing or lists no flags{why}",
                 list(&f.required_cpu_flags)
             ),
         )),
-        Some(missing) if !missing.is_empty() => o.push(Finding::new(
-            Status::Fail,
-            format!(
-                "{who} needs {}: not in /proc/cpuinfo flags (SIGILL at load)",
-                list(missing)
-            ),
-        )),
+        Some(host) => {
+            let missing: Vec<String> = builtin_missing(f, host);
+            if !missing.is_empty() {
+                o.push(Finding::new(
+                    Status::Fail,
+                    format!(
+                        "{who} needs {}: not in /proc/cpuinfo flags (SIGILL at load){why}",
+                        list(&missing)
+                    ),
+                ));
+            }
+        }
         _ => {}
     }
+}
+
+/// Why the built-in list judges these libraries: no record, or one that could not be read.
+fn builtin_why(libs: &[&LibraryFacts]) -> String {
+    let unreadable: Vec<String> = libs
+        .iter()
+        .filter_map(|l| {
+            let n = l.cpu_needs.as_ref()?;
+            (n.record == "unreadable").then(|| {
+                format!(
+                    "{}'s producer record could not be read: {}",
+                    l.library,
+                    n.error.as_deref().unwrap_or("unknown error")
+                )
+            })
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        return format!(" (judged by the built-in list: {})", unreadable.join("; "));
+    }
+    if libs.len() == 1 {
+        " (judged by the built-in list: the library has no producer record)".to_string()
+    } else {
+        " (judged by the built-in list: the libraries have no producer record)".to_string()
+    }
+}
+
+/// Flags of the built-in list the host lacks.
+fn builtin_missing(f: &Facts, host: &BTreeSet<&str>) -> Vec<String> {
+    f.required_cpu_flags
+        .iter()
+        .filter(|x| !host.contains(x.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Every flag the judged libraries need (by record or the built-in list) that the host lacks;
+/// `None` when cpuinfo is unknown.
+fn missing_cpu_flags(f: &Facts) -> Option<(usize, BTreeSet<String>)> {
+    let host: BTreeSet<&str> = f.cpu_flags.as_ref()?.iter().map(String::as_str).collect();
+    let judged = cpu_judged(f);
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    if judged.is_empty() || judged.iter().any(|l| by_record(l).is_none()) {
+        needed.extend(f.required_cpu_flags.iter().cloned());
+    }
+    for n in judged.iter().filter_map(|l| by_record(l)) {
+        needed.extend(n.required.iter().cloned());
+    }
+    let missing = needed
+        .iter()
+        .filter(|x| !host.contains(x.as_str()))
+        .cloned()
+        .collect();
+    Some((needed.len(), missing))
 }
 
 /// The `ok` sentence: what was resolved, the highest glibc needed, the CPU flags.
@@ -390,11 +627,8 @@ fn summary(f: &Facts, settings: &Settings) -> String {
     } else if settings.paths.is_empty() && settings.jars.is_empty() {
         parts.push("no library configured".to_string());
     }
-    if f.missing_cpu_flags.is_some() {
-        parts.push(format!(
-            "CPU has all {} required flags",
-            f.required_cpu_flags.len()
-        ));
+    if let Some((needed, _)) = missing_cpu_flags(f) {
+        parts.push(format!("CPU has all {needed} required flags"));
     }
     parts.join("; ")
 }
@@ -425,7 +659,7 @@ fn gauges(f: &Facts, o: &mut Verdict) {
             1.0,
         );
     }
-    if let Some(m) = &f.missing_cpu_flags {
+    if let Some((_, m)) = &missing_cpu_flags(f) {
         o.gauge(
             "gluten_node_velox_library_missing_cpu_flags",
             "Required CPU flags not in /proc/cpuinfo.",
@@ -462,6 +696,10 @@ fn inventory(f: &Facts, o: &mut Verdict) {
     if let Some(flags) = &f.isa_cpu_flags {
         o.inventory.push(("cpu.flags".into(), flags.join(" ")));
     }
+    // arm64: the core (label-safe: GCC's -mcpu name, else unknown-<implementer>-<part>).
+    if let Some(c) = &f.cpu_core {
+        o.inventory.push(("cpu.core".into(), c.label.clone()));
+    }
     if let Some(v) = f
         .jars
         .iter()
@@ -477,212 +715,4 @@ fn inventory(f: &Facts, o: &mut Verdict) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::check::Outcome;
-    use crate::velox_library::facts::{JarFacts, MissingDependency, MissingVersion, ProbeResult};
-    use object::elf;
-    use std::collections::BTreeMap;
-
-    fn run(f: &Facts) -> Outcome {
-        evaluate(f, &Settings::default()).with_facts(f)
-    }
-
-    fn lib(name: &str) -> LibraryFacts {
-        LibraryFacts {
-            library: name.into(),
-            path: format!("/opt/gluten/lib/{name}"),
-            found: true,
-            elf_class_bits: Some(64),
-            machine_code: Some(elf::EM_X86_64.0),
-            exec_stack: Some(false),
-            ..LibraryFacts::default()
-        }
-    }
-
-    #[test]
-    fn evaluate_table() {
-        let base = Facts {
-            host_arch: "x86_64".into(),
-            libraries: vec![lib("libvelox.so")],
-            required_cpu_flags: vec!["avx2".into()],
-            missing_cpu_flags: Some(vec![]),
-            host_glibc_version: Some("2.41".into()),
-            ..Facts::default()
-        };
-        type Case = (&'static str, fn(&mut Facts), Status, &'static str);
-        let cases: Vec<Case> = vec![
-            (
-                "all good",
-                |_| {},
-                Status::Ok,
-                "libvelox.so: 0 dependencies resolved; CPU has all 1 required flags",
-            ),
-            (
-                "missing file",
-                |f| f.libraries[0].found = false,
-                Status::Fail,
-                "/opt/gluten/lib/libvelox.so: no such file",
-            ),
-            (
-                "nothing installed",
-                |f| {
-                    f.libraries[0].found = false;
-                    f.nothing_installed = true
-                },
-                Status::Warn,
-                "no Velox library at /opt/gluten/lib/libvelox.so",
-            ),
-            (
-                "broken",
-                |f| {
-                    f.libraries[0].error = Some("x: not an ELF file".into());
-                    f.libraries[0].broken = true
-                },
-                Status::Fail,
-                "x: not an ELF file",
-            ),
-            (
-                "unreadable",
-                |f| f.libraries[0].error = Some("reading x: permission denied".into()),
-                Status::Unknown,
-                "permission denied",
-            ),
-            (
-                "wrong machine",
-                |f| f.libraries[0].machine_code = Some(183),
-                Status::Fail,
-                "is built for aarch64, host is x86_64",
-            ),
-            (
-                "32-bit",
-                |f| f.libraries[0].elf_class_bits = Some(32),
-                Status::Fail,
-                "is 32-bit ELF, host loads 64-bit",
-            ),
-            (
-                "missing dep",
-                |f| {
-                    f.libraries[0].missing_dependencies.push(MissingDependency {
-                        name: "libsodium.so.23".into(),
-                        needed_by: "libvelox.so".into(),
-                        reason: None,
-                    })
-                },
-                Status::Fail,
-                "libvelox.so: libsodium.so.23 not found",
-            ),
-            (
-                "missing version",
-                |f| {
-                    f.libraries[0].missing_versions.push(MissingVersion {
-                        version: "GLIBC_2.99".into(),
-                        file: "libc.so.6".into(),
-                        provider: "/lib/libc.so.6".into(),
-                        provider_max: Some("GLIBC_2.41".into()),
-                        needed_by: "libvelox.so".into(),
-                    })
-                },
-                Status::Fail,
-                "libvelox.so needs GLIBC_2.99 from libc.so.6, but /lib/libc.so.6 defines up to GLIBC_2.41",
-            ),
-            (
-                "execstack, glibc 2.41",
-                |f| f.libraries[0].exec_stack = Some(true),
-                Status::Fail,
-                "host glibc 2.41 >= 2.41 refuses",
-            ),
-            (
-                "execstack, glibc 2.35",
-                |f| {
-                    f.libraries[0].exec_stack = Some(true);
-                    f.host_glibc_version = Some("2.35".into())
-                },
-                Status::Warn,
-                "glibc >= 2.41 refuses",
-            ),
-            (
-                "cpu flags missing",
-                |f| f.missing_cpu_flags = Some(vec!["avx2".into(), "bmi2".into()]),
-                Status::Fail,
-                "libvelox.so needs avx2, bmi2: not in /proc/cpuinfo flags",
-            ),
-            (
-                "cpuinfo unknown",
-                |f| f.missing_cpu_flags = None,
-                Status::Unknown,
-                "cannot tell whether the CPU has avx2",
-            ),
-            (
-                "jar for another arch",
-                |f| {
-                    f.jars.push(JarFacts {
-                        path: "/g.jar".into(),
-                        found: true,
-                        native_arches: vec!["aarch64".into()],
-                        ..JarFacts::default()
-                    })
-                },
-                Status::Fail,
-                "/g.jar has native libraries for aarch64 only, host is x86_64",
-            ),
-            (
-                "probe crashed",
-                |f| {
-                    f.load_probe.push(ProbeResult {
-                        path: "/x.so".into(),
-                        result: "crashed".into(),
-                        detail: Some("child killed by SIGILL".into()),
-                    })
-                },
-                Status::Fail,
-                "dlopen probe of /x.so: crashed: child killed by SIGILL",
-            ),
-        ];
-        for (name, change, status, text) in cases {
-            let mut f = base.clone();
-            change(&mut f);
-            let o = run(&f);
-            assert_eq!(o.status(), status, "{name}: {}", o.summary());
-            assert!(o.summary().contains(text), "{name}: {}", o.summary());
-        }
-    }
-
-    #[test]
-    fn evaluate_exports_gauges_and_inventory() {
-        let mut l = lib("libvelox.so");
-        l.build_id = Some("abcd".into());
-        l.size_bytes = Some(10);
-        let f = Facts {
-            host_arch: "x86_64".into(),
-            libraries: vec![l, lib("libgluten.so")],
-            isa_cpu_flags: Some(vec!["avx".into(), "avx2".into()]),
-            jars: vec![JarFacts {
-                build_info: [("gluten_version".to_string(), "1.6.0".to_string())].into(),
-                found: true,
-                native_arches: vec!["amd64".into()],
-                ..JarFacts::default()
-            }],
-            missing_cpu_flags: Some(vec![]),
-            ..Facts::default()
-        };
-        let o = run(&f);
-        let inv: BTreeMap<_, _> = o.inventory.iter().cloned().collect();
-        assert_eq!(inv["velox_library.build_id"], "abcd");
-        assert_eq!(inv["cpu.flags"], "avx avx2");
-        assert_eq!(inv["velox_library.gluten_version"], "1.6.0");
-        let info: Vec<_> = o
-            .metrics
-            .iter()
-            .filter(|s| s.name == "gluten_node_velox_library_info")
-            .collect();
-        assert_eq!(info.len(), 2);
-        assert_eq!(
-            info[0].labels,
-            vec![
-                ("library", "libvelox.so".to_string()),
-                ("build_id", "abcd".to_string())
-            ]
-        );
-    }
-}
+mod tests;

@@ -71,6 +71,69 @@ pub struct LibraryFacts {
     pub needs: NeedsFacts,
     /// RPATH/RUNPATH dirs that do not exist in the executor root.
     pub rpath_missing: Vec<MissingDir>,
+    /// What the library's own DWARF producer record says about the CPU it needs (configured
+    /// libraries of the host's machine only).
+    pub cpu_needs: Option<CpuNeedsFacts>,
+    /// `producer` (judged by `cpu_needs`) or `builtin` (no usable record: judged by
+    /// `required_cpu_flags`).
+    pub cpu_needs_source: Option<String>,
+}
+
+/// The CPU flags a library needs, from the `DW_AT_producer` of its compile units.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct CpuNeedsFacts {
+    /// `known`, `no_producer` (no DWARF, stripped), `no_flag_record` (producers without target
+    /// options), `unreadable` (see `error`).
+    pub record: String,
+    /// Code-generation flags (kernel names) more than half of the project's units carry.
+    pub required: Vec<String>,
+    /// Code-generation flags at most half of them carry: flag -> those units' `DW_AT_name`.
+    pub minority: BTreeMap<String, Vec<String>>,
+    /// Flags of units the program only calls after its own CPU check: flag -> units.
+    pub dispatched: BTreeMap<String, Vec<String>>,
+    /// Flags enabled only for intrinsics (not required).
+    pub intrinsics_only: Vec<String>,
+    /// The target options most of the project's units were compiled with, and how many units
+    /// carry each (`-mbmi2`, `-march=x86-64-v3`, `-mcpu=neoverse-v2`).
+    pub target_options: Vec<TargetOption>,
+    /// Compile units in `.debug_info`.
+    pub units: usize,
+    pub units_with_producer: usize,
+    pub units_without_producer: usize,
+    /// The project's units with a flag record (the majority's denominator).
+    pub units_considered: usize,
+    /// Units of the toolchain's own runtime (libgcc, libstdc++), set apart.
+    pub units_runtime: usize,
+    /// Units whose producer records no target option (assembler).
+    pub units_without_flags: usize,
+    /// Target options the tables do not know.
+    pub unknown_options: Vec<String>,
+    /// Why the record could not be read.
+    pub error: Option<String>,
+}
+
+/// One target option and the number of the project's units compiled with it.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct TargetOption {
+    pub option: String,
+    pub units: usize,
+}
+
+/// The host's arm64 core (MIDR_EL1) and SoC.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct CpuCoreFacts {
+    /// MIDR_EL1 as read (`0x413fd0c1`).
+    pub midr: String,
+    /// Where it was read: `sysfs` (`cpu0/regs/identification/midr_el1`) or `cpuinfo`.
+    pub midr_source: String,
+    /// GCC's `-mcpu` name of the core (`neoverse-n1`), when known.
+    pub core: Option<String>,
+    /// Label-safe: the core name, else `unknown-<implementer>-<part>`.
+    pub label: String,
+    /// `/sys/devices/soc0/soc_id`.
+    pub soc_id: Option<String>,
+    /// The machine the SoC id names (`nvidia-grace`).
+    pub machine: Option<String>,
 }
 
 /// What a library's closure needs beyond `DT_NEEDED` (read from its strings).
@@ -139,13 +202,16 @@ pub struct Facts {
     pub host_libstdcxx: Option<String>,
     pub host_glibcxx_version: Option<String>,
     pub host_cxxabi_version: Option<String>,
+    /// The built-in list (`required_cpu_flags`, or the architecture's default) that judges a
+    /// library without a producer record.
     pub required_cpu_flags: Vec<String>,
-    /// `None` when /proc/cpuinfo is missing or lists no flags.
-    pub missing_cpu_flags: Option<Vec<String>>,
+    /// The host's CPU flags (x86 `flags`, arm64 `Features`) every processor lists; `None` when
+    /// /proc/cpuinfo is missing or lists none.
+    pub cpu_flags: Option<Vec<String>>,
     /// The ISA-relevant flags present (required ones plus AVX-512, SVE, ...), sorted.
     pub isa_cpu_flags: Option<Vec<String>>,
-    /// `paths` is the default and nothing exists there, and no jar is configured.
-    pub nothing_installed: bool,
+    /// arm64 hosts: the core and SoC.
+    pub cpu_core: Option<CpuCoreFacts>,
     pub load_probe: Vec<ProbeResult>,
     /// The executor root's files the beyond-`DT_NEEDED` rules judge.
     pub executor_files: ExecutorFiles,

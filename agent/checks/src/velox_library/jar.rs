@@ -5,6 +5,8 @@
 use super::FileKey;
 use super::elf::ElfSummary;
 use super::elf_read::{ElfSource, HEAD, MAX_STRING, Req, segment_reqs, summary_from_segments};
+use super::facts::CpuNeedsFacts;
+use super::producer::{Spool, unreadable};
 use super::scan::{Scan, Scanner};
 use crate::check::ParseError;
 use crate::spark_conf::parse_spark_defaults;
@@ -26,6 +28,9 @@ pub(super) struct JarEntry {
     pub size: u64,
     pub summary: Result<Arc<ElfSummary>, ParseError>,
     pub scan: Arc<Scan>,
+    /// The entry's DWARF producer record, read from a sparse temporary copy made in the
+    /// first pass.
+    pub cpu: Arc<CpuNeedsFacts>,
 }
 
 /// What a jar holds for one host architecture, parsed once per jar version: the ELF summaries
@@ -49,6 +54,8 @@ pub(super) struct JarCache {
     pub decompressed: AtomicU64,
     /// Uncompressed bytes streamed out of jars so far, all passes.
     pub bytes: AtomicU64,
+    /// Bytes written to temporary copies for the producer record so far.
+    pub spooled: AtomicU64,
 }
 
 impl JarCache {
@@ -141,7 +148,12 @@ impl JarCache {
                 return Err(format!("{path}: {size} bytes is too large"));
             }
             self.decompressed.fetch_add(1, Ordering::Relaxed);
+            let (spool, spool_error) = match Spool::new() {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            };
             let mut src = EntrySource {
+                spool,
                 zip: &mut zip,
                 index: i,
                 size,
@@ -156,12 +168,22 @@ impl JarCache {
                 let _ = src.fetch(&[]);
             }
             self.bytes.fetch_add(src.bytes, Ordering::Relaxed);
+            let reached_end = src.scan.is_some();
             let scan = Arc::new(src.scan.take().unwrap_or_default());
+            let cpu = match (src.spool.take(), spool_error) {
+                (Some(s), _) if reached_end => {
+                    self.spooled.fetch_add(s.written, Ordering::Relaxed);
+                    s.finish(size)
+                }
+                (_, Some(e)) => unreadable(e),
+                _ => unreadable(format!("{path}: the entry could not be read to its end")),
+            };
             out.entries.push(JarEntry {
                 path,
                 size,
                 summary,
                 scan,
+                cpu: Arc::new(cpu),
             });
         }
         Ok(())
@@ -183,6 +205,8 @@ pub fn parse_build_info(text: &str) -> BTreeMap<String, String> {
 /// next batch needs no pass; the last batches end within the first tens of megabytes.
 struct EntrySource<'z> {
     zip: &'z mut zip::ZipArchive<std::fs::File>,
+    /// The sparse copy the first pass writes (what lies outside `PT_LOAD`).
+    spool: Option<Spool>,
     index: usize,
     /// The entry's declared uncompressed size: a stream that goes on past it is refused (a
     /// zip bomb must not keep the check busy).
@@ -331,6 +355,9 @@ impl ElfSource for EntrySource<'_> {
             }
             if let Some(s) = &mut self.scanner {
                 s.feed(chunk);
+                if let Some(sp) = &mut self.spool {
+                    sp.feed(chunk, pos);
+                }
             }
             pos += n as u64;
         }

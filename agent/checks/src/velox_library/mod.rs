@@ -1,14 +1,15 @@
 //! `velox_library`: can this host load Gluten's native libraries? Reads the ELF headers of the
 //! configured `.so` files (and the ones inside Gluten bundle jars) without running them, resolves
 //! their `DT_NEEDED` closure the way `ld.so` would under the host root, compares the symbol
-//! versions they need with what the host's libraries define, and the CPU flags they need with
-//! `/proc/cpuinfo`.
+//! versions they need with what the host's libraries define, and the CPU flags they need (read
+//! from their own DWARF producer record, else a built-in list) with `/proc/cpuinfo`.
 //!
 //! Code map: `settings` (the `[velox_library]` table), `facts` (what a read observed), `read`
 //! (the only part that touches the machine), `evaluate` (pure, one function per rule); and their
 //! own subjects: `elf` (what an ELF file says), `elf_read` (the ELF reader), `ld_cache`
 //! (`ld.so.cache`, `ld.so.conf`), `search` (the loader search), `cpuinfo`, `jar` (bundle jars and
-//! their cache), `probe` (fork + dlopen).
+//! their cache), `probe` (fork + dlopen),
+//! `producer` (the CPU a library was built for, from its DWARF producer record).
 
 mod closure;
 mod cpuinfo;
@@ -21,6 +22,7 @@ mod jar;
 mod ld_cache;
 mod needs;
 mod probe;
+mod producer;
 mod read;
 mod rules;
 mod scan;
@@ -34,7 +36,8 @@ pub use elf_read::{
 };
 pub use evaluate::evaluate;
 pub use facts::{
-    Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency, MissingVersion, ProbeResult,
+    CpuCoreFacts, CpuNeedsFacts, Facts, JarFacts, LibraryFacts, LoaderFacts, MissingDependency,
+    MissingVersion, ProbeResult, TargetOption,
 };
 pub use glibc::parse_loader_binary;
 pub use jar::{jar_arch, parse_build_info};
@@ -76,6 +79,10 @@ pub struct VeloxLibrary {
     loader_cache: Mutex<Option<(FileKey, glibc::LoaderBinary)>>,
     /// Content digests of configured libraries without a build id, by local path.
     digests: Mutex<HashMap<PathBuf, (FileKey, String)>>,
+    /// Producer records of configured libraries, by local path.
+    cpu_records: Mutex<HashMap<PathBuf, (FileKey, Arc<CpuNeedsFacts>)>>,
+    /// Producer records read from files (not from the cache) so far.
+    cpu_records_read: std::sync::atomic::AtomicU64,
     /// The executors' `spark-defaults.conf` (shared input `spark_defaults`).
     spark_defaults: Option<PathBuf>,
 }
@@ -91,6 +98,15 @@ impl VeloxLibrary {
     pub fn jar_entries_decompressed(&self) -> u64 {
         self.jars.decompressed.load(Ordering::Relaxed)
     }
+
+    /// How many producer records this check has read from files on disk (not its cache), and
+    /// how many bytes it has written to temporary copies of jar entries. For tests.
+    pub fn cpu_records_read(&self) -> (u64, u64) {
+        (
+            self.cpu_records_read.load(Ordering::Relaxed),
+            self.jars.spooled.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl NodeCheck for VeloxLibrary {
@@ -105,6 +121,8 @@ impl NodeCheck for VeloxLibrary {
             jars: jar::JarCache::default(),
             loader_cache: Mutex::new(None),
             digests: Mutex::new(HashMap::new()),
+            cpu_records: Mutex::new(HashMap::new()),
+            cpu_records_read: Default::default(),
             spark_defaults: shared.spark_defaults.clone(),
         }
     }

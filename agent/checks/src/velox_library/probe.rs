@@ -134,6 +134,7 @@ mod tests {
             libraries: vec![LibraryFacts {
                 path: "/opt/gluten/lib/libvelox.so".into(),
                 found: true,
+                role: "configured".into(),
                 ..LibraryFacts::default()
             }],
             ..Facts::default()

@@ -7,7 +7,7 @@ use super::closure::{Obj, origin_of, walk};
 use super::cpuinfo::{EXTRA_ISA_FLAGS, parse_cpuinfo_flags, parse_cpuinfo_vendor};
 use super::elf::{ElfSummary, host_elf_kind, machine_name, max_version};
 use super::elf_read::{elf_summary, string_ranges};
-use super::facts::{Facts, JarFacts, LibraryFacts, LoaderFacts};
+use super::facts::{CpuCoreFacts, CpuNeedsFacts, Facts, JarFacts, LibraryFacts, LoaderFacts};
 use super::glibc::{Cpu, Glibc, interp_path, parse_loader_binary};
 use super::jar::jar_arch;
 use super::needs::{
@@ -15,15 +15,91 @@ use super::needs::{
     spark_facts,
 };
 use super::probe::{CAN_DLOPEN, probe_all};
+use super::producer::{record_of, record_of_map, unreadable};
 use super::scan::{Scan, scan_ranges, scan_reader};
 use super::search::{Found, Search};
 use super::settings::default_cpu_flags;
 use super::{FileKey, SUMMARY_CACHE_ENTRIES, VeloxLibrary};
 use crate::check::CheckError;
 use crate::host::Host;
+use cpu_isa::aarch64;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Where the kernel shows cpu0's MIDR_EL1 (arm64).
+const MIDR_PATH: &str = "/sys/devices/system/cpu/cpu0/regs/identification/midr_el1";
+/// The SMCCC SoC id (arm64).
+const SOC_ID_PATH: &str = "/sys/devices/soc0/soc_id";
+
+/// Sets a library's producer record and says which list judges it.
+fn set_cpu_needs(lf: &mut LibraryFacts, rec: &CpuNeedsFacts) {
+    lf.cpu_needs_source = Some(
+        if rec.record == "known" {
+            "producer"
+        } else {
+            "builtin"
+        }
+        .to_string(),
+    );
+    lf.cpu_needs = Some(rec.clone());
+}
+
+/// MIDR_EL1 from `/proc/cpuinfo`'s `CPU implementer`/`variant`/`part`/`revision` (first
+/// processor), when sysfs does not show it.
+fn midr_from_cpuinfo(text: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            if k.trim() != name {
+                return None;
+            }
+            let v = v.trim();
+            match v.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok(),
+                None => v.parse().ok(),
+            }
+        })
+    };
+    let implementer = field("CPU implementer")?;
+    let part = field("CPU part")?;
+    let variant = field("CPU variant").unwrap_or(0);
+    let revision = field("CPU revision").unwrap_or(0);
+    Some((implementer << 24) | (variant << 20) | (part << 4) | revision)
+}
+
+/// The arm64 host's core (MIDR_EL1 from sysfs, else cpuinfo) and SoC.
+fn cpu_core(host: &Host, cpuinfo: Option<&str>) -> Result<Option<CpuCoreFacts>, CheckError> {
+    let (midr, source) = match host.read_value(MIDR_PATH)? {
+        Some(v) => (aarch64::parse_midr(&v).ok(), "sysfs"),
+        None => (
+            cpuinfo
+                .and_then(midr_from_cpuinfo)
+                .and_then(|v| aarch64::Midr::from_u64(v).ok()),
+            "cpuinfo",
+        ),
+    };
+    let Some(midr) = midr else {
+        return Ok(None);
+    };
+    let soc_id = host.read_value(SOC_ID_PATH)?.filter(|s| !s.is_empty());
+    let raw = (u64::from(midr.implementer) << 24)
+        | (u64::from(midr.variant) << 20)
+        | (u64::from(midr.part) << 4)
+        | u64::from(midr.revision);
+    Ok(Some(CpuCoreFacts {
+        midr: format!("{raw:#010x}"),
+        midr_source: source.to_string(),
+        core: aarch64::core_name(&midr).map(str::to_string),
+        label: aarch64::core_label(&midr),
+        machine: soc_id
+            .as_deref()
+            .and_then(aarch64::machine_from_soc_id)
+            .map(|m| m.label().to_string()),
+        soc_id,
+    }))
+}
 
 /// A file read for the check: its summary and its stat.
 #[derive(Debug, Clone)]
@@ -212,6 +288,7 @@ impl VeloxLibrary {
                         }),
                     );
                     lf.mtime_unix_seconds = None;
+                    set_cpu_needs(&mut lf, &e.cpu);
                     libs.push((lf, s.clone(), e.scan.clone(), siblings.clone()));
                 }
                 Err(err) => {
@@ -372,6 +449,11 @@ impl VeloxLibrary {
                 lf.identity = self.digest(local);
                 lf.identity_source = lf.identity.as_ref().map(|_| "sha256".to_string());
             }
+            if role == "configured"
+                && let Some(local) = &local
+            {
+                set_cpu_needs(&mut lf, &self.cpu_record(local, shown));
+            }
             // `$ORIGIN` is the directory of the path as configured (glibc takes it from the
             // name it opened, not from the file's real path).
             let obj = Obj::new(
@@ -386,6 +468,42 @@ impl VeloxLibrary {
             self.closure(search, obj, &Siblings::new(), preloaded, &mut lf);
         }
         lf
+    }
+
+    /// The DWARF producer record of a configured library, once per file identity.
+    fn cpu_record(&self, local: &Path, shown: &str) -> Arc<CpuNeedsFacts> {
+        let meta = match std::fs::metadata(local) {
+            Ok(m) => m,
+            Err(e) => return Arc::new(unreadable(format!("reading {shown}: {e}"))),
+        };
+        let key = FileKey::of(&meta);
+        if let Some((k, r)) = self
+            .cpu_records
+            .lock()
+            .ok()
+            .and_then(|c| c.get(local).cloned())
+            && k == key
+        {
+            return r;
+        }
+        self.cpu_records_read.fetch_add(1, Ordering::Relaxed);
+        let rec = match std::fs::File::open(local) {
+            Err(e) => unreadable(format!("reading {shown}: {e}")),
+            Ok(_) if key.size == 0 => record_of(&[]),
+            // SAFETY: read-only private map, as in `load`.
+            Ok(f) => match unsafe { memmap2::Mmap::map(&f) } {
+                Ok(map) => record_of_map(&map),
+                Err(e) => unreadable(format!("mapping {shown}: {e}")),
+            },
+        };
+        let rec = Arc::new(rec);
+        if let Ok(mut c) = self.cpu_records.lock() {
+            if c.len() >= SUMMARY_CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(local.to_path_buf(), (key, rec.clone()));
+        }
+        rec
     }
 
     /// The content digest of a configured library, once per file identity.
@@ -532,13 +650,6 @@ impl VeloxLibrary {
             ),
             &sibling_names,
         );
-        facts.nothing_installed = settings.is_default_paths()
-            && settings.jars.is_empty()
-            && facts
-                .libraries
-                .iter()
-                .filter(|l| l.role == "configured")
-                .all(|l| !l.found);
 
         // The executor's libc and (when needed) libstdc++, found the way the loader finds them.
         let resolve = |name: &str| -> Option<(String, Arc<ElfSummary>)> {
@@ -563,15 +674,11 @@ impl VeloxLibrary {
         }
 
         facts.required_cpu_flags = settings.cpu_flags_for(host.arch());
+        if host.arch() == "aarch64" {
+            facts.cpu_core = cpu_core(host, cpuinfo.as_deref())?;
+        }
         if let Some(flags) = &flags {
-            facts.missing_cpu_flags = Some(
-                facts
-                    .required_cpu_flags
-                    .iter()
-                    .filter(|f| !flags.contains(*f))
-                    .cloned()
-                    .collect(),
-            );
+            facts.cpu_flags = Some(flags.iter().cloned().collect());
             let isa: BTreeSet<String> = facts
                 .required_cpu_flags
                 .iter()

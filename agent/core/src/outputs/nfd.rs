@@ -15,6 +15,7 @@
 //! gluten-node-agent.velox_library=ok
 //! ...one line per check...
 //! gluten-node-agent.velox-build=<identity>
+//! gluten-node-agent.cpu-core=<core>       (arm64: neoverse-n1, ...)
 //! ```
 
 use crate::snapshot::Snapshot;
@@ -65,6 +66,9 @@ pub const LABEL_PREFIX: &str = "gluten-node-agent.";
 /// The inventory key whose value is the Velox library's drift identity (build id, else the
 /// jar's build info, else a content digest: official Gluten builds carry no build id).
 pub const IDENTITY_KEY: &str = "velox_library.identity";
+/// The inventory key of an arm64 host's core (`neoverse-n1`: GCC's `-mcpu` name from MIDR_EL1,
+/// else `unknown-<implementer>-<part>`), for node affinity to the core a library was built for.
+pub const CPU_CORE_KEY: &str = "cpu.core";
 /// NFD skips feature files larger than this.
 pub const MAX_FILE_BYTES: usize = 65_536;
 /// Labels expire at most this far ahead, however long the interval.
@@ -139,6 +143,14 @@ pub fn render(report: &NodeReport, expires: SystemTime) -> String {
         .and_then(|v| label_value(v))
     {
         out.push_str(&format!("{LABEL_PREFIX}velox-build={id}\n"));
+    }
+    if let Some(core) = report
+        .node
+        .inventory
+        .get(CPU_CORE_KEY)
+        .and_then(|v| label_value(v))
+    {
+        out.push_str(&format!("{LABEL_PREFIX}cpu-core={core}\n"));
     }
     out
 }
@@ -284,6 +296,14 @@ mod tests {
             "# +expiry-time=2026-12-03T10:00:45Z\ngluten-node-agent.ready=false\n\
              gluten-node-agent.velox_library=ok\ngluten-node-agent.scratch=fail\n\
              gluten-node-agent.numa=warn\ngluten-node-agent.velox-build=0a1b2c\n"
+        );
+        let mut arm = report(&[("numa", Status::Ok)], None);
+        arm.node
+            .inventory
+            .insert(CPU_CORE_KEY.into(), "neoverse-n1".into());
+        assert!(
+            render(&arm, expiry(t, Duration::from_secs(15)))
+                .ends_with("gluten-node-agent.numa=ok\ngluten-node-agent.cpu-core=neoverse-n1\n")
         );
         let healthy = report(&[("numa", Status::Unknown)], None);
         assert_eq!(
