@@ -12,6 +12,7 @@ mod fleet_api;
 mod fleet_protocol;
 mod host_root;
 mod hugepages;
+mod local_socket;
 mod memory;
 mod nfd;
 mod numa;
