@@ -458,7 +458,12 @@ mod tests {
 
     #[test]
     fn from_daemon_is_loopback_or_a_unix_socket() {
-        let bad = Cli::try_parse_from(["gluten-node-agent", "check", "--from-daemon", "10.0.0.1:9899"]);
+        let bad = Cli::try_parse_from([
+            "gluten-node-agent",
+            "check",
+            "--from-daemon",
+            "10.0.0.1:9899",
+        ]);
         assert!(bad.err().unwrap().to_string().contains("loopback"));
         let Command::Check(c) = parse(&[
             "check",
@@ -472,7 +477,12 @@ mod tests {
             panic!()
         };
         let r = c.request();
-        assert_eq!(r.format, Format::Npd { max_output_length: 60 });
+        assert_eq!(
+            r.format,
+            Format::Npd {
+                max_output_length: 60
+            }
+        );
         assert_eq!(r.from_daemon, Some(DaemonAddr::Unix("/run/a.sock".into())));
     }
 }

@@ -25,7 +25,11 @@ struct NpdRun {
 }
 
 fn run_as_npd(args: &[&str], timeout: Duration, max_output_length: usize) -> NpdRun {
-    run_as_npd_with(Command::new(agent_bin()).args(args), timeout, max_output_length)
+    run_as_npd_with(
+        Command::new(agent_bin()).args(args),
+        timeout,
+        max_output_length,
+    )
 }
 
 fn run_as_npd_with(cmd: &mut Command, timeout: Duration, max_output_length: usize) -> NpdRun {
@@ -50,7 +54,12 @@ fn run_as_npd_with(cmd: &mut Command, timeout: Duration, max_output_length: usiz
     let took = t0.elapsed();
     let mut raw = String::new();
     use std::io::Read;
-    child.stdout.take().unwrap().read_to_string(&mut raw).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut raw)
+        .unwrap();
     let trimmed = raw.trim().as_bytes();
     let message =
         String::from_utf8_lossy(&trimmed[..trimmed.len().min(max_output_length)]).into_owned();
@@ -105,10 +114,18 @@ fn the_npd_plugin_standalone_on_healthy_failing_and_unknown_roots() {
     assert_eq!(run.message, "fail scratch: /tmp does not exist");
     assert_fits(&run, 80);
     // A smaller limit: still one line within it, cut on a character boundary.
-    let run = run_as_npd(&npd_args(&failing, &["--max-output-length", "20"]), timeout, 20);
+    let run = run_as_npd(
+        &npd_args(&failing, &["--max-output-length", "20"]),
+        timeout,
+        20,
+    );
     assert_eq!(run.code, Some(1));
     assert_fits(&run, 20);
-    assert!(run.message.starts_with("fail scratch:"), "{:?}", run.message);
+    assert!(
+        run.message.starts_with("fail scratch:"),
+        "{:?}",
+        run.message
+    );
 
     // Healthy: /tmp exists. OK (warnings, if any, stay 0).
     let healthy_root = copy_tree(&upstream("node-exporter-upstream"));
@@ -141,7 +158,11 @@ fn the_npd_plugin_standalone_on_healthy_failing_and_unknown_roots() {
     );
     assert_eq!(run.code, Some(2), "{:?}", run.raw);
     assert!(run.took < timeout, "took {:?}", run.took);
-    assert!(run.message.starts_with("unknown: no verdict within"), "{:?}", run.message);
+    assert!(
+        run.message.starts_with("unknown: no verdict within"),
+        "{:?}",
+        run.message
+    );
 }
 
 /// A daemon on `root` with TLS and basic auth on its TCP port and its local socket at
@@ -243,9 +264,12 @@ fn check_from_daemon_reads_a_tls_and_basic_auth_daemon_through_its_socket() {
     assert_eq!(out.status.code(), Some(1));
     let via_socket: proto::NodeReport = serde_json::from_slice(&out.stdout).unwrap();
     let good = [("Authorization", "Basic cHJvbWV0aGV1czpnbHV0ZW4=")];
-    let via_tcp: proto::NodeReport =
-        serde_json::from_str(&get_tls(daemon.addr, "/health", &pki.ca_pem, &good).unwrap().body)
-            .unwrap();
+    let via_tcp: proto::NodeReport = serde_json::from_str(
+        &get_tls(daemon.addr, "/health", &pki.ca_pem, &good)
+            .unwrap()
+            .body,
+    )
+    .unwrap();
     assert_eq!(via_socket.node, via_tcp.node);
     assert_eq!(via_socket.status, proto::Status::Fail);
 
@@ -285,8 +309,15 @@ fn check_from_daemon_reads_a_tls_and_basic_auth_daemon_through_its_socket() {
         // Only the socket's group gets in: nobody (gid 65534) may, another uid/gid may not.
         let as_user = |uid: u32, gid: u32| {
             let mut cmd = Command::new(agent_bin());
-            cmd.args(["check", "--output", "npd", "--host-root", "/", "--from-daemon"])
-                .arg(&sock_arg);
+            cmd.args([
+                "check",
+                "--output",
+                "npd",
+                "--host-root",
+                "/",
+                "--from-daemon",
+            ])
+            .arg(&sock_arg);
             use std::os::unix::process::CommandExt;
             // As root, std also drops the supplementary groups when it sets the uid.
             cmd.uid(uid).gid(gid);
@@ -321,7 +352,11 @@ fn check_from_daemon_reads_a_tls_and_basic_auth_daemon_through_its_socket() {
         80,
     );
     assert_eq!(run.code, Some(2), "{:?}", run.raw);
-    assert!(run.message.starts_with("unknown: cannot reach"), "{:?}", run.message);
+    assert!(
+        run.message.starts_with("unknown: cannot reach"),
+        "{:?}",
+        run.message
+    );
     assert_fits(&run, 80);
     // Absent: the same.
     std::fs::remove_file(&socket).unwrap();
@@ -353,7 +388,13 @@ fn a_restarted_daemon_replaces_its_stale_socket_and_removes_it_on_shutdown() {
     assert_eq!(meta.mode() & 0o777, 0o660);
     // A second daemon with the same socket refuses to start, naming the key.
     let out = Command::new(agent_bin())
-        .args(["run", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -20,10 +20,10 @@ pub mod history;
 pub mod http;
 pub mod index;
 pub mod metrics;
+mod queue;
 pub mod state;
 pub mod store;
 pub mod tasks;
-mod queue;
 mod writer;
 
 pub use config::{AggregatorConfig, DEFAULT_AGGREGATOR_LISTEN};

@@ -104,12 +104,14 @@ pub struct LocalSocketError {
 }
 
 /// The bound socket: its listener, and its file (removed when `file` is dropped).
+#[derive(Debug)]
 pub struct Bound {
     pub listener: tokio::net::UnixListener,
     pub file: SocketFile,
 }
 
 /// The socket's path; the file is removed when this is dropped.
+#[derive(Debug)]
 pub struct SocketFile {
     pub path: PathBuf,
 }
@@ -162,7 +164,8 @@ pub fn bind(config: &LocalSocketConfig) -> Result<Bound, LocalSocketError> {
         .parent()
         .ok_or_else(|| err("has no directory".into()))?;
     if !dir.is_dir() {
-        std::fs::create_dir_all(dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
         // Readers need to reach the socket: the directory is searchable, not listable by others.
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o751));
     }
@@ -182,7 +185,11 @@ pub fn bind(config: &LocalSocketConfig) -> Result<Bound, LocalSocketError> {
         if let Some(gid) = gid {
             nix::unistd::chown(&tmp, None, Some(gid)).map_err(|e| LocalSocketError {
                 key: "group",
-                what: config.group.as_ref().map(|g| g.to_string()).unwrap_or_default(),
+                what: config
+                    .group
+                    .as_ref()
+                    .map(|g| g.to_string())
+                    .unwrap_or_default(),
                 why: format!("giving {} to it: {e}", path.display()),
             })?;
         }
@@ -257,17 +264,28 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o640);
         assert_eq!(meta.gid(), own_gid);
         let e = bind(&config).unwrap_err().to_string();
-        assert!(e.contains("local_socket.path") && e.contains("another daemon"), "{e}");
+        assert!(
+            e.contains("local_socket.path") && e.contains("another daemon"),
+            "{e}"
+        );
         drop(bound);
         assert!(!path.exists());
         std::fs::write(&path, "x").unwrap();
-        assert!(bind(&config).unwrap_err().to_string().contains("not a socket"));
+        assert!(
+            bind(&config)
+                .unwrap_err()
+                .to_string()
+                .contains("not a socket")
+        );
         let e = bind(&LocalSocketConfig {
             group: Some(GroupName::Name("no-such-group-gluten".into())),
             ..config
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("local_socket.group") && e.contains("no such group"), "{e}");
+        assert!(
+            e.contains("local_socket.group") && e.contains("no such group"),
+            "{e}"
+        );
     }
 }

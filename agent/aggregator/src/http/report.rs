@@ -5,8 +5,8 @@
 
 use super::{auth, error, json};
 use crate::fleet::{Accepted, Beat};
+use crate::queue::{Incoming, Work, WriteOutcome};
 use crate::state::FleetState;
-use crate::queue::{Incoming, WriteOutcome, Work};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -153,7 +153,8 @@ impl Target {
                  socket instead (config key `local_socket.path`, or --from-daemon unix:PATH)"
             ));
         }
-        if !(status == reqwest::StatusCode::OK || status == reqwest::StatusCode::SERVICE_UNAVAILABLE)
+        if !(status == reqwest::StatusCode::OK
+            || status == reqwest::StatusCode::SERVICE_UNAVAILABLE)
         {
             return Err(format!("{who} answered {status} to GET /health"));
         }
@@ -167,7 +168,10 @@ impl Target {
             format!(
                 "{who} sent no verdict ({}): {e}",
                 crate::outputs::yarn::one_line(
-                    &String::from_utf8_lossy(&body).chars().take(80).collect::<String>()
+                    &String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(80)
+                        .collect::<String>()
                 )
             )
         })

@@ -127,8 +127,8 @@ pub fn run(request: &Request, config: &Config) -> ! {
             });
             // The /livez rule: a verdict older than 3 intervals + the longest deadline is from
             // a stalled loop, and is not the node's state any more.
-            let max_age = Duration::from_secs_f64(config.interval_seconds * 3.0)
-                + config.longest_timeout();
+            let max_age =
+                Duration::from_secs_f64(config.interval_seconds * 3.0) + config.longest_timeout();
             let fetched = fetched.and_then(|r| match no_verdict(format, "") {
                 Some(_) => yarn::stale(&r, max_age).map_or(Ok(r), Err),
                 None => Ok(r),

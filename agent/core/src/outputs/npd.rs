@@ -35,7 +35,11 @@ pub fn fit(text: &str, max: usize) -> String {
     if flat.len() <= max {
         return flat.to_string();
     }
-    let (room, tail) = if max >= 8 { (max - 3, "...") } else { (max, "") };
+    let (room, tail) = if max >= 8 {
+        (max - 3, "...")
+    } else {
+        (max, "")
+    };
     let mut end = room;
     while !flat.is_char_boundary(end) {
         end -= 1;
