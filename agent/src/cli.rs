@@ -4,11 +4,13 @@
 //! in its `overrides` method names the config key it sets, so flag and key cannot drift apart.
 
 use agent::config::{Config, LogFormat, parse_override};
+use agent::oneshot::{self, DaemonAddr, Format};
+use agent::outputs::npd;
 #[cfg(feature = "aggregator")]
 use aggregator::AggregatorConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +28,8 @@ pub enum Command {
     /// Run the daemon: checks in the background, HTTP endpoints, push to the aggregator.
     Run(RunArgs),
     /// Run one round of checks, print it, exit 0 (no check fails), 1 (a check fails) or 2.
-    /// With `--output yarn`: the NodeManager health script, always exit 0.
+    /// With `--output yarn`: the NodeManager health script, always exit 0. With `--output npd`:
+    /// a node-problem-detector plugin, exit 0 OK, 1 NonOK, 2 Unknown.
     Check(CheckArgs),
     /// Run the fleet aggregator.
     #[cfg(feature = "aggregator")]
@@ -247,6 +250,14 @@ pub struct RunArgs {
     /// `web_config_file`.
     #[arg(long, value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// Also serve the read-only endpoints on this Unix socket, without TLS or auth (its group
+    /// and mode 0660 are the access control), for `check --from-daemon`. Key
+    /// `local_socket.path`.
+    #[arg(long, value_name = "PATH")]
+    pub local_socket: Option<PathBuf>,
+    /// The socket's group, a name or a numeric id. Key `local_socket.group`.
+    #[arg(long, value_name = "GROUP")]
+    pub local_socket_group: Option<String>,
 }
 
 impl RunArgs {
@@ -254,7 +265,9 @@ impl RunArgs {
         let mut o = Overrides::default();
         o.set("listen", &self.listen)
             .set("nfd.features_file", &self.nfd_features_file)
-            .set("web_config_file", &self.web_config_file);
+            .set("web_config_file", &self.web_config_file)
+            .set("local_socket.path", &self.local_socket)
+            .set("local_socket.group", &self.local_socket_group);
         self.common.load(o)
     }
 }
@@ -268,6 +281,9 @@ pub enum Output {
     Json,
     /// YARN NodeManager health script: `ERROR <check>: <summary>` per failing check; exit 0.
     Yarn,
+    /// node-problem-detector custom plugin: one line; exit 0 OK, 1 NonOK (a check fails), 2
+    /// Unknown.
+    Npd,
 }
 
 /// Flags of `check`.
@@ -275,26 +291,54 @@ pub enum Output {
 pub struct CheckArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// `table` (one line per check), `json` (exactly the `/health` body) or `yarn` (the
-    /// NodeManager health script's lines, always exit 0).
+    /// `table` (one line per check), `json` (exactly the `/health` body), `yarn` (the
+    /// NodeManager health script's lines, always exit 0) or `npd` (a node-problem-detector
+    /// plugin: one line, exit 0 OK, 1 NonOK, 2 Unknown).
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
-    /// Instead of running a round, read the verdict of the daemon already running on this
-    /// loopback address (its cached `/health`), e.g. `127.0.0.1:9899`.
+    /// Instead of running a round, read the cached verdict of the daemon running on this node:
+    /// `unix:/run/gluten-node-agent/agent.sock`, or a loopback `HOST:PORT` (then the config's
+    /// `local_socket.path` is used when it names one, else HTTP(S) to that address).
     #[arg(long, value_name = "ADDR")]
-    pub from_daemon: Option<SocketAddr>,
+    pub from_daemon: Option<DaemonAddr>,
+    /// Longest line of `--output npd`, in bytes (NPD's `max_output_length`).
+    #[arg(long, value_name = "BYTES", default_value_t = npd::DEFAULT_MAX_OUTPUT_LENGTH)]
+    pub max_output_length: usize,
+    /// `yarn` and `npd`: answer "no verdict" after this long, whatever hangs (default: 4.5 for
+    /// npd, under NPD's 5 s timeout; the longest check deadline plus 1 for yarn).
+    #[arg(long, value_name = "SECONDS")]
+    pub deadline_seconds: Option<f64>,
 }
 
 impl CheckArgs {
     pub fn load(&self) -> Result<Config, String> {
-        if let Some(addr) = self.from_daemon
-            && !addr.ip().is_loopback()
+        if let Some(s) = self.deadline_seconds
+            && !(s.is_finite() && s > 0.0)
         {
             return Err(format!(
-                "--from-daemon {addr}: only a loopback address is allowed (the daemon on this node)"
+                "--deadline-seconds: must be a positive number of seconds, got {s}"
             ));
         }
+        if self.max_output_length == 0 {
+            return Err("--max-output-length: must be at least 1".into());
+        }
         self.common.load(Overrides::default())
+    }
+
+    /// What to print and where the verdict comes from.
+    pub fn request(&self) -> oneshot::Request {
+        oneshot::Request {
+            format: match self.output {
+                Output::Table => Format::Table,
+                Output::Json => Format::Json,
+                Output::Yarn => Format::Yarn,
+                Output::Npd => Format::Npd {
+                    max_output_length: self.max_output_length,
+                },
+            },
+            from_daemon: self.from_daemon.clone(),
+            deadline: self.deadline_seconds.map(Duration::from_secs_f64),
+        }
     }
 }
 
@@ -413,10 +457,32 @@ mod tests {
     }
 
     #[test]
-    fn from_daemon_must_be_loopback() {
-        let Command::Check(c) = parse(&["check", "--from-daemon", "10.0.0.1:9899"]) else {
+    fn from_daemon_is_loopback_or_a_unix_socket() {
+        let bad = Cli::try_parse_from([
+            "gluten-node-agent",
+            "check",
+            "--from-daemon",
+            "10.0.0.1:9899",
+        ]);
+        assert!(bad.err().unwrap().to_string().contains("loopback"));
+        let Command::Check(c) = parse(&[
+            "check",
+            "--output",
+            "npd",
+            "--from-daemon",
+            "unix:/run/a.sock",
+            "--max-output-length",
+            "60",
+        ]) else {
             panic!()
         };
-        assert!(c.load().unwrap_err().contains("loopback"));
+        let r = c.request();
+        assert_eq!(
+            r.format,
+            Format::Npd {
+                max_output_length: 60
+            }
+        );
+        assert_eq!(r.from_daemon, Some(DaemonAddr::Unix("/run/a.sock".into())));
     }
 }

@@ -14,6 +14,7 @@ mod gluten_runtime;
 mod host_root;
 mod hugepages;
 mod limits;
+mod local_socket;
 mod memory;
 mod nfd;
 mod numa;

@@ -40,6 +40,9 @@ pub struct Config {
     pub web_config_file: Option<PathBuf>,
     pub push: PushConfig,
     pub nfd: crate::outputs::nfd::NfdConfig,
+    /// The read-only endpoints on a Unix socket, without TLS or auth (`run` serves it,
+    /// `check --from-daemon` reads it).
+    pub local_socket: crate::local_socket::LocalSocketConfig,
     /// The table of every registered check, in report order (filled from the registry, never
     /// by serde directly).
     #[serde(skip)]
@@ -187,6 +190,7 @@ impl Config {
             web_config_file: None,
             push: PushConfig::default(),
             nfd: Default::default(),
+            local_socket: Default::default(),
             checks: registry.iter().map(|r| (*r, r.default_section())).collect(),
         }
     }
@@ -343,6 +347,7 @@ impl Config {
             }
         }
         self.nfd.validate().map_err(ConfigError::Invalid)?;
+        self.local_socket.validate().map_err(ConfigError::Invalid)?;
         for (r, s) in self.sections() {
             if let Some(t) = s.common().timeout_seconds
                 && !(t.is_finite() && t > 0.0)

@@ -29,6 +29,8 @@ pub enum DaemonError {
     Push(#[from] crate::outputs::push::client::ClientError),
     #[error("config key `web_config_file`: {0}")]
     WebConfig(String),
+    #[error(transparent)]
+    LocalSocket(#[from] crate::local_socket::LocalSocketError),
 }
 
 /// Paths that stay open under basic auth: the kubelet's and systemd's probes.
@@ -159,8 +161,35 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
+    // The local socket: the same endpoints and limits, no TLS and no auth (its file's group and
+    // mode are the access control).
+    let local = match &config.local_socket.path {
+        None => None,
+        Some(_) => {
+            let bound = crate::local_socket::bind(&config.local_socket)?;
+            tracing::info!(path = %bound.file.path.display(), "serving the read-only endpoints on a local socket");
+            Some(bound)
+        }
+    };
     let engine_task = tokio::spawn(engine.run_loop(interval, tx, heartbeat, stop_rx.clone()));
-    let (router, options) = serving(&config, http::router(state))?;
+    let plain_router = http::router(state);
+    let (router, options) = serving(&config, plain_router.clone())?;
+    let local_server = local.map(|bound| {
+        let local_options = serve::Options {
+            limits: options.limits.clone(),
+            tls: None,
+        };
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let file = bound.file;
+            let served = serve::serve(bound.listener, plain_router, local_options, async move {
+                let _ = stop.changed().await;
+            })
+            .await;
+            drop(file);
+            served
+        })
+    });
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(serve::serve(listener, router, options, async move {
         let _ = server_stop.changed().await;
@@ -176,6 +205,9 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_millis(900), async {
         let _ = engine_task.await;
         let _ = server.await;
+        if let Some(local) = local_server {
+            let _ = local.await;
+        }
     })
     .await;
     Ok(())

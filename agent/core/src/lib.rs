@@ -6,6 +6,8 @@
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod local_socket;
+pub mod oneshot;
 pub mod outputs;
 pub mod snapshot;
 

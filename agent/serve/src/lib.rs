@@ -15,6 +15,9 @@
 //!   requests in flight get `shutdown_grace`, and then every connection is dropped (also ones
 //!   stuck in a partial head): [`serve`] returns within about `shutdown_grace`.
 //!
+//! It listens on TCP or on a Unix socket ([`Listener`]): the same limits apply to both; on a
+//! Unix socket the file's owner, group and mode are the access control (no `ConnectInfo`).
+//!
 //! TLS is rustls ([`tls`]): the certificate and key are re-read when their files change.
 //! Basic auth from an exporter-toolkit style web config is [`web_config`]. Beside the server:
 //! systemd notification ([`notify`]) and bearer-token files ([`token`]), which both the agent and
@@ -38,7 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -100,14 +103,65 @@ pub struct Options {
     pub tls: Option<Arc<tls::ReloadingTls>>,
 }
 
+/// Where [`serve`] accepts connections: a TCP port, or a Unix socket (bound by the caller, who
+/// sets its permissions and removes the file afterwards).
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Listener::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Self {
+        Listener::Unix(l)
+    }
+}
+
+/// An accepted connection of either kind.
+enum Stream {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Who is on the other end, for the log.
+#[derive(Clone, Copy)]
+enum Peer {
+    Tcp(SocketAddr),
+    Unix,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a) => a.fmt(f),
+            Peer::Unix => f.write_str("unix socket"),
+        }
+    }
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, a)| Stream::Tcp(s, a)),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then closes every connection within
 /// about `limits.shutdown_grace` and returns. Errors only for a listener that fails for good.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     app: Router,
     options: Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let listener: Listener = listener.into();
     let limits = Arc::new(options.limits);
     let max = limits.effective_max_connections();
     let table = Arc::new(Table::new());
@@ -119,7 +173,7 @@ pub async fn serve(
             r = listener.accept() => r,
             _ = &mut shutdown => break,
         };
-        let (stream, peer) = match accepted {
+        let stream = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // EMFILE/ENFILE: free an fd by closing the oldest idle connection, then retry.
@@ -141,7 +195,13 @@ pub async fn serve(
             // Wait (briefly) for the evicted one to close, so fds stay below the limit.
             table.wait_below(max + 1, Duration::from_millis(100)).await;
         }
-        let _ = stream.set_nodelay(true);
+        let peer = match &stream {
+            Stream::Tcp(s, addr) => {
+                let _ = s.set_nodelay(true);
+                Peer::Tcp(*addr)
+            }
+            Stream::Unix(_) => Peer::Unix,
+        };
         let conn = table.register();
         let ctx = ConnCtx {
             app: app.clone(),
@@ -151,7 +211,10 @@ pub async fn serve(
             conn,
             peer,
         };
-        tokio::spawn(ctx.run(stream));
+        match stream {
+            Stream::Tcp(s, _) => tokio::spawn(ctx.run(s)),
+            Stream::Unix(s) => tokio::spawn(ctx.run(s)),
+        };
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -169,11 +232,14 @@ struct ConnCtx {
     tls: Option<Arc<tls::ReloadingTls>>,
     stop: watch::Receiver<bool>,
     conn: Arc<ConnState>,
-    peer: SocketAddr,
+    peer: Peer,
 }
 
 impl ConnCtx {
-    async fn run(mut self, stream: tokio::net::TcpStream) {
+    async fn run<S>(mut self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let conn = self.conn.clone();
         let head_deadline = Instant::now() + self.limits.header_timeout;
         match self.tls.clone() {
@@ -206,8 +272,10 @@ impl ConnCtx {
             let guard = body::InFlight::begin(state.clone());
             let mut req =
                 req.map(|b| axum::body::Body::new(body::Deadline::new(b, limits.body_timeout)));
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
+            if let Peer::Tcp(addr) = peer {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(addr));
+            }
             let call = tower::ServiceExt::oneshot(app.clone(), req);
             async move {
                 let resp = match call.await {

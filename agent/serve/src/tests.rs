@@ -661,3 +661,50 @@ fn the_connection_limit_leaves_headroom_below_the_fd_limit() {
     assert_eq!(Limits::connections_for_fd_limit(1 << 20), (1 << 20) - 256);
     assert_eq!(Limits::connections_for_fd_limit(20), 8);
 }
+
+#[tokio::test]
+async fn a_unix_socket_listener_gets_the_same_server_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(
+        listener,
+        app(),
+        Options {
+            limits: short(),
+            tls: None,
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    // A request answers.
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"GET /livez HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.ends_with("ok\n"),
+        "{out}"
+    );
+    // The head deadline holds: a connection that sends half a head is closed.
+    let mut slow = tokio::net::UnixStream::connect(&path).await.unwrap();
+    slow.write_all(b"GET /livez HTTP/1.1\r\n").await.unwrap();
+    let t0 = StdInstant::now();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf))
+        .await
+        .expect("closed by the head deadline")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf));
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    let _ = tx.send(());
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -7,7 +7,8 @@
 //! - [`push`]: the report to the fleet aggregator (writes [`PushStats`]), its protocol and client;
 //! - [`notify`]: systemd's `sd_notify` status and watchdog;
 //! - [`yarn`]: `check --output yarn`, the NodeManager health script lines;
-//! - [`nfd`]: the node-feature-discovery features file.
+//! - [`nfd`]: the node-feature-discovery features file;
+//! - [`npd`]: `check --output npd`, the node-problem-detector plugin's line and exit code.
 //!
 //! Architecture invariant: the types here depend on nothing but the engine's snapshot, so an
 //! output can be added or removed without touching its siblings; `crate::daemon` wires them.
@@ -16,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod nfd;
 pub mod notify;
+pub mod npd;
 pub mod push;
 pub mod table;
 pub mod verdict;

@@ -6,9 +6,7 @@
 //! the others. Summaries are flattened to one line and cut, so no summary can start a line.
 
 use proto::{NodeReport, Status};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest summary on one line, in characters.
 pub const MAX_SUMMARY_CHARS: usize = 300;
@@ -71,53 +69,6 @@ pub fn stale(report: &NodeReport, max_age: Duration) -> Option<String> {
             "the daemon's last verdict is {} old (more than {}): its check loop is stalled",
             common::time::format_seconds(age.as_secs_f64().round()),
             common::time::format_seconds(max_age.as_secs_f64())
-        )
-    })
-}
-
-/// Largest `/health` body read from the daemon.
-const MAX_BODY: u64 = 4 << 20;
-
-/// The cached verdict of the daemon listening on `addr` (its `/health`, 200 or 503), within
-/// `timeout` in all.
-pub fn fetch_daemon_report(addr: SocketAddr, timeout: Duration) -> Result<NodeReport, String> {
-    let deadline = Instant::now() + timeout;
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("no answer from the daemon at {addr} within {timeout:?}"))
-    };
-    let mut s = TcpStream::connect_timeout(&addr, left()?)
-        .map_err(|e| format!("cannot reach the daemon at {addr}: {e}"))?;
-    s.set_write_timeout(Some(left()?)).ok();
-    s.write_all(
-        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .map_err(|e| format!("asking the daemon at {addr}: {e}"))?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let mut limited = (&mut s).take(MAX_BODY);
-    loop {
-        limited.get_mut().set_read_timeout(Some(left()?)).ok();
-        match limited.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("reading the daemon's answer from {addr}: {e}")),
-        }
-    }
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("the daemon at {addr} sent no complete HTTP answer"))?;
-    let status_line = head.lines().next().unwrap_or("");
-    if !(status_line.contains(" 200") || status_line.contains(" 503")) {
-        return Err(format!("the daemon at {addr} answered {status_line:?}"));
-    }
-    serde_json::from_str::<NodeReport>(body).map_err(|e| {
-        format!(
-            "the daemon at {addr} sent no verdict ({}): {e}",
-            one_line(&body.chars().take(80).collect::<String>())
         )
     })
 }
