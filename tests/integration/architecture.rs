@@ -109,7 +109,10 @@ fn module_of(src: &Path, file: &Path) -> Vec<String> {
         .iter()
         .map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string())
         .collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -355,7 +358,11 @@ fn the_cycle_finder_finds_a_planted_cycle() {
     let src = dir.path();
     std::fs::create_dir_all(src.join("outputs")).unwrap();
     std::fs::write(src.join("lib.rs"), "//! x\npub mod config;\n").unwrap();
-    std::fs::write(src.join("config.rs"), "use crate::outputs::nfd::NfdConfig;\n").unwrap();
+    std::fs::write(
+        src.join("config.rs"),
+        "use crate::outputs::nfd::NfdConfig;\n",
+    )
+    .unwrap();
     std::fs::write(src.join("outputs/mod.rs"), "pub mod nfd;\n").unwrap();
     std::fs::write(
         src.join("outputs/nfd.rs"),
@@ -365,11 +372,7 @@ fn the_cycle_finder_finds_a_planted_cycle() {
     std::fs::write(src.join("engine.rs"), "pub use crate::config::Config;\n").unwrap();
     std::fs::write(src.join("time.rs"), "//! no imports\n").unwrap();
     // A test module's imports do not count.
-    std::fs::write(
-        src.join("time_tests.rs"),
-        "use crate::engine::Snapshot;\n",
-    )
-    .unwrap();
+    std::fs::write(src.join("time_tests.rs"), "use crate::engine::Snapshot;\n").unwrap();
     let graph = import_graph(src);
     assert_eq!(
         cycles(&graph),
@@ -382,7 +385,11 @@ fn the_cycle_finder_finds_a_planted_cycle() {
     assert!(graph["outputs::nfd"].contains("time"), "{graph:?}");
     // Break it: the snapshot in its own module.
     std::fs::write(src.join("snapshot.rs"), "//! no imports\n").unwrap();
-    std::fs::write(src.join("outputs/nfd.rs"), "use crate::snapshot::Snapshot;\n").unwrap();
+    std::fs::write(
+        src.join("outputs/nfd.rs"),
+        "use crate::snapshot::Snapshot;\n",
+    )
+    .unwrap();
     assert!(cycles(&import_graph(src)).is_empty());
 }
 
@@ -401,5 +408,8 @@ fn outputs_read_the_snapshot_not_the_engine_or_the_config() {
         }
     }
     assert!(graph.len() > 10, "{graph:?}");
-    assert!(found.is_empty(), "outputs importing the engine side: {found:?}");
+    assert!(
+        found.is_empty(),
+        "outputs importing the engine side: {found:?}"
+    );
 }

@@ -24,4 +24,3 @@ pub struct Incoming {
     pub work: Work,
     pub ack: oneshot::Sender<Result<WriteOutcome, String>>,
 }
-

@@ -11,7 +11,7 @@
 //! ([`super::tasks::spawn_store_recovery`]) has reopened it; meanwhile writes fail at once.
 
 use super::fleet::Prev;
-use super::queue::{Incoming, WriteOutcome, Work};
+use super::queue::{Incoming, Work, WriteOutcome};
 use super::state::{Fleet, FleetState, now_ms};
 use super::store::Known;
 use std::sync::Arc;
