@@ -9,6 +9,7 @@ mod docker;
 mod faults;
 mod fleet;
 mod fleet_api;
+mod fleet_identity;
 mod fleet_protocol;
 mod host_root;
 mod hugepages;
