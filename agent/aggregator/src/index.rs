@@ -28,6 +28,8 @@ pub const DEFAULT_PAGE: usize = 500;
 pub const MAX_PAGE: usize = 5000;
 
 type Names = BTreeSet<Arc<str>>;
+/// A name of the fleet view, the nodes it is on, and what the index keeps for it.
+type Shown<'a, T> = (&'a Arc<str>, u64, &'a T);
 
 #[derive(Debug, Default)]
 pub struct FleetIndex {
@@ -247,18 +249,18 @@ impl FleetIndex {
         cap: usize,
         nodes_of: impl Fn(&'a T) -> I,
         weight: impl Fn(&Node) -> usize,
-    ) -> Vec<(&'a Arc<str>, u64, &'a T)>
+    ) -> Vec<Shown<'a, T>>
     where
         I: Iterator<Item = &'a Arc<str>>,
     {
-        let mut all: Vec<(&'a Arc<str>, u64, &'a T)> = entries.collect();
+        let mut all: Vec<Shown<'a, T>> = entries.collect();
         if all.len() <= cap {
             return all;
         }
         all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         let cut = all[cap - 1].1;
         let (mut kept, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.1 > cut);
-        let mut tied: Vec<(usize, (&'a Arc<str>, u64, &'a T))> = rest
+        let mut tied: Vec<(usize, Shown<'a, T>)> = rest
             .into_iter()
             .filter(|e| e.1 == cut)
             .map(|e| {

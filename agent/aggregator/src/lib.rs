@@ -3,7 +3,8 @@
 //! (`/api/v1/...`), Prometheus gauges and a web page. This file wires the parts (`serve`).
 //!
 //! Code map: [`config`] (TOML and flags), [`http`] (router, handlers, auth, report decoding,
-//! compression), [`writer`] (the single writer), [`state`] (the reader state every request
+//! compression), [`identity`] (who a push speaks for: shared token, client certificate,
+//! service-account token), [`writer`] (the single writer), [`state`] (the reader state every request
 //! reads), [`index`] (the fleet index: node summaries and incremental aggregates, paging),
 //! [`tasks`] (background loops), [`history`] (the 24 h status ring), [`fleet`] (pure fleet
 //! logic: summaries, transitions, batch folding), [`metrics`] (`/metrics`), [`store`] (the

@@ -36,10 +36,13 @@ pub struct Verifier {
     file: PathBuf,
     expect: Expect,
     keys: ArcSwap<Vec<Key>>,
-    checked: Mutex<(Instant, Option<(u64, u64, i64, i64)>)>,
+    checked: Mutex<(Instant, Option<Stamp>)>,
 }
 
-fn stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
+/// What identifies a file's version: inode, size, modification time.
+type Stamp = (u64, u64, i64, i64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path)
         .ok()

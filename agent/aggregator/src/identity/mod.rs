@@ -70,10 +70,10 @@ impl Methods<'_> {
             m.push("a client certificate");
         }
         if self.service_accounts.is_some() {
-            m.push("a service-account token (Authorization: Bearer)");
+            m.push("a service-account bearer token");
         }
         if self.tokens.is_some() {
-            m.push("the shared token (Authorization: Bearer)");
+            m.push("the shared bearer token");
         }
         m.join(" or ")
     }
@@ -148,8 +148,13 @@ pub fn authenticate(
         }
     }
     if ids.is_empty() {
+        let bearer = if token_methods {
+            " (Authorization: Bearer <token>)"
+        } else {
+            ""
+        };
         return Err(Unauthenticated(format!(
-            "no credential: pushes need {}",
+            "no credential: pushes need {}{bearer}",
             methods.names()
         )));
     }
