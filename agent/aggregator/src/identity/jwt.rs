@@ -241,3 +241,50 @@ fn node_of(claims: Claims) -> Result<String, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+    fn ec_jwk(kid: &str) -> serde_json::Value {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let p = kp.public_key_raw();
+        serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+            "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..])})
+    }
+
+    #[test]
+    fn jwks_keeps_signing_keys_and_names_the_file_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("jwks.json");
+        let expect = Expect {
+            issuer: "i".into(),
+            audience: "a".into(),
+            subject: "s".into(),
+        };
+        let set = serde_json::json!({"keys": [
+            ec_jwk("sig"),
+            {"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"},
+            {"kty": "oct", "k": "c2VjcmV0"},
+            {"kty": "weird"},
+        ]});
+        std::fs::write(&f, set.to_string()).unwrap();
+        let v = Verifier::load(&f, expect.clone()).unwrap();
+        assert_eq!(v.keys.load().len(), 1);
+        assert_eq!(v.keys.load()[0].kid.as_deref(), Some("sig"));
+        let e = v.verify("a.b.c").unwrap_err();
+        assert!(e.starts_with("not a JWT"), "{e}");
+
+        std::fs::write(&f, r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#).unwrap();
+        let e = Verifier::load(&f, expect.clone()).err().unwrap();
+        assert!(
+            e.contains("jwks.json") && e.contains("no RS256 or ES256"),
+            "{e}"
+        );
+        std::fs::write(&f, "[]").unwrap();
+        let e = Verifier::load(&f, expect).err().unwrap();
+        assert!(e.contains("not a JWKS"), "{e}");
+    }
+}

@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(e.0, "wrong bearer token");
         let e = authenticate(&shared, &HeaderMap::new(), None).unwrap_err();
         assert!(
-            e.0.contains("no credential") && e.0.contains("shared token"),
+            e.0.contains("no credential") && e.0.contains("shared bearer token"),
             "{e:?}"
         );
     }
