@@ -129,6 +129,32 @@ pub struct AggregatorArgs {
     /// PEM private key of the certificate. Key `tls_key_file`.
     #[arg(long, value_name = "FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates verifying client certificates; a push then needs one naming its node
+    /// (or another push credential). Key `tls_client_ca_file`.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// The cluster's JWKS (/openid/v1/jwks) verifying service-account tokens, re-read when it
+    /// changes. Key `service_account_jwks_file`.
+    #[arg(long, value_name = "FILE")]
+    pub service_account_jwks_file: Option<PathBuf>,
+    /// The issuer (iss) service-account tokens must carry. Key `service_account_issuer`.
+    #[arg(long, value_name = "URL")]
+    pub service_account_issuer: Option<String>,
+    /// The audience (aud) service-account tokens must carry (default gluten-node-aggregator).
+    /// Key `service_account_audience`.
+    #[arg(long, value_name = "AUDIENCE")]
+    pub service_account_audience: Option<String>,
+    /// The subject (sub) service-account tokens must carry (default
+    /// system:serviceaccount:gluten-node-agent:gluten-node-agent). Key `service_account_subject`.
+    #[arg(long, value_name = "SUBJECT")]
+    pub service_account_subject: Option<String>,
+    /// Most nodes known at once; a new node beyond it gets 429. Key `max_nodes`.
+    #[arg(long, value_name = "N")]
+    pub max_nodes: Option<u64>,
+    /// Start on a non-loopback address without any push authentication. Key
+    /// `allow_unauthenticated_push`.
+    #[arg(long)]
+    pub allow_unauthenticated_push: bool,
     /// Only validate the config, then exit 0 or 2.
     #[arg(long)]
     pub check_config: bool,
@@ -149,7 +175,19 @@ impl AggregatorArgs {
             .set("max_report_bytes", &self.max_report_bytes)
             .set("log_format", &self.log_format)
             .set("tls_cert_file", &self.tls_cert_file)
-            .set("tls_key_file", &self.tls_key_file);
+            .set("tls_key_file", &self.tls_key_file)
+            .set("tls_client_ca_file", &self.tls_client_ca_file)
+            .set("service_account_jwks_file", &self.service_account_jwks_file)
+            .set("service_account_issuer", &self.service_account_issuer)
+            .set("service_account_audience", &self.service_account_audience)
+            .set("service_account_subject", &self.service_account_subject)
+            .set("max_nodes", &self.max_nodes);
+        if self.allow_unauthenticated_push {
+            o.0.push((
+                "allow_unauthenticated_push".into(),
+                toml::Value::Boolean(true),
+            ));
+        }
         o
     }
 

@@ -253,6 +253,9 @@ EVERYTHING = {
 }
 POSTGRESQL = {"aggregator": {"replicas": 2, "store": {"type": "postgresql", "postgresql": {
     "existingSecret": "fleet-db", "caSecret": "fleet-db-ca"}}}}
+# A JWKS of one RSA key (any modulus parses), for the aggregator's --check-config.
+JWKS = '{"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw", "e": "AQAB"}]}'
+
 MATRIX = {
     "default": {},
     "everything on": EVERYTHING,
@@ -264,6 +267,8 @@ MATRIX = {
         "monitoring": {"serviceMonitor": {"enabled": True}}},
     "executor image": {"agent": {"executorImage": {"enabled": True}}},
     "NFD + readiness": {"nfd": {"enabled": True}, "nodeReadiness": {"enabled": True}},
+    "per-node identity with service-account tokens": {
+        "aggregator": {"serviceAccountTokens": {"enabled": True}}},
     "no monitoring, no aggregator (pushing elsewhere), no policies": {
         "aggregator": {"enabled": False, "tokens": {"push": {"existingSecret": "fleet-token"}}},
         "agent": {"pushUrl": "https://fleet.example:9900", "hostPort": 0},
@@ -291,7 +296,8 @@ def case_errors(name, values, docs):
     external = {merged["aggregator"]["tokens"]["push"]["existingSecret"],
                 merged["aggregator"]["tokens"]["read"]["existingSecret"],
                 merged["aggregator"]["store"]["postgresql"]["existingSecret"],
-                merged["aggregator"]["store"]["postgresql"]["caSecret"], "kube-root-ca.crt"}
+                merged["aggregator"]["store"]["postgresql"]["caSecret"],
+                merged["aggregator"]["serviceAccountTokens"]["jwksConfigMap"], "kube-root-ca.crt"}
     issued = {d["spec"]["secretName"] for d in by_kind.get("Certificate", [])}
     for w in pods(docs):
         sel = w["spec"]["selector"]["matchLabels"]
@@ -303,7 +309,7 @@ def case_errors(name, values, docs):
             if ref and ref not in external and ref not in issued and ("Secret", ref) not in names:
                 errs.append(f"{w['metadata']['name']}: volume {v['name']}: Secret {ref} is neither rendered nor given")
             ref = (v.get("configMap") or {}).get("name")
-            if ref and ("ConfigMap", ref) not in names:
+            if ref and ("ConfigMap", ref) not in names and ref not in external:
                 errs.append(f"{w['metadata']['name']}: volume {v['name']}: ConfigMap {ref} not rendered")
             ref = (v.get("persistentVolumeClaim") or {}).get("claimName")
             if ref and ("PersistentVolumeClaim", ref) not in names:
@@ -345,8 +351,9 @@ def case_errors(name, values, docs):
             if sc.get("allowPrivilegeEscalation") is not False or sc.get("capabilities", {}).get("drop") != ["ALL"] \
                     or sc.get("readOnlyRootFilesystem") is not True or sc.get("capabilities", {}).get("add"):
                 errs.append(f"DaemonSet container {c['name']}: securityContext {sc}")
-    # Agent and aggregator share the push token.
-    if "Deployment" in by_kind and "DaemonSet" in by_kind:
+    # Agent and aggregator share the push token (unless agents push with service-account tokens).
+    if "Deployment" in by_kind and "DaemonSet" in by_kind \
+            and not merged["aggregator"]["serviceAccountTokens"]["enabled"]:
         agent_tok = {v["secret"]["secretName"] for v in find(docs, "DaemonSet")["spec"]["template"]["spec"]["volumes"] if v["name"] == "token"}
         agg_tok = {v["secret"]["secretName"] for v in by_kind["Deployment"][0]["spec"]["template"]["spec"]["volumes"] if v["name"] == "token"}
         if agent_tok != agg_tok:
@@ -404,7 +411,7 @@ def check_args(c, toml):
     """Runs the container's own args with --check-config, every absolute path of a flag moved
     under a temporary root holding what the pod would mount there (the config, tokens, PEM files)."""
     files = {"--config": toml, "--push-token-file": "token\n", "--auth-token-file": "token\n",
-             "--read-token-file": "token\n", "--push-ca-file": pem()["crt"],
+             "--read-token-file": "token\n", "--service-account-jwks-file": JWKS, "--push-ca-file": pem()["crt"],
              "--tls-cert-file": pem()["crt"], "--tls-key-file": pem()["key"]}
     env = {**os.environ}
     for e in c.get("env", []):
@@ -744,6 +751,17 @@ def case_specifics(name, docs):
         need("token" not in str(agent.get("volumeMounts")) or all(
             m["mountPath"] != "/var/run/secrets/kubernetes.io/serviceaccount" for m in agent["volumeMounts"]),
             "the agent container must not get the API token")
+    if name == "per-node identity with service-account tokens":
+        sat = vols["token"]["projected"]["sources"][0]["serviceAccountToken"]
+        need(sat["audience"] == "gluten-node-aggregator", "the projected token's audience")
+        need("--push-token-file=/var/run/secrets/gluten-node-agent/token" in args, "the agent sends it")
+        agg_spec = find(docs, "Deployment")["spec"]["template"]["spec"]
+        agg = container(agg_spec, "aggregator")
+        need("--service-account-jwks-file=/etc/gluten-node-aggregator/jwks/jwks.json" in agg["args"], "the JWKS file")
+        need(f"--service-account-subject=system:serviceaccount:{NAMESPACE}:{spec['serviceAccountName']}" in agg["args"],
+             "the agents' service account as subject")
+        need({v["name"]: v for v in agg_spec["volumes"]}["jwks"]["configMap"]["name"] == "gluten-node-aggregator-jwks",
+             "the JWKS ConfigMap")
     if name == "everything on":
         need(185 in spec["securityContext"]["supplementalGroups"], "the scratch group kept next to NFD's")
         need([v["hostPath"]["path"] for n, v in sorted(vols.items()) if n.startswith("scratch-")] == ["/mnt/spark-local", "/data1/spark"],

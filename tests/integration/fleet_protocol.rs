@@ -94,7 +94,7 @@ fn heartbeats_with_known_and_unknown_digests_and_an_old_style_agent() {
         agg.addr,
         "POST",
         "/api/v1/heartbeats",
-        &[],
+        &[("Content-Type", "application/json")],
         Some(b"{\"node\": 1}"),
     )
     .unwrap();
@@ -104,7 +104,7 @@ fn heartbeats_with_known_and_unknown_digests_and_an_old_style_agent() {
         agg.addr,
         "POST",
         "/api/v1/heartbeats",
-        &[],
+        &[("Content-Type", "application/json")],
         Some(hb.to_string().as_bytes()),
     )
     .unwrap();

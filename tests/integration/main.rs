@@ -9,6 +9,7 @@ mod docker;
 mod faults;
 mod fleet;
 mod fleet_api;
+mod fleet_identity;
 mod fleet_protocol;
 mod gluten_runtime;
 mod host_root;

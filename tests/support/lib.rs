@@ -7,6 +7,7 @@
 pub mod fixtures;
 pub mod fuse;
 pub mod http;
+pub mod jwt;
 pub mod postgres;
 pub mod processes;
 pub mod pyvelox;
@@ -17,6 +18,7 @@ pub mod tls;
 pub use fixtures::*;
 pub use fuse::*;
 pub use http::*;
+pub use jwt::*;
 pub use postgres::*;
 pub use processes::*;
 pub use pyvelox::*;

@@ -12,6 +12,14 @@ pub struct Pki {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A client certificate and its key, as PEM text.
+#[derive(Clone)]
+pub struct ClientCert {
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 impl Pki {
@@ -37,6 +45,27 @@ impl Pki {
         let cert = params.signed_by(&key, &issuer).unwrap();
         Pki {
             ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            issuer,
+        }
+    }
+
+    /// A client certificate signed by this CA with DNS SANs `sans` (none: no SAN extension)
+    /// and, optionally, a subject CN.
+    pub fn client_cert(&self, sans: &[&str], cn: Option<&str>) -> ClientCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if let Some(cn) = cn {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        ClientCert {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         }
@@ -80,6 +109,21 @@ pub fn get_tls(
     ca_pem: &str,
     headers: &[(&str, &str)],
 ) -> Result<Response, String> {
+    request_tls(addr, "GET", path, ca_pem, None, headers, None)
+}
+
+/// One request to `https://localhost:<port><path>` (connecting to `addr`) trusting only
+/// `ca_pem`, presenting `client` when given; no pooling, 5 s timeout. Errors carry reqwest's
+/// text (handshake failures included).
+pub fn request_tls(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    ca_pem: &str,
+    client: Option<&ClientCert>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
     install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     use rustls::pki_types::pem::PemObject;
@@ -88,13 +132,25 @@ pub fn get_tls(
             .add(cert.map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let certs = rustls::pki_types::CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes())
+                .map_err(|e| e.to_string())?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| e.to_string())?
+        }
+    };
     let client = reqwest::blocking::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -103,9 +159,13 @@ pub fn get_tls(
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| e.to_string())?;
-    let mut req = client.get(format!("https://localhost:{}{path}", addr.port()));
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(method, format!("https://localhost:{}{path}", addr.port()));
     for (k, v) in headers {
         req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b.to_vec());
     }
     let resp = req.send().map_err(|e| format!("{e:?}"))?;
     let status = resp.status().as_u16();

@@ -9,6 +9,12 @@ use std::path::{Path, PathBuf};
 /// Default address of the aggregator.
 pub const DEFAULT_AGGREGATOR_LISTEN: &str = "0.0.0.0:9900";
 
+/// Default `aud` of the agents' service-account tokens.
+pub const DEFAULT_SERVICE_ACCOUNT_AUDIENCE: &str = "gluten-node-aggregator";
+/// Default `sub` of the agents' service-account tokens: the manifests' service account.
+pub const DEFAULT_SERVICE_ACCOUNT_SUBJECT: &str =
+    "system:serviceaccount:gluten-node-agent:gluten-node-agent";
+
 /// The aggregator's configuration: `--config` TOML (unknown keys rejected) and flags on top.
 #[derive(Deserialize, Serialize, Clone, Debug)]
 #[serde(deny_unknown_fields, default)]
@@ -19,11 +25,28 @@ pub struct AggregatorConfig {
     /// PostgreSQL connection string (`postgresql://user@host:port/db` or `host=... user=...`):
     /// several replicas share it.
     pub database_url: Option<String>,
-    /// File whose first line is the bearer token agents must send. None: no auth.
+    /// File of the shared bearer token(s) agents may send, one a line (all accepted): every
+    /// holder may push for every node. None: no shared token.
     pub auth_token_file: Option<PathBuf>,
-    /// File whose first line is the bearer token `/api/v1/*` and `/metrics` require (the write
-    /// token reads too). None: reads are open.
+    /// File of the bearer token(s) `/api/v1/*` and `/metrics` require, one a line. None: reads
+    /// are open. Push credentials never read.
     pub read_token_file: Option<PathBuf>,
+    /// PEM CA certificates that verify client certificates (optional at the TLS layer; needed
+    /// on the push routes, where a certificate speaks for the node its DNS SAN names).
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// The cluster's JWKS (`/openid/v1/jwks`) to verify service-account tokens with; re-read
+    /// when it changes.
+    pub service_account_jwks_file: Option<PathBuf>,
+    /// The `iss` service-account tokens must carry (the cluster's issuer).
+    pub service_account_issuer: Option<String>,
+    /// The `aud` service-account tokens must carry.
+    pub service_account_audience: String,
+    /// The `sub` service-account tokens must carry (the agents' service account).
+    pub service_account_subject: String,
+    /// Most nodes known at once: a report of a new node beyond it gets 429. None: no limit.
+    pub max_nodes: Option<u64>,
+    /// Start without any push authentication on a non-loopback address.
+    pub allow_unauthenticated_push: bool,
     /// A node without a report or heartbeat for this long is stale (default 3 x the agents' 15 s interval).
     pub stale_after_seconds: f64,
     /// A node without a report or heartbeat for this long is forgotten (default one day).
@@ -53,6 +76,13 @@ impl Default for AggregatorConfig {
             log_format: LogFormat::Text,
             tls_cert_file: None,
             tls_key_file: None,
+            tls_client_ca_file: None,
+            service_account_jwks_file: None,
+            service_account_issuer: None,
+            service_account_audience: DEFAULT_SERVICE_ACCOUNT_AUDIENCE.into(),
+            service_account_subject: DEFAULT_SERVICE_ACCOUNT_SUBJECT.into(),
+            max_nodes: None,
+            allow_unauthenticated_push: false,
         }
     }
 }
@@ -114,23 +144,98 @@ impl AggregatorConfig {
             return bad("data_dir", "must not be empty".into());
         }
         if let Some(path) = &self.auth_token_file {
-            serve::token::read_token(path).map_err(|why| {
+            serve::token::read_tokens(path).map_err(|why| {
                 ConfigError::Invalid(format!("config key `auth_token_file`: {why}"))
             })?;
         }
         self.tls()?;
         if let Some(path) = &self.read_token_file {
-            serve::token::read_token(path).map_err(|why| {
+            serve::token::read_tokens(path).map_err(|why| {
                 ConfigError::Invalid(format!("config key `read_token_file`: {why}"))
             })?;
         }
+        if self.max_nodes == Some(0) {
+            return bad("max_nodes", "must be at least 1".into());
+        }
+        self.service_accounts()?;
+        if !self.push_authenticated()
+            && !self.listen.ip().is_loopback()
+            && !self.allow_unauthenticated_push
+        {
+            return bad(
+                "listen",
+                format!(
+                    "{} is not a loopback address and no push authentication is configured \
+                         (auth_token_file, tls_client_ca_file or service_account_jwks_file): \
+                         anyone who reaches it could push any node's report. Configure one, or \
+                         set allow_unauthenticated_push (--allow-unauthenticated-push) to accept that",
+                    self.listen
+                ),
+            );
+        }
         Ok(())
+    }
+
+    /// Whether any push authentication is configured.
+    pub fn push_authenticated(&self) -> bool {
+        self.auth_token_file.is_some()
+            || self.tls_client_ca_file.is_some()
+            || self.service_account_jwks_file.is_some()
+    }
+
+    /// The service-account token verifier, when `service_account_jwks_file` is set (with
+    /// `service_account_issuer`); the JWKS is read now, so a bad file is an error naming it.
+    pub fn service_accounts(&self) -> Result<Option<crate::identity::jwt::Verifier>, ConfigError> {
+        let (file, issuer) = match (
+            &self.service_account_jwks_file,
+            &self.service_account_issuer,
+        ) {
+            (None, None) => return Ok(None),
+            (Some(f), Some(i)) if !i.trim().is_empty() => (f, i),
+            (Some(_), _) => {
+                return Err(ConfigError::Invalid(
+                    "config key `service_account_issuer`: needed with service_account_jwks_file (the cluster's issuer, e.g. https://kubernetes.default.svc.cluster.local)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "config key `service_account_jwks_file`: needed with service_account_issuer"
+                        .into(),
+                ));
+            }
+        };
+        for (key, v) in [
+            ("service_account_audience", &self.service_account_audience),
+            ("service_account_subject", &self.service_account_subject),
+        ] {
+            if v.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "config key `{key}`: must not be empty"
+                )));
+            }
+        }
+        let expect = crate::identity::jwt::Expect {
+            issuer: issuer.clone(),
+            audience: self.service_account_audience.clone(),
+            subject: self.service_account_subject.clone(),
+        };
+        crate::identity::jwt::Verifier::load(file, expect)
+            .map(Some)
+            .map_err(|why| {
+                ConfigError::Invalid(format!("config key `service_account_jwks_file`: {why}"))
+            })
     }
 
     /// The TLS files to serve with: both of `tls_cert_file` and `tls_key_file`, or neither;
     /// loaded once here so a bad file is an error naming it.
     pub fn tls(&self) -> Result<Option<serve::tls::TlsFiles>, ConfigError> {
-        let files = match (&self.tls_cert_file, &self.tls_key_file) {
+        let mut files = match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) if self.tls_client_ca_file.is_some() => {
+                return Err(ConfigError::Invalid(
+                    "config key `tls_client_ca_file`: needs HTTPS (tls_cert_file and tls_key_file)"
+                        .into(),
+                ));
+            }
             (None, None) => return Ok(None),
             (Some(c), Some(k)) => serve::tls::TlsFiles::new(c, k),
             (Some(_), None) => {
@@ -144,8 +249,16 @@ impl AggregatorConfig {
                 ));
             }
         };
+        if let Some(ca) = &self.tls_client_ca_file {
+            // Optional at the TLS layer (probes and readers connect without one); the push
+            // routes require one when no other credential is presented.
+            files.client_ca_file = Some(ca.clone());
+            files.client_auth = serve::tls::ClientAuth::VerifyIfGiven;
+        }
         serve::tls::ReloadingTls::load(files.clone()).map_err(|e| {
-            ConfigError::Invalid(format!("config keys `tls_cert_file`/`tls_key_file`: {e}"))
+            ConfigError::Invalid(format!(
+                "config keys `tls_cert_file`/`tls_key_file`/`tls_client_ca_file`: {e}"
+            ))
         })?;
         Ok(Some(files))
     }
@@ -181,5 +294,63 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("gc_after_seconds"), "{e}");
+    }
+
+    #[test]
+    fn no_push_authentication_beyond_loopback_only_when_allowed() {
+        let s = |v: &str| toml::Value::String(v.into());
+        let e = AggregatorConfig::load(None, &[("listen".into(), s("0.0.0.0:9900"))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`listen`") && e.contains("allow_unauthenticated_push"),
+            "{e}"
+        );
+        AggregatorConfig::load(
+            None,
+            &[
+                ("listen".into(), s("0.0.0.0:9900")),
+                (
+                    "allow_unauthenticated_push".into(),
+                    toml::Value::Boolean(true),
+                ),
+            ],
+        )
+        .unwrap();
+        AggregatorConfig::load(None, &[("listen".into(), s("127.0.0.1:9900"))]).unwrap();
+        AggregatorConfig::load(None, &[("listen".into(), s("[::1]:9900"))]).unwrap();
+        let e = AggregatorConfig::load(
+            None,
+            &[
+                ("listen".into(), s("127.0.0.1:9900")),
+                ("tls_client_ca_file".into(), s("/nonexistent/ca.crt")),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("tls_client_ca_file") && e.contains("HTTPS"),
+            "{e}"
+        );
+        let e = AggregatorConfig::load(
+            None,
+            &[
+                ("listen".into(), s("127.0.0.1:9900")),
+                ("service_account_jwks_file".into(), s("/nonexistent/jwks")),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("service_account_issuer"), "{e}");
+        let e = AggregatorConfig::load(
+            None,
+            &[
+                ("listen".into(), s("127.0.0.1:9900")),
+                ("max_nodes".into(), toml::Value::Integer(0)),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max_nodes"), "{e}");
     }
 }

@@ -6,8 +6,11 @@
 //!
 //! Architecture invariant: the aggregates are a function of `nodes`; only [`FleetIndex::insert`]
 //! and [`FleetIndex::remove`] change either, together (a test compares them with a recount).
-//! Distinct check names and inventory keys tracked fleet-wide are capped ([`MAX_FLEET_CHECKS`],
-//! [`MAX_FLEET_KEYS`]), so neither the view nor `/metrics` grows with what reports invent.
+//! The view and `/metrics` show at most [`MAX_FLEET_CHECKS`] failing checks and
+//! [`MAX_FLEET_KEYS`] inventory keys, so neither grows with what reports invent. Every name is
+//! counted (the index holds at most what the nodes hold), and the ones shown are those on the
+//! most nodes: a tie goes to the name whose nodes carry the fewest such names, so one node's
+//! invented checks or keys (at most 64 and 128 a report) never push another node's out.
 
 use super::fleet::{MAX_NAMES, Node, rfc3339_ms};
 use proto::Status;
@@ -16,15 +19,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// Most distinct check names the fleet view tracks (further ones are not counted).
+/// Most distinct failing check names the fleet view shows (those failing on the most nodes).
 pub const MAX_FLEET_CHECKS: usize = 256;
-/// Most distinct inventory keys the drift view tracks (further ones are not grouped).
+/// Most distinct inventory keys the drift view shows (those on the most nodes).
 pub const MAX_FLEET_KEYS: usize = 256;
 /// Default and largest page of `/api/v1/nodes`.
 pub const DEFAULT_PAGE: usize = 500;
 pub const MAX_PAGE: usize = 5000;
 
 type Names = BTreeSet<Arc<str>>;
+/// A name of the fleet view, the nodes it is on, and what the index keeps for it.
+type Shown<'a, T> = (&'a Arc<str>, u64, &'a T);
 
 #[derive(Debug, Default)]
 pub struct FleetIndex {
@@ -71,9 +76,7 @@ impl FleetIndex {
         self.remove(&node.name.clone());
         self.by_status[slot(node.status)] += 1;
         for (check, s) in &node.checks {
-            if *s == Status::Fail
-                && (self.failing.contains_key(check) || self.failing.len() < MAX_FLEET_CHECKS)
-            {
+            if *s == Status::Fail {
                 self.failing
                     .entry(check.clone())
                     .or_default()
@@ -81,14 +84,12 @@ impl FleetIndex {
             }
         }
         for (k, v) in &node.dims {
-            if self.dims.contains_key(k) || self.dims.len() < MAX_FLEET_KEYS {
-                self.dims
-                    .entry(k.clone())
-                    .or_default()
-                    .entry(v.clone())
-                    .or_default()
-                    .insert(node.name.clone());
-            }
+            self.dims
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(node.name.clone());
         }
         self.nodes.insert(node.name.clone(), node);
         self.version += 1;
@@ -150,10 +151,18 @@ impl FleetIndex {
             .map(|s| (*s, self.by_status[slot(*s)]))
             .collect();
 
-        let mut failing_checks: Vec<CheckCount> = self
-            .failing
-            .iter()
-            .map(|(check, names)| {
+        let fails = |n: &Node| n.checks.iter().filter(|(_, s)| *s == Status::Fail).count();
+        let failing = self.shown(
+            self.failing
+                .iter()
+                .map(|(c, names)| (c, names.len() as u64, names)),
+            MAX_FLEET_CHECKS,
+            |names| names.iter(),
+            fails,
+        );
+        let mut failing_checks: Vec<CheckCount> = failing
+            .into_iter()
+            .map(|(check, _, names)| {
                 let (node_names, omitted) = capped(names.iter());
                 CheckCount {
                     check: check.to_string(),
@@ -166,9 +175,16 @@ impl FleetIndex {
         failing_checks.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.check.cmp(&b.check)));
 
         // Groups per key, largest first; the names of an outlier "absent" group need one walk.
-        let mut drift: Vec<(DriftDimension, Option<usize>)> = Vec::with_capacity(self.dims.len());
-        for (key, values) in &self.dims {
-            let with_key: u64 = values.values().map(|s| s.len() as u64).sum();
+        let keys = self.shown(
+            self.dims
+                .iter()
+                .map(|(k, values)| (k, values.values().map(|s| s.len() as u64).sum(), values)),
+            MAX_FLEET_KEYS,
+            |values| values.values().flat_map(|s| s.iter()),
+            |n| n.dims.len(),
+        );
+        let mut drift: Vec<(DriftDimension, Option<usize>)> = Vec::with_capacity(keys.len());
+        for (key, with_key, values) in keys {
             let mut groups: Vec<(&str, u64, Option<&Names>)> = values
                 .iter()
                 .map(|(v, names)| (&**v, names.len() as u64, Some(names)))
@@ -221,6 +237,45 @@ impl FleetIndex {
             failing_checks,
             drift,
         }
+    }
+
+    /// The at most `cap` entries (name, nodes, data) shown: those on the most nodes; among
+    /// those tied at the cut, the ones whose nodes carry the fewest such names (`weight` of a
+    /// node: its failing checks or inventory keys), then by name. Ties are weighed only when
+    /// more than `cap` names exist, and only for the names tied at the cut.
+    fn shown<'a, T: 'a, I>(
+        &self,
+        entries: impl Iterator<Item = (&'a Arc<str>, u64, &'a T)>,
+        cap: usize,
+        nodes_of: impl Fn(&'a T) -> I,
+        weight: impl Fn(&Node) -> usize,
+    ) -> Vec<Shown<'a, T>>
+    where
+        I: Iterator<Item = &'a Arc<str>>,
+    {
+        let mut all: Vec<Shown<'a, T>> = entries.collect();
+        if all.len() <= cap {
+            return all;
+        }
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let cut = all[cap - 1].1;
+        let (mut kept, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.1 > cut);
+        let mut tied: Vec<(usize, Shown<'a, T>)> = rest
+            .into_iter()
+            .filter(|e| e.1 == cut)
+            .map(|e| {
+                let lightest = nodes_of(e.2)
+                    .filter_map(|n| self.nodes.get(n))
+                    .map(&weight)
+                    .min()
+                    .unwrap_or(usize::MAX);
+                (lightest, e)
+            })
+            .collect();
+        tied.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(b.1.0)));
+        let room = cap - kept.len();
+        kept.extend(tied.into_iter().take(room).map(|(_, e)| e));
+        kept
     }
 
     /// Names (sorted, capped) of the nodes lacking a key, for every key whose "absent" group is

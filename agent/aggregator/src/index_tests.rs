@@ -219,3 +219,65 @@ fn bad_query_parameters_are_named() {
         Some("a-b c")
     );
 }
+
+#[test]
+fn junk_names_of_a_few_nodes_never_hide_another_nodes_failing_check_or_key() {
+    let mut i = Interner::default();
+    let mut idx = FleetIndex::default();
+    // Five nodes inventing 64 failing checks and 128 inventory keys each, first: 320 check
+    // names and 640 keys, over both caps.
+    for j in 0..5 {
+        let checks: Vec<String> = (0..64).map(|c| format!("junk{j}-{c}")).collect();
+        let keys: Vec<String> = (0..128).map(|k| format!("junk{j}.{k}")).collect();
+        let checks: Vec<(&str, Status)> =
+            checks.iter().map(|c| (c.as_str(), Status::Fail)).collect();
+        let keys: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
+        idx.insert(node(
+            &report(&format!("junk{j}"), &checks, &keys),
+            0,
+            &mut i,
+        ));
+    }
+    // Then a real node failing one real check, with one key of its own.
+    idx.insert(node(
+        &report(
+            "worker-1",
+            &[("velox_library", Status::Fail), ("numa", Status::Ok)],
+            &[("velox_library.build_id", "b1")],
+        ),
+        0,
+        &mut i,
+    ));
+    let v = idx.view(0, 10.0);
+    assert_eq!(v.failing_checks.len(), MAX_FLEET_CHECKS);
+    let real = v
+        .failing_checks
+        .iter()
+        .find(|c| c.check == "velox_library")
+        .expect("the real failing check is shown");
+    assert_eq!(real.node_names, vec!["worker-1"]);
+    assert!(v.drift.len() <= MAX_FLEET_KEYS);
+    assert!(
+        v.drift.iter().any(|d| d.key == "velox_library.build_id"),
+        "the real node's key is shown"
+    );
+    // A check failing on two nodes outranks every single-node name.
+    idx.insert(node(
+        &report("worker-2", &[("numa", Status::Fail)], &[]),
+        0,
+        &mut i,
+    ));
+    idx.insert(node(
+        &report(
+            "worker-1",
+            &[("velox_library", Status::Fail), ("numa", Status::Fail)],
+            &[],
+        ),
+        0,
+        &mut i,
+    ));
+    let v = idx.view(0, 10.0);
+    assert_eq!(v.failing_checks[0].check, "numa");
+    assert!(v.failing_checks.iter().any(|c| c.check == "velox_library"));
+    assert_eq!(v, recount(&idx, 0, 10.0));
+}

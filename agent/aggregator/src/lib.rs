@@ -3,7 +3,8 @@
 //! (`/api/v1/...`), Prometheus gauges and a web page. This file wires the parts (`serve`).
 //!
 //! Code map: [`config`] (TOML and flags), [`http`] (router, handlers, auth, report decoding,
-//! compression), [`writer`] (the single writer), [`state`] (the reader state every request
+//! compression), [`identity`] (who a push speaks for: shared token, client certificate,
+//! service-account token), [`writer`] (the single writer), [`state`] (the reader state every request
 //! reads), [`index`] (the fleet index: node summaries and incremental aggregates, paging),
 //! [`tasks`] (background loops), [`history`] (the 24 h status ring), [`fleet`] (pure fleet
 //! logic: summaries, transitions, batch folding), [`metrics`] (`/metrics`), [`store`] (the
@@ -18,6 +19,7 @@ pub mod config;
 pub mod fleet;
 pub mod history;
 pub mod http;
+pub mod identity;
 pub mod index;
 pub mod metrics;
 mod queue;
@@ -69,10 +71,21 @@ pub async fn serve(
     let (tx, rx) = mpsc::channel(4096);
     let token = |p: &Option<std::path::PathBuf>| {
         p.as_ref().map(|p| {
-            arc_swap::ArcSwap::from_pointee(serve::token::read_token(p).unwrap_or_default())
+            arc_swap::ArcSwap::from_pointee(serve::token::read_tokens(p).unwrap_or_default())
         })
     };
+    let service_accounts = config
+        .service_accounts()
+        .map_err(|e| ServeError::Http(std::io::Error::other(e)))?;
+    if !config.push_authenticated() {
+        tracing::warn!(
+            listen = %config.listen,
+            allow_unauthenticated_push = config.allow_unauthenticated_push,
+            "no push authentication configured: any client that reaches the aggregator may push any node's report"
+        );
+    }
     let state = Arc::new(FleetState {
+        service_accounts,
         shared_store: config.database_url.is_some(),
         token: token(&config.auth_token_file),
         read_token: token(&config.read_token_file),

@@ -21,6 +21,7 @@ struct Exposition {
     heartbeats: u64,
     full_reports_requested: u64,
     rejected: Vec<(&'static str, u64)>,
+    refused: Vec<(&'static str, u64)>,
 }
 
 impl Collector for Exposition {
@@ -107,6 +108,16 @@ impl Collector for Exposition {
                 .iter()
                 .map(|(r, n)| (vec![("reason", r.to_string())], *n))
                 .collect::<Samples>(),
+        )?;
+        family(
+            &mut enc,
+            "gluten_fleet_push_refused",
+            "Reports and heartbeats refused by this replica for who sent them, by reason.",
+            MetricType::Counter,
+            self.refused
+                .iter()
+                .map(|(r, n)| (vec![("reason", r.to_string())], *n))
+                .collect::<Samples>(),
         )
     }
 }
@@ -125,6 +136,12 @@ pub fn render(view: FleetView, counters: &Counters, format: MetricsFormat) -> St
             ("unauthorized", load(&counters.unauthorized)),
             ("unprocessable", load(&counters.unprocessable)),
             ("store_error", load(&counters.store_errors)),
+        ],
+        refused: vec![
+            ("unauthenticated", load(&counters.refused_unauthenticated)),
+            ("other_node", load(&counters.refused_other_node)),
+            ("max_nodes", load(&counters.refused_max_nodes)),
+            ("not_json", load(&counters.refused_not_json)),
         ],
     };
     serve::exposition::encode(Box::new(exposition), format, 4096)

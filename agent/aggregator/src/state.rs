@@ -156,6 +156,13 @@ pub struct Counters {
     pub too_large: AtomicU64,
     pub unauthorized: AtomicU64,
     pub unprocessable: AtomicU64,
+    /// Pushes refused for who sent them (`gluten_fleet_push_refused_total{reason}`): no or a
+    /// false credential, a credential of another node, a new node beyond `max_nodes`, a body
+    /// that is not declared JSON.
+    pub refused_unauthenticated: AtomicU64,
+    pub refused_other_node: AtomicU64,
+    pub refused_max_nodes: AtomicU64,
+    pub refused_not_json: AtomicU64,
     pub store_errors: AtomicU64,
 }
 
@@ -165,10 +172,12 @@ pub struct FleetState {
     pub fleet: Arc<Fleet>,
     pub store: Arc<dyn Store>,
     pub writer: mpsc::Sender<Incoming>,
-    /// The agents' bearer token, when `auth_token_file` is set (reloaded by a task).
-    pub token: Option<arc_swap::ArcSwap<String>>,
-    /// The readers' bearer token, when `read_token_file` is set (reloaded by a task).
-    pub read_token: Option<arc_swap::ArcSwap<String>>,
+    /// The agents' shared bearer tokens, when `auth_token_file` is set (reloaded by a task).
+    pub token: Option<arc_swap::ArcSwap<Vec<String>>>,
+    /// The readers' bearer tokens, when `read_token_file` is set (reloaded by a task).
+    pub read_token: Option<arc_swap::ArcSwap<Vec<String>>>,
+    /// The service-account token verifier, when `service_account_jwks_file` is set.
+    pub service_accounts: Option<crate::identity::jwt::Verifier>,
     pub counters: Counters,
     /// When the serving state last matched the store (ms since the epoch): at start, and after
     /// each PostgreSQL refresh. `/readyz` fails when it falls behind.

@@ -16,16 +16,16 @@ pub const REFRESH: Duration = Duration::from_millis(500);
 pub const RECOVERY_FIRST: Duration = Duration::from_millis(500);
 pub const RECOVERY_MAX: Duration = Duration::from_secs(10);
 
-/// Token rotation: re-reads the file every few seconds; keeps the old token if it breaks.
+/// Token rotation: re-reads the file every few seconds; keeps the old tokens if it breaks.
 pub fn spawn_token_reload(
     state: Arc<FleetState>,
     path: PathBuf,
-    pick: fn(&FleetState) -> Option<&arc_swap::ArcSwap<String>>,
+    pick: fn(&FleetState) -> Option<&arc_swap::ArcSwap<Vec<String>>>,
 ) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            match serve::token::read_token(&path) {
+            match serve::token::read_tokens(&path) {
                 Ok(t) => {
                     if let Some(cur) = pick(&state)
                         && **cur.load() != t

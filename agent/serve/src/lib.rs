@@ -243,7 +243,7 @@ impl ConnCtx {
         let conn = self.conn.clone();
         let head_deadline = Instant::now() + self.limits.header_timeout;
         match self.tls.clone() {
-            None => self.drive(stream).await,
+            None => self.drive(stream, None).await,
             Some(tls) => {
                 let acceptor = tls.acceptor();
                 let handshake = tokio::select! {
@@ -252,7 +252,17 @@ impl ConnCtx {
                     _ = self.stop.wait_for(|s| *s) => return,
                 };
                 match handshake {
-                    Ok(Ok(s)) => self.drive(s).await,
+                    Ok(Ok(s)) => {
+                        // The verified client certificate chain, for the handlers (client
+                        // identity): only present when a client CA is configured.
+                        let peer = s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .filter(|c| !c.is_empty())
+                            .map(|c| tls::PeerCertificates(Arc::new(c.to_vec())));
+                        self.drive(s, peer).await
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
                     }
@@ -262,7 +272,7 @@ impl ConnCtx {
         }
     }
 
-    async fn drive<IO>(&mut self, io: IO)
+    async fn drive<IO>(&mut self, io: IO, peer_certs: Option<tls::PeerCertificates>)
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -275,6 +285,9 @@ impl ConnCtx {
             if let Peer::Tcp(addr) = peer {
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(addr));
+            }
+            if let Some(certs) = &peer_certs {
+                req.extensions_mut().insert(certs.clone());
             }
             let call = tower::ServiceExt::oneshot(app.clone(), req);
             async move {

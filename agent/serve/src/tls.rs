@@ -24,6 +24,19 @@ pub enum ClientAuth {
     Require,
 }
 
+/// The certificate chain a client presented and the server verified (leaf first), put by
+/// [`serve`](crate::serve) into every request of that connection as an extension. Absent on
+/// plain HTTP, without client verification, and for clients that sent none.
+#[derive(Clone, Debug)]
+pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+
+impl PeerCertificates {
+    /// The client's own (leaf) certificate.
+    pub fn leaf(&self) -> &CertificateDer<'static> {
+        &self.0[0]
+    }
+}
+
 /// Oldest TLS version accepted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MinVersion {

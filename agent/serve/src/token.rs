@@ -1,5 +1,6 @@
 //! Bearer token files, shared by the agent's push (which sends the token) and the aggregator
-//! (which checks it): the first line of the file, trimmed.
+//! (which checks it): one token a line, trimmed. The agent sends the first; the aggregator
+//! accepts every one (so a rotation can add the new token before the old one goes).
 
 use std::path::Path;
 
@@ -12,6 +13,25 @@ pub fn read_token(path: &Path) -> Result<String, String> {
         return Err(format!("{}: no token on the first line", path.display()));
     }
     Ok(token)
+}
+
+/// Every token of a token file: its first line (which must hold one) and every further
+/// non-empty line, trimmed; an error naming the file otherwise.
+pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
+    let first = read_token(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut tokens = vec![first];
+    for line in text
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        if !tokens.iter().any(|t| t == line) {
+            tokens.push(line.to_string());
+        }
+    }
+    Ok(tokens)
 }
 
 #[cfg(test)]
@@ -31,5 +51,29 @@ mod tests {
             "{e}"
         );
         assert!(read_token(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn several_tokens_one_a_line_the_first_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(
+            &p,
+            "new 
+
+  old
+new
+",
+        )
+        .unwrap();
+        assert_eq!(read_token(&p).unwrap(), "new");
+        assert_eq!(read_tokens(&p).unwrap(), vec!["new", "old"]);
+        std::fs::write(
+            &p, "
+old
+",
+        )
+        .unwrap();
+        assert!(read_tokens(&p).is_err());
     }
 }

@@ -8,12 +8,13 @@ use crate::fleet::{Accepted, Beat};
 use crate::queue::{Incoming, Work, WriteOutcome};
 use crate::state::FleetState;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::fleet::{Heartbeat, HeartbeatReply, PROTOCOL_HEADER, PROTOCOL_VERSION};
 use proto::{NodeReport, SCHEMA_VERSION};
 use serde::Deserialize;
+use serve::tls::PeerCertificates;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -263,6 +264,7 @@ async fn store(st: &FleetState, work: Work) -> Result<WriteOutcome, String> {
 /// `POST /api/v1/reports`: 204 once stored durably, announcing the push protocol spoken.
 pub async fn post_report(
     State(st): State<Arc<FleetState>>,
+    peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -271,12 +273,10 @@ pub async fn post_report(
         counter.fetch_add(1, Ordering::Relaxed);
         error(status, why)
     };
-    if let Some(token) = &st.token
-        && let Err(why) = auth::check(&headers, &[token.load().as_str()])
-    {
-        c.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return auth::unauthorized(why);
-    }
+    let ids = match auth::push_identity(&st, &headers, peer.as_ref().map(|p| &p.0)) {
+        Ok(ids) => ids,
+        Err(r) => return *r,
+    };
     let bytes = match read_body(&headers, body, st.config.max_report_bytes as usize).await {
         Ok(b) => b,
         Err((status, why)) if status == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -291,6 +291,11 @@ pub async fn post_report(
             return reject(&c.unprocessable, StatusCode::UNPROCESSABLE_ENTITY, why);
         }
     };
+    if let Err(r) = auth::push_for_node(&st, &ids, &report.node.name)
+        .and_then(|()| auth::within_max_nodes(&st, &report.node.name))
+    {
+        return *r;
+    }
     // Stored as the node sent it (decompressed).
     let json: Arc<[u8]> = Arc::from(&bytes[..]);
     match store(&st, Work::Report(Box::new(Accepted::new(report, json)))).await {
@@ -310,16 +315,15 @@ pub async fn post_report(
 /// node or its digest is unknown here.
 pub async fn post_heartbeat(
     State(st): State<Arc<FleetState>>,
+    peer: Option<Extension<PeerCertificates>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let c = &st.counters;
-    if let Some(token) = &st.token
-        && let Err(why) = auth::check(&headers, &[token.load().as_str()])
-    {
-        c.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return auth::unauthorized(why);
-    }
+    let ids = match auth::push_identity(&st, &headers, peer.as_ref().map(|p| &p.0)) {
+        Ok(ids) => ids,
+        Err(r) => return *r,
+    };
     let bytes = match read_body(&headers, body, MAX_HEARTBEAT_BYTES).await {
         Ok(b) => b,
         Err((status, why)) => {
@@ -343,6 +347,9 @@ pub async fn post_heartbeat(
                 hb.node
             ),
         );
+    }
+    if let Err(r) = auth::push_for_node(&st, &ids, &hb.node) {
+        return *r;
     }
     // The common case, answered from memory: the digest this process stored or refreshed.
     // Last seen is written to the store by the next flush (tasks::spawn_seen_flush).
