@@ -14,6 +14,7 @@
 mod bundle;
 mod evaluate;
 mod facts;
+pub mod os_gate;
 mod read;
 mod settings;
 mod spark;
