@@ -4,6 +4,7 @@
 
 use super::bundle::{java_for_major, shim_spark_minor};
 use super::facts::{Facts, JarFacts, JdkFacts};
+use super::os_gate::Decision;
 use super::settings::Settings;
 use super::spark::{
     JARS, LOAD_LIB_FROM_JAR, LOAD_LIB_OS, LOAD_LIB_OS_VERSION, USER_CLASS_PATH_FIRST, minor_of,
@@ -29,9 +30,7 @@ fn root(f: &Facts) -> String {
 pub fn evaluate(f: &Facts, _settings: &Settings) -> Verdict {
     let mut o = Verdict::default();
     spark_defaults(f, &mut o);
-    load_lib_keys(f, &mut o);
-    // The OS gate (`os_gate::decide` on `f.os_gate`: which declared loader accepts the
-    // executor's NAME and VERSION) belongs here, after the keys it depends on.
+    os_gate(f, &mut o);
     jars(f, &mut o);
     for j in f.gluten_jars() {
         spark_match(f, j, &mut o);
@@ -72,20 +71,131 @@ fn spark_defaults(f: &Facts, o: &mut Verdict) {
     }
 }
 
-/// `spark.gluten.loadLibOS` without `spark.gluten.loadLibOSVersion`: Gluten throws before
-/// it loads anything ("… must be specified when specifies the …").
-fn load_lib_keys(f: &Facts, o: &mut Verdict) {
+/// Gluten's OS gate with `spark.gluten.loadLibFromJar=true` (`SharedLibraryLoaderUtils`, or
+/// `SharedLibraryLoader.getForOS` before 1.6): the exception it throws instead of picking a
+/// loader, or the libraries of the loader it picks that no jar it can see holds (`JniLibLoader`
+/// then throws `FileNotFoundException` for the first of them).
+fn os_gate(f: &Facts, o: &mut Verdict) {
     let g = &f.os_gate;
-    if g.load_lib_from_jar && g.load_lib_os.is_some() && g.load_lib_os_version.is_none() {
-        o.push(finding(
-            Status::Fail,
-            "load_lib_os_version",
-            format!(
-                "{LOAD_LIB_OS} is {} but {LOAD_LIB_OS_VERSION} is not set, with {LOAD_LIB_FROM_JAR}=true: Gluten throws \"{LOAD_LIB_OS_VERSION} must be specified when specifies the {LOAD_LIB_OS}\" and the executor does not start",
-                g.load_lib_os.as_deref().unwrap_or("")
-            ),
-        ));
+    if !g.load_lib_from_jar {
+        return;
     }
+    let Some(d) = &g.decision else {
+        if let Some(why) = &g.undecided
+            && f.gluten_jars().next().is_some()
+        {
+            o.push(finding(
+                Status::Unknown,
+                "os_gate_unknown",
+                format!("{LOAD_LIB_FROM_JAR}=true, but which SharedLibraryLoader Gluten picks is not known: {why}"),
+            ));
+        }
+        return;
+    };
+    let gluten = d
+        .gluten_version
+        .as_deref()
+        .map(|v| format!("Gluten {v}"))
+        .unwrap_or_else(|| "Gluten".to_string());
+    let os = || match (&g.load_lib_os, &g.load_lib_os_version) {
+        (Some(n), Some(v)) => format!("{n} {v} (from {LOAD_LIB_OS} and {LOAD_LIB_OS_VERSION})"),
+        _ => format!(
+            "NAME {} VERSION {} of /etc/os-release in {}",
+            g.os_release_name.as_deref().unwrap_or("(none)"),
+            g.os_release_version.as_deref().unwrap_or("(none)"),
+            root(f)
+        ),
+    };
+    let fail = |rule: &str, message: &str| {
+        finding(
+            Status::Fail,
+            rule,
+            format!(
+                "{LOAD_LIB_FROM_JAR}=true and {gluten}'s OS gate refuses {}: {message}; the executor does not start",
+                os()
+            ),
+        )
+    };
+    match &d.outcome {
+        Decision::NotLoading => {}
+        Decision::Accepted { loader, libraries } => {
+            if d.missing.is_empty() {
+                return;
+            }
+            let in_bundle = f
+                .gluten_jars()
+                .any(|j| j.root_libraries.iter().any(|r| libraries.contains(&r.as_str())));
+            o.push(finding(
+                Status::Fail,
+                "os_gate_libraries",
+                format!(
+                    "{LOAD_LIB_FROM_JAR}=true: {gluten} picks {} for {}, which loads {} libraries from the class path; {} of them are in no jar it can see: {}{}; Gluten throws \"GlutenException: java.io.FileNotFoundException: {}\" and the executor does not start",
+                    simple(loader),
+                    os(),
+                    libraries.len(),
+                    d.missing.len(),
+                    d.missing.join(", "),
+                    if in_bundle {
+                        String::new()
+                    } else {
+                        format!(
+                            " (the Gluten bundle carries none of {}'s libraries: Gluten ships them in a separate third-party jar for this OS, which must be on the classpath with the bundle, or set {LOAD_LIB_FROM_JAR}=false and install them on the node)",
+                            simple(loader)
+                        )
+                    },
+                    d.missing[0]
+                ),
+            ));
+        }
+        Decision::NoLoader { message }
+        | Decision::Ambiguous { message, .. }
+        | Decision::MissingName { message }
+        | Decision::MissingVersion { message } => {
+            o.push(fail("os_gate", message));
+        }
+        Decision::OsReleaseUnusable { message } => match &g.os_release_error {
+            Some(e) => o.push(finding(
+                Status::Unknown,
+                "os_gate_unknown",
+                format!("{LOAD_LIB_FROM_JAR}=true, but the agent cannot read /etc/os-release of {}: {e}", root(f)),
+            )),
+            None => o.push(fail("os_gate", message)),
+        },
+        Decision::OverrideIncomplete { message } => {
+            o.push(finding(
+                Status::Fail,
+                "load_lib_os_version",
+                format!(
+                    "{LOAD_LIB_OS} is {} but {LOAD_LIB_OS_VERSION} is not set, with {LOAD_LIB_FROM_JAR}=true: Gluten throws \"{message}\" and the executor does not start",
+                    g.load_lib_os.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        Decision::UnknownLoader { class } => {
+            let jars: Vec<&str> = g
+                .jars
+                .iter()
+                .filter(|j| j.loaders.iter().any(|l| l == class))
+                .map(|j| j.jar.as_str())
+                .collect();
+            o.push(
+                finding(
+                    Status::Unknown,
+                    "os_gate_unknown_loader",
+                    format!(
+                        "{LOAD_LIB_FROM_JAR}=true and {} declares the SharedLibraryLoader {class}, which {gluten} does not ship: whether it accepts this OS is not known",
+                        jars.join(", ")
+                    ),
+                )
+                .about(class.clone()),
+            );
+        }
+    }
+}
+
+/// `org.apache.gluten.spi.SharedLibraryLoaderDebian12` → `SharedLibraryLoaderDebian12`.
+fn simple(class: &str) -> &str {
+    class.rsplit('.').next().unwrap_or(class)
 }
 
 /// Named jars that are missing or unreadable; no Gluten jar at all; two Gluten jars.
@@ -468,8 +578,14 @@ fn summary(f: &Facts) -> String {
         .and_then(|j| j.version.clone())
         .map(|v| format!(", JDK {v}"))
         .unwrap_or_default();
+    let gate = match f.os_gate.decision.as_ref().map(|d| &d.outcome) {
+        Some(Decision::Accepted { loader, .. }) => {
+            format!(", OS libraries from jars by {}", simple(loader))
+        }
+        _ => String::new(),
+    };
     format!(
-        "{} on Spark {} (Scala {}){jdk}",
+        "{} on Spark {} (Scala {}){jdk}{gate}",
         bundles.join(", "),
         f.spark.version.as_deref().unwrap_or("?"),
         f.spark.scala_binary.as_deref().unwrap_or("?")

@@ -155,6 +155,11 @@ fn strip_quotes(s: &str) -> String {
 
 /// `java.util.Properties.load(InputStream)` (JDK 17 `LineReader` and `loadConvert`), pairs in
 /// file order.
+///
+/// Not `crate::spark_conf::parse_java_properties`: that one reads `spark-defaults.conf` text
+/// (UTF-8, value escapes left as written, lines split at `\n`), while Gluten's `Properties.load` of a byte stream
+/// decodes ISO-8859-1, turns `\uXXXX`, `\t`, `\n`... into characters in keys and values, fails
+/// on a malformed `\u`, and splits lines at a lone `\r` too; the gate must see what Gluten sees.
 fn java_properties(bytes: &[u8]) -> Result<Vec<(String, String)>, PropertiesError> {
     let chars: Vec<char> = bytes.iter().map(|&b| char::from(b)).collect();
     let mut pos = 0;
