@@ -866,4 +866,151 @@ mod tests {
             Some("`spark.executor.userClassPathFirst`: yes is not true or false".into());
         assert_eq!(only(&run(&f)).0, Status::Unknown);
     }
+
+    /// `facts()` with the gate on, decided over `os_release` as the read decides it.
+    fn gate(mut f: Facts, os_release: Option<&[u8]>) -> Facts {
+        use crate::gluten_runtime::facts::JarLoaders;
+        use crate::gluten_runtime::os_gate::GlutenRelease;
+        let loaders: Vec<String> = GlutenRelease::V1_7
+            .bundled_loaders()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        f.jars[0].shared_library_loaders = Some(loaders.clone());
+        if f.os_gate.jars.is_empty() {
+            f.os_gate.jars.push(JarLoaders {
+                jar: f.jars[0].path.clone(),
+                loaders,
+            });
+        }
+        f.os_gate.load_lib_from_jar = true;
+        if let Some(Ok(r)) = os_release.map(crate::gluten_runtime::os_gate::parse_os_release) {
+            f.os_gate.os_release_name = r.name;
+            f.os_gate.os_release_version = r.version;
+        }
+        let (d, u) = super::super::gate::decide_gate(&f.jars, &f.os_gate, os_release);
+        f.os_gate.decision = d;
+        f.os_gate.undecided = u;
+        f
+    }
+
+    const DEBIAN_12: &[u8] = b"NAME=\"Debian GNU/Linux\"\nVERSION=\"12 (bookworm)\"\n";
+
+    #[test]
+    fn os_gate_with_only_the_bundle_misses_the_loaders_libraries() {
+        let f = gate(facts(), Some(DEBIAN_12));
+        let (s, rule, m) = only(&run(&f));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Fail, "gluten_runtime.os_gate_libraries")
+        );
+        assert!(
+            m.starts_with("spark.gluten.loadLibFromJar=true: Gluten 1.7.0 picks SharedLibraryLoaderDebian12 for NAME Debian GNU/Linux VERSION 12 (bookworm) of /etc/os-release in the host root, which loads 29 libraries from the class path; 29 of them are in no jar it can see: libcrypto.so.3, "),
+            "{m}"
+        );
+        assert!(
+            m.contains("the Gluten bundle carries none of SharedLibraryLoaderDebian12's libraries"),
+            "{m}"
+        );
+        assert!(m.contains("FileNotFoundException: libcrypto.so.3\""), "{m}");
+
+        // A jar holding them all: ok, and the summary says who loads them.
+        let mut f = facts();
+        let Some(Decision::Accepted { libraries, .. }) = gate(facts(), Some(DEBIAN_12))
+            .os_gate
+            .decision
+            .map(|d| d.outcome)
+        else {
+            panic!()
+        };
+        f.jars.push(JarFacts {
+            path: "/opt/gluten/thirdparty.jar".into(),
+            placement: EXTRA_CLASS_PATH.into(),
+            found: true,
+            root_libraries: libraries.iter().map(|s| s.to_string()).collect(),
+            ..JarFacts::default()
+        });
+        let v = run(&gate(f, Some(DEBIAN_12)));
+        assert_eq!(v.status(), Status::Ok, "{:?}", v.findings);
+        assert!(
+            v.summary()
+                .ends_with(", OS libraries from jars by SharedLibraryLoaderDebian12")
+        );
+    }
+
+    #[test]
+    fn os_gate_refusals_are_glutens_own_exceptions() {
+        let f = gate(
+            facts(),
+            Some(b"NAME=\"Ubuntu\"\nVERSION=\"24.04 LTS (Noble Numbat)\"\n"),
+        );
+        let (s, rule, m) = only(&run(&f));
+        assert_eq!((s, rule.as_str()), (Status::Fail, "gluten_runtime.os_gate"));
+        assert_eq!(
+            m,
+            "spark.gluten.loadLibFromJar=true and Gluten 1.7.0's OS gate refuses NAME Ubuntu VERSION 24.04 LTS (Noble Numbat) of /etc/os-release in the host root: org.apache.gluten.exception.GlutenException: Cannot find SharedLibraryLoader for Ubuntu 24.04 LTS (Noble Numbat), pleasecheck whether your custom SharedLibraryLoader is implemented and loadable.; the executor does not start"
+        );
+
+        // No /etc/os-release: Gluten's FileNotFoundException; unreadable here: unknown.
+        let f = gate(facts(), None);
+        assert!(
+            only(&run(&f))
+                .2
+                .contains("java.io.FileNotFoundException: /etc/os-release")
+        );
+        let mut f = facts();
+        f.os_gate.os_release_error = Some("/etc/os-release: Permission denied".into());
+        let (s, rule, _) = only(&run(&gate(f, None)));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Unknown, "gluten_runtime.os_gate_unknown")
+        );
+
+        // An incomplete override.
+        let mut f = facts();
+        f.os_gate.load_lib_os = Some("Ubuntu".into());
+        let (s, rule, m) = only(&run(&gate(f, Some(DEBIAN_12))));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Fail, "gluten_runtime.load_lib_os_version")
+        );
+        assert!(
+            m.contains("must be specified when specifies the spark.gluten.loadLibOS"),
+            "{m}"
+        );
+
+        // A loader Gluten does not ship.
+        let mut f = facts();
+        f.os_gate
+            .jars
+            .push(crate::gluten_runtime::facts::JarLoaders {
+                jar: "/opt/custom.jar".into(),
+                loaders: vec!["com.example.MyLoader".into()],
+            });
+        let (s, rule, m) = only(&run(&gate(f, Some(DEBIAN_12))));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Unknown, "gluten_runtime.os_gate_unknown_loader")
+        );
+        assert!(
+            m.contains("/opt/custom.jar declares the SharedLibraryLoader com.example.MyLoader"),
+            "{m}"
+        );
+
+        // A release whose gate is not modelled.
+        let mut f = facts();
+        f.jars[0]
+            .build_info
+            .insert("gluten_version".into(), "1.3.0".into());
+        let (s, rule, _) = only(&run(&gate(f, Some(DEBIAN_12))));
+        assert_eq!(
+            (s, rule.as_str()),
+            (Status::Unknown, "gluten_runtime.os_gate_unknown")
+        );
+
+        // The gate off: no finding, the decision says so.
+        let mut f = gate(facts(), Some(DEBIAN_12));
+        f.os_gate.load_lib_from_jar = false;
+        assert_eq!(run(&f).status(), Status::Ok);
+    }
 }

@@ -137,7 +137,11 @@ mod tests {
             root_libraries: libraries[1..].iter().map(|s| s.to_string()).collect(),
             ..JarFacts::default()
         };
-        let (d, _) = decide_gate(&[bundle("1.7.0"), third.clone()], &inputs(true), Some(DEBIAN_12));
+        let (d, _) = decide_gate(
+            &[bundle("1.7.0"), third.clone()],
+            &inputs(true),
+            Some(DEBIAN_12),
+        );
         let d = d.unwrap();
         assert_eq!(d.missing, [libraries[0]]);
         assert_eq!(d.found[0].jar, "/opt/gluten/thirdparty.jar");
@@ -162,7 +166,9 @@ mod tests {
         assert_eq!(d, None);
         assert_eq!(
             u.as_deref(),
-            Some("/opt/gluten/gluten.jar is Gluten 1.3.0, whose OS gate is not modelled (1.4 to 1.7 are)")
+            Some(
+                "/opt/gluten/gluten.jar is Gluten 1.3.0, whose OS gate is not modelled (1.4 to 1.7 are)"
+            )
         );
         let (d, u) = decide_gate(&[], &inputs(true), None);
         assert_eq!(d, None);

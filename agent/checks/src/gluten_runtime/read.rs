@@ -5,13 +5,13 @@
 
 use super::GlutenRuntime;
 use super::bundle::properties;
-use super::{gate, os_gate};
 use super::facts::{Facts, JarFacts, JarLoaders, JdkFacts, Library, SparkFacts};
 use super::spark::{
     self, Entry, JAVA_HOME_ENV, LOAD_LIB_FROM_JAR, LOAD_LIB_OS, LOAD_LIB_OS_VERSION,
     SPARK_HOME_ENV, USER_CLASS_PATH_FIRST, jar_name, java_feature, jdk_release_version,
     manifest_value, minor_of, release_version, scala_suffix,
 };
+use super::{gate, os_gate};
 use crate::check::CheckError;
 use crate::host::Host;
 use crate::spark_conf::{SparkConf, parse_spark_defaults};
