@@ -21,6 +21,7 @@
 //! Not modelled: the macOS branch (`os.name` of the JVM), custom loaders whose class is unknown
 //! here ([`Decision::UnknownLoader`], never a guess), and whether the libraries are present.
 
+mod libraries;
 pub mod rules;
 #[cfg(test)]
 mod tests;
