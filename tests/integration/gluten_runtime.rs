@@ -484,3 +484,261 @@ fn a_jdk_8_layout_is_found_through_its_jre_java() {
         "JDK 1.8.0_402 at {home} (from /usr/bin/java) is older than the bundle needs"
     )));
 }
+
+/// `/etc/os-release` as the distributions ship it (the keys Gluten reads, and their neighbours).
+const DEBIAN_12: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
+const UBUNTU_2204: &str = "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.4 LTS (Jammy Jellyfish)\"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\n";
+const UBUNTU_2404: &str = "PRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nVERSION=\"24.04.1 LTS (Noble Numbat)\"\nVERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\n";
+const ROCKY_9: &str = "NAME=\"Rocky Linux\"\nVERSION=\"9.4 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\nPLATFORM_ID=\"platform:el9\"\nPRETTY_NAME=\"Rocky Linux 9.4 (Blue Onyx)\"\n";
+const RHEL_9: &str = "NAME=\"Red Hat Enterprise Linux\"\nVERSION=\"9.4 (Plow)\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\nPLATFORM_ID=\"platform:el9\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.4 (Plow)\"\n";
+const OPENEULER_2403: &str = "NAME=\"openEuler\"\nVERSION=\"24.03 (LTS)\"\nID=\"openEuler\"\nVERSION_ID=\"24.03\"\nPRETTY_NAME=\"openEuler 24.03 (LTS)\"\nANSI_COLOR=\"0;31\"\n";
+
+/// The libraries Gluten 1.7.0's `loader` loads.
+fn libraries_of(loader: &str) -> &'static [&'static str] {
+    checks::gluten_runtime::os_gate::GlutenRelease::V1_7
+        .spi_rules()
+        .iter()
+        .find(|r| r.class.ends_with(loader))
+        .unwrap()
+        .libraries
+}
+
+impl Root {
+    /// A third-party jar at `at` holding `libs` at its root (stand-ins: a few bytes each), like
+    /// the one Gluten ships beside the bundle for each OS.
+    fn third_party(&self, at: &str, libs: &[&str]) -> &Self {
+        let l = self.local(at);
+        std::fs::create_dir_all(l.parent().unwrap()).unwrap();
+        let st = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import sys,zipfile\nwith zipfile.ZipFile(sys.argv[1],'w') as z:\n    for n in sys.argv[2:]: z.writestr(n, b'\\x7fELF')\n")
+            .arg(&l)
+            .args(libs)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self
+    }
+}
+
+fn gate_conf(extra: &str, more: &str) -> String {
+    format!("spark.executor.extraClassPath {extra}\nspark.executorEnv.JAVA_HOME {JDK17}\n{more}")
+}
+
+const FROM_JAR: &str = "spark.gluten.loadLibFromJar true\n";
+
+#[test]
+fn os_gate_off_decides_nothing_and_finds_nothing() {
+    let r = Root::new("3.5.5", &gate_conf("/opt/gluten/gluten.jar", ""));
+    r.gluten("/opt/gluten/gluten.jar").jdk17();
+    r.write("/etc/os-release", UBUNTU_2404);
+    let o = r.run();
+    assert_eq!(o.status(), Status::Ok, "{:?}", o.findings);
+    let d = &o.facts["os_gate"]["decision"];
+    assert_eq!(d["outcome"]["kind"], "not_loading");
+    assert_eq!(d["gluten_version"], "1.7.0");
+    assert_eq!(
+        o.facts["os_gate"]["os_release_version"],
+        "24.04.1 LTS (Noble Numbat)"
+    );
+}
+
+#[test]
+fn os_gate_of_the_1_7_0_bundle_on_six_distributions() {
+    // (os-release, the loader Gluten 1.7.0 picks, or its refusal)
+    let cases = [
+        (
+            DEBIAN_12,
+            Some("SharedLibraryLoaderDebian12"),
+            "Debian GNU/Linux 12 (bookworm)",
+        ),
+        (
+            UBUNTU_2204,
+            Some("SharedLibraryLoaderUbuntu2204"),
+            "Ubuntu 22.04.4 LTS (Jammy Jellyfish)",
+        ),
+        (
+            RHEL_9,
+            Some("SharedLibraryLoaderCentos9"),
+            "Red Hat Enterprise Linux 9.4 (Plow)",
+        ),
+        (
+            OPENEULER_2403,
+            Some("SharedLibraryLoaderOpenEuler2403"),
+            "openEuler 24.03 (LTS)",
+        ),
+        (UBUNTU_2404, None, "Ubuntu 24.04.1 LTS (Noble Numbat)"),
+        (ROCKY_9, None, "Rocky Linux 9.4 (Blue Onyx)"),
+    ];
+    for (os_release, loader, os) in cases {
+        let r = Root::new("3.5.5", &gate_conf("/opt/gluten/gluten.jar", FROM_JAR));
+        r.gluten("/opt/gluten/gluten.jar").jdk17();
+        r.write("/etc/os-release", os_release);
+        let o = r.run();
+        assert_eq!(o.status(), Status::Fail, "{os}: {:?}", o.findings);
+        let d = &o.facts["os_gate"]["decision"];
+        assert_eq!(d["gate"], "spi");
+        assert_eq!(d["loaders"].as_array().unwrap().len(), 9, "{os}");
+        match loader {
+            Some(loader) => {
+                // Only the bundle: none of the loader's libraries is on the classpath.
+                assert_eq!(d["outcome"]["kind"], "accepted", "{os}");
+                assert_eq!(
+                    d["outcome"]["loader"],
+                    format!("org.apache.gluten.spi.{loader}")
+                );
+                let libs = libraries_of(loader);
+                assert_eq!(d["missing"].as_array().unwrap().len(), libs.len(), "{os}");
+                let m = &messages(&o, "os_gate_libraries")[0];
+                assert!(
+                    m.starts_with(&format!(
+                        "spark.gluten.loadLibFromJar=true: Gluten 1.7.0 picks {loader} for NAME "
+                    )),
+                    "{m}"
+                );
+                assert!(m.contains(libs[0]), "{m}");
+                assert!(m.contains("the Gluten bundle carries none of"), "{m}");
+            }
+            None => {
+                assert_eq!(d["outcome"]["kind"], "no_loader", "{os}");
+                let m = &messages(&o, "os_gate")[0];
+                assert!(
+                    m.contains(&format!(
+                        "GlutenException: Cannot find SharedLibraryLoader for {os}, pleasecheck"
+                    )),
+                    "{m}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn os_gate_debian_12_with_the_third_party_jar_starts() {
+    let libs = libraries_of("SharedLibraryLoaderDebian12");
+    // The third-party jar through a wildcard dir on the classpath.
+    let r = Root::new(
+        "3.5.5",
+        &gate_conf("/opt/gluten/gluten.jar:/opt/thirdparty/*", FROM_JAR),
+    );
+    r.gluten("/opt/gluten/gluten.jar").jdk17().third_party(
+        "/opt/thirdparty/gluten-thirdparty-lib-debian-12-x86_64.jar",
+        libs,
+    );
+    r.write("/etc/os-release", DEBIAN_12);
+    let o = r.run();
+    assert_eq!(o.status(), Status::Ok, "{:?}", o.findings);
+    assert!(
+        o.summary()
+            .ends_with(", OS libraries from jars by SharedLibraryLoaderDebian12")
+    );
+    let d = &o.facts["os_gate"]["decision"];
+    assert_eq!(d["missing"].as_array().unwrap().len(), 0);
+    assert_eq!(d["found"].as_array().unwrap().len(), libs.len());
+    assert_eq!(
+        d["found"][0]["jar"],
+        "/opt/thirdparty/gluten-thirdparty-lib-debian-12-x86_64.jar"
+    );
+
+    // One library short: named.
+    let r = Root::new(
+        "3.5.5",
+        &gate_conf("/opt/gluten/gluten.jar:/opt/tp.jar", FROM_JAR),
+    );
+    r.gluten("/opt/gluten/gluten.jar")
+        .jdk17()
+        .third_party("/opt/tp.jar", &libs[1..]);
+    r.write("/etc/os-release", DEBIAN_12);
+    let o = r.run();
+    let m = &messages(&o, "os_gate_libraries")[0];
+    assert!(
+        m.contains(&format!("in no jar it can see (1): {};", libs[0])),
+        "{m}"
+    );
+    assert!(!m.contains("carries none"), "{m}");
+
+    // In spark.jars, out of reach of the bundle's class loader (the JVM's own classpath).
+    let r = Root::new(
+        "3.5.5",
+        &gate_conf(
+            "/opt/gluten/gluten.jar",
+            &format!("{FROM_JAR}spark.jars /opt/tp.jar\n"),
+        ),
+    );
+    r.gluten("/opt/gluten/gluten.jar")
+        .jdk17()
+        .third_party("/opt/tp.jar", libs);
+    r.write("/etc/os-release", DEBIAN_12);
+    assert_eq!(messages(&r.run(), "os_gate_libraries").len(), 1);
+}
+
+#[test]
+fn os_gate_overrides_replace_os_release() {
+    let libs = libraries_of("SharedLibraryLoaderDebian12");
+    // Rocky 9 has no loader, but the override names Debian 12.
+    let r = Root::new(
+        "3.5.5",
+        &gate_conf(
+            "/opt/gluten/gluten.jar:/opt/tp.jar",
+            &format!(
+                "{FROM_JAR}spark.gluten.loadLibOS Debian GNU/Linux\nspark.gluten.loadLibOSVersion 12\n"
+            ),
+        ),
+    );
+    r.gluten("/opt/gluten/gluten.jar")
+        .jdk17()
+        .third_party("/opt/tp.jar", libs);
+    r.write("/etc/os-release", ROCKY_9);
+    let o = r.run();
+    assert_eq!(o.status(), Status::Ok, "{:?}", o.findings);
+    assert_eq!(
+        o.facts["os_gate"]["decision"]["outcome"]["loader"],
+        "org.apache.gluten.spi.SharedLibraryLoaderDebian12"
+    );
+
+    // The name without the version: Gluten throws before it reads anything.
+    let r = Root::new(
+        "3.5.5",
+        &gate_conf(
+            "/opt/gluten/gluten.jar",
+            &format!("{FROM_JAR}spark.gluten.loadLibOS Ubuntu\n"),
+        ),
+    );
+    r.gluten("/opt/gluten/gluten.jar").jdk17();
+    r.write("/etc/os-release", DEBIAN_12);
+    let o = r.run();
+    assert_eq!(
+        rules(&o),
+        [(
+            Status::Fail,
+            "gluten_runtime.load_lib_os_version".to_string()
+        )]
+    );
+    assert!(messages(&o, "load_lib_os_version")[0].contains(
+        "spark.gluten.loadLibOSVersion must be specified when specifies the spark.gluten.loadLibOS"
+    ));
+
+    // The override of a distribution Gluten has no loader for.
+    let r = Root::new(
+        "3.5.5",
+        &gate_conf(
+            "/opt/gluten/gluten.jar",
+            &format!(
+                "{FROM_JAR}spark.gluten.loadLibOS Ubuntu\nspark.gluten.loadLibOSVersion 24.04\n"
+            ),
+        ),
+    );
+    r.gluten("/opt/gluten/gluten.jar").jdk17();
+    r.write("/etc/os-release", UBUNTU_2204);
+    let m = &messages(&r.run(), "os_gate")[0];
+    assert!(
+        m.contains(
+            "refuses Ubuntu 24.04 (from spark.gluten.loadLibOS and spark.gluten.loadLibOSVersion)"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("Cannot find SharedLibraryLoader for Ubuntu 24.04,"),
+        "{m}"
+    );
+}

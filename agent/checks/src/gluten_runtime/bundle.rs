@@ -19,6 +19,8 @@ pub const LOADER_SERVICES: &str = "META-INF/services/org.apache.gluten.spi.Share
 pub const BUILD_INFO: &str = "gluten-build-info.properties";
 /// Largest text entry read (properties, services).
 const MAX_TEXT_BYTES: u64 = 1 << 20;
+/// Most root-level shared libraries recorded per jar (Gluten's third-party jars hold ~40).
+const MAX_ROOT_LIBRARIES: usize = 1024;
 /// Jars kept in the cache (classpath dirs may hold many).
 const CACHE_ENTRIES: usize = 1024;
 
@@ -64,6 +66,10 @@ pub fn read_jar(local: &Path, shown: &str) -> Result<JarFacts, String> {
             if !f.native_dirs.iter().any(|d| d == dir) {
                 f.native_dirs.push(dir.to_string());
             }
+        } else if is_root_library(name) {
+            if f.root_libraries.len() < MAX_ROOT_LIBRARIES {
+                f.root_libraries.push(name.clone());
+            }
         } else if is_class(name) {
             classes.push(i);
         }
@@ -73,6 +79,7 @@ pub fn read_jar(local: &Path, shown: &str) -> Result<JarFacts, String> {
     }
     f.native_dirs.sort();
     f.libraries.sort();
+    f.root_libraries.sort();
     f.shims = shims(&names, &f.libraries);
     if f.gluten {
         let mut by_package: BTreeMap<String, PackageClasses> = BTreeMap::new();
@@ -162,6 +169,12 @@ pub fn package_of(name: &str) -> &str {
         Some((i, _)) => &dir[..i],
         None => dir,
     }
+}
+
+/// A shared library at the jar root (`libre2.so.9`, `libglog.so.1`): what a class loader finds
+/// by the bare name Gluten's loaders pass to `JniLibLoader`.
+fn is_root_library(name: &str) -> bool {
+    !name.contains('/') && (name.ends_with(".so") || name.contains(".so."))
 }
 
 /// `META-INF/maven/<group>/<artifact>/pom.properties` → (group, artifact).
@@ -298,6 +311,10 @@ mod tests {
         assert_eq!(pom_properties_path("META-INF/maven/x/pom.properties"), None);
         assert_eq!(native_dir("linux/amd64/libvelox.so"), Some("linux/amd64"));
         assert_eq!(native_dir("linux/amd64/"), None);
+        assert!(is_root_library("libboost_atomic.so.1.84.0"));
+        assert!(is_root_library("libre2.so"));
+        assert!(!is_root_library("linux/amd64/libvelox.so"));
+        assert!(!is_root_library("libfoo.sox"));
         assert_eq!(
             parse_services("# licence\n\norg.a.B\n  org.a.C # why\n"),
             ["org.a.B", "org.a.C"]

@@ -4,6 +4,7 @@
 
 use super::bundle::{java_for_major, shim_spark_minor};
 use super::facts::{Facts, JarFacts, JdkFacts};
+use super::os_gate::Decision;
 use super::settings::Settings;
 use super::spark::{
     JARS, LOAD_LIB_FROM_JAR, LOAD_LIB_OS, LOAD_LIB_OS_VERSION, USER_CLASS_PATH_FIRST, minor_of,
@@ -29,9 +30,7 @@ fn root(f: &Facts) -> String {
 pub fn evaluate(f: &Facts, _settings: &Settings) -> Verdict {
     let mut o = Verdict::default();
     spark_defaults(f, &mut o);
-    load_lib_keys(f, &mut o);
-    // The OS gate (`os_gate::decide` on `f.os_gate`: which declared loader accepts the
-    // executor's NAME and VERSION) belongs here, after the keys it depends on.
+    os_gate(f, &mut o);
     jars(f, &mut o);
     for j in f.gluten_jars() {
         spark_match(f, j, &mut o);
@@ -72,20 +71,131 @@ fn spark_defaults(f: &Facts, o: &mut Verdict) {
     }
 }
 
-/// `spark.gluten.loadLibOS` without `spark.gluten.loadLibOSVersion`: Gluten throws before
-/// it loads anything ("… must be specified when specifies the …").
-fn load_lib_keys(f: &Facts, o: &mut Verdict) {
+/// Gluten's OS gate with `spark.gluten.loadLibFromJar=true` (`SharedLibraryLoaderUtils`, or
+/// `SharedLibraryLoader.getForOS` before 1.6): the exception it throws instead of picking a
+/// loader, or the libraries of the loader it picks that no jar it can see holds (`JniLibLoader`
+/// then throws `FileNotFoundException` for the first of them).
+fn os_gate(f: &Facts, o: &mut Verdict) {
     let g = &f.os_gate;
-    if g.load_lib_from_jar && g.load_lib_os.is_some() && g.load_lib_os_version.is_none() {
-        o.push(finding(
-            Status::Fail,
-            "load_lib_os_version",
-            format!(
-                "{LOAD_LIB_OS} is {} but {LOAD_LIB_OS_VERSION} is not set, with {LOAD_LIB_FROM_JAR}=true: Gluten throws \"{LOAD_LIB_OS_VERSION} must be specified when specifies the {LOAD_LIB_OS}\" and the executor does not start",
-                g.load_lib_os.as_deref().unwrap_or("")
-            ),
-        ));
+    if !g.load_lib_from_jar {
+        return;
     }
+    let Some(d) = &g.decision else {
+        if let Some(why) = &g.undecided
+            && f.gluten_jars().next().is_some()
+        {
+            o.push(finding(
+                Status::Unknown,
+                "os_gate_unknown",
+                format!("{LOAD_LIB_FROM_JAR}=true, but which SharedLibraryLoader Gluten picks is not known: {why}"),
+            ));
+        }
+        return;
+    };
+    let gluten = d
+        .gluten_version
+        .as_deref()
+        .map(|v| format!("Gluten {v}"))
+        .unwrap_or_else(|| "Gluten".to_string());
+    let os = || match (&g.load_lib_os, &g.load_lib_os_version) {
+        (Some(n), Some(v)) => format!("{n} {v} (from {LOAD_LIB_OS} and {LOAD_LIB_OS_VERSION})"),
+        _ => format!(
+            "NAME {} VERSION {} of /etc/os-release in {}",
+            g.os_release_name.as_deref().unwrap_or("(none)"),
+            g.os_release_version.as_deref().unwrap_or("(none)"),
+            root(f)
+        ),
+    };
+    let fail = |rule: &str, message: &str| {
+        finding(
+            Status::Fail,
+            rule,
+            format!(
+                "{LOAD_LIB_FROM_JAR}=true and {gluten}'s OS gate refuses {}: {message}; the executor does not start",
+                os()
+            ),
+        )
+    };
+    match &d.outcome {
+        Decision::NotLoading => {}
+        Decision::Accepted { loader, libraries } => {
+            if d.missing.is_empty() {
+                return;
+            }
+            let in_bundle = f
+                .gluten_jars()
+                .any(|j| j.root_libraries.iter().any(|r| libraries.contains(&r.as_str())));
+            o.push(finding(
+                Status::Fail,
+                "os_gate_libraries",
+                format!(
+                    "{LOAD_LIB_FROM_JAR}=true: {gluten} picks {} for {}, which loads {} libraries from the class path; in no jar it can see ({}): {}{}; Gluten throws \"GlutenException: java.io.FileNotFoundException: {}\" and the executor does not start",
+                    simple(loader),
+                    os(),
+                    libraries.len(),
+                    d.missing.len(),
+                    d.missing.join(", "),
+                    if in_bundle || !d.found.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (the Gluten bundle carries none of {}'s libraries: Gluten ships them in a separate third-party jar for this OS, which must be on the classpath with the bundle, or set {LOAD_LIB_FROM_JAR}=false and install them on the node)",
+                            simple(loader)
+                        )
+                    },
+                    d.missing[0]
+                ),
+            ));
+        }
+        Decision::NoLoader { message }
+        | Decision::Ambiguous { message, .. }
+        | Decision::MissingName { message }
+        | Decision::MissingVersion { message } => {
+            o.push(fail("os_gate", message));
+        }
+        Decision::OsReleaseUnusable { message } => match &g.os_release_error {
+            Some(e) => o.push(finding(
+                Status::Unknown,
+                "os_gate_unknown",
+                format!("{LOAD_LIB_FROM_JAR}=true, but the agent cannot read /etc/os-release of {}: {e}", root(f)),
+            )),
+            None => o.push(fail("os_gate", message)),
+        },
+        Decision::OverrideIncomplete { message } => {
+            o.push(finding(
+                Status::Fail,
+                "load_lib_os_version",
+                format!(
+                    "{LOAD_LIB_OS} is {} but {LOAD_LIB_OS_VERSION} is not set, with {LOAD_LIB_FROM_JAR}=true: Gluten throws \"{message}\" and the executor does not start",
+                    g.load_lib_os.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        Decision::UnknownLoader { class } => {
+            let jars: Vec<&str> = g
+                .jars
+                .iter()
+                .filter(|j| j.loaders.iter().any(|l| l == class))
+                .map(|j| j.jar.as_str())
+                .collect();
+            o.push(
+                finding(
+                    Status::Unknown,
+                    "os_gate_unknown_loader",
+                    format!(
+                        "{LOAD_LIB_FROM_JAR}=true and {} declares the SharedLibraryLoader {class}, which {gluten} does not ship: whether it accepts this OS is not known",
+                        jars.join(", ")
+                    ),
+                )
+                .about(class.clone()),
+            );
+        }
+    }
+}
+
+/// `org.apache.gluten.spi.SharedLibraryLoaderDebian12` → `SharedLibraryLoaderDebian12`.
+fn simple(class: &str) -> &str {
+    class.rsplit('.').next().unwrap_or(class)
 }
 
 /// Named jars that are missing or unreadable; no Gluten jar at all; two Gluten jars.
@@ -468,8 +578,14 @@ fn summary(f: &Facts) -> String {
         .and_then(|j| j.version.clone())
         .map(|v| format!(", JDK {v}"))
         .unwrap_or_default();
+    let gate = match f.os_gate.decision.as_ref().map(|d| &d.outcome) {
+        Some(Decision::Accepted { loader, .. }) => {
+            format!(", OS libraries from jars by {}", simple(loader))
+        }
+        _ => String::new(),
+    };
     format!(
-        "{} on Spark {} (Scala {}){jdk}",
+        "{} on Spark {} (Scala {}){jdk}{gate}",
         bundles.join(", "),
         f.spark.version.as_deref().unwrap_or("?"),
         f.spark.scala_binary.as_deref().unwrap_or("?")
@@ -525,229 +641,4 @@ fn inventory(f: &Facts, o: &mut Verdict) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gluten_runtime::facts::{Library, Unresolvable};
-    use crate::gluten_runtime::spark::EXTRA_CLASS_PATH;
-
-    /// Gluten 1.7.0 (as the real bundle describes itself) on Spark 3.5.5 with JDK 17.
-    fn facts() -> Facts {
-        let mut f = Facts::default();
-        let build_info = [
-            ("gluten_version", "1.7.0"),
-            ("spark_version", "3.5.5"),
-            ("scala_version", "2.12.18"),
-            ("java_version", "17"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        f.jars.push(JarFacts {
-            path: "/opt/gluten/gluten.jar".into(),
-            placement: EXTRA_CLASS_PATH.into(),
-            found: true,
-            gluten: true,
-            build_info,
-            shims: vec!["spark35".into()],
-            libraries: vec![Library {
-                group: "org.apache.arrow".into(),
-                artifact: "arrow-vector".into(),
-                version: "15.0.0".into(),
-                file: None,
-            }],
-            max_class_major: Some(61),
-            classes_at_max: 1314,
-            example_class: Some("io/substrait/proto/Plan.class".into()),
-            ..JarFacts::default()
-        });
-        f.spark.defaults = Some("/opt/spark/conf/spark-defaults.conf".into());
-        f.spark.home = Some("/opt/spark".into());
-        f.spark.home_source = Some("spark_defaults location".into());
-        f.spark.version = Some("3.5.5".into());
-        f.spark.core_jar = Some("/opt/spark/jars/spark-core_2.12-3.5.5.jar".into());
-        f.spark.scala_binary = Some("2.12".into());
-        f.spark.overlapping_jars.push(Library {
-            artifact: "arrow-vector".into(),
-            version: "12.0.1".into(),
-            file: Some("/opt/spark/jars/arrow-vector-12.0.1.jar".into()),
-            ..Library::default()
-        });
-        f.java.selected = Some(jdk("/usr/lib/jvm/java-17", "17.0.21.1", 17));
-        f
-    }
-
-    fn jdk(home: &str, version: &str, feature: u32) -> JdkFacts {
-        JdkFacts {
-            home: home.into(),
-            source: "spark.executorEnv.JAVA_HOME".into(),
-            java_binary: true,
-            version: Some(version.into()),
-            feature: Some(feature),
-            error: None,
-        }
-    }
-
-    fn run(f: &Facts) -> Verdict {
-        evaluate(f, &Settings::default())
-    }
-
-    fn only(v: &Verdict) -> (Status, String, String) {
-        assert_eq!(v.findings.len(), 1, "{:?}", v.findings);
-        let x = &v.findings[0];
-        (
-            x.status,
-            x.rule.clone().unwrap_or_default(),
-            x.message.clone(),
-        )
-    }
-
-    #[test]
-    fn matching_bundle_is_ok_with_a_summary_and_inventory() {
-        let v = run(&facts());
-        assert_eq!(v.status(), Status::Ok, "{:?}", v.findings);
-        assert_eq!(
-            v.summary(),
-            "Gluten 1.7.0 (spark35) on Spark 3.5.5 (Scala 2.12), JDK 17.0.21.1"
-        );
-        assert!(
-            v.inventory
-                .contains(&("gluten_runtime.java_version".into(), "17.0.21.1".into()))
-        );
-        assert_eq!(v.metrics.len(), 2);
-    }
-
-    #[test]
-    fn spark_minor_scala_and_patch() {
-        let mut f = facts();
-        f.spark.version = Some("3.4.4".into());
-        let (s, rule, m) = only(&run(&f));
-        assert_eq!(
-            (s, rule.as_str()),
-            (Status::Fail, "gluten_runtime.spark_mismatch")
-        );
-        assert!(m.contains("built for Spark 3.5 (shim spark35)"), "{m}");
-
-        // No shim in the jar: its spark_version decides.
-        f.jars[0].shims.clear();
-        assert!(only(&run(&f)).2.contains("(its spark_version)"));
-
-        let mut f = facts();
-        f.spark.version = Some("3.5.2".into());
-        let (s, rule, m) = only(&run(&f));
-        assert_eq!(
-            (s, rule.as_str()),
-            (Status::Warn, "gluten_runtime.spark_patch")
-        );
-        assert!(
-            m.contains("Spark 3.5.5, the executors run Spark 3.5.2"),
-            "{m}"
-        );
-
-        let mut f = facts();
-        f.spark.scala_binary = Some("2.13".into());
-        let (s, rule, _) = only(&run(&f));
-        assert_eq!(
-            (s, rule.as_str()),
-            (Status::Fail, "gluten_runtime.scala_mismatch")
-        );
-
-        let mut f = facts();
-        f.spark.version = None;
-        f.spark.home = None;
-        let (s, rule, m) = only(&run(&f));
-        assert_eq!(
-            (s, rule.as_str()),
-            (Status::Unknown, "gluten_runtime.spark_unknown")
-        );
-        assert!(m.contains("SPARK_HOME is not known"), "{m}");
-    }
-
-    #[test]
-    fn jdk_older_than_the_newest_class_files_fails() {
-        let mut f = facts();
-        f.java.selected = Some(jdk("/usr/lib/jvm/java-8", "1.8.0_402", 8));
-        let (s, rule, m) = only(&run(&f));
-        assert_eq!(
-            (s, rule.as_str()),
-            (Status::Fail, "gluten_runtime.jdk_too_old")
-        );
-        assert_eq!(
-            m,
-            "JDK 1.8.0_402 at /usr/lib/jvm/java-8 (from spark.executorEnv.JAVA_HOME) is older than the bundle needs: gluten.jar has 1314 classes of class-file version 61 (Java 17), e.g. io/substrait/proto/Plan.class; the executor fails with UnsupportedClassVersionError"
-        );
-        // A JDK 21 is fine; a home without bin/java is not.
-        f.java.selected = Some(jdk("/usr/lib/jvm/java-21", "21.0.5", 21));
-        assert_eq!(run(&f).status(), Status::Ok);
-        f.java.selected.as_mut().unwrap().java_binary = false;
-        assert_eq!(only(&run(&f)).1, "gluten_runtime.jdk_missing");
-        // Candidates only: all too old fails, mixed is unknown, none is unknown.
-        f.java.selected = None;
-        f.java.candidates = vec![jdk("/a", "11.0.1", 11)];
-        assert_eq!(only(&run(&f)).0, Status::Fail);
-        f.java.candidates.push(jdk("/b", "17.0.1", 17));
-        assert_eq!(only(&run(&f)).1, "gluten_runtime.jdk_ambiguous");
-        f.java.candidates.remove(0);
-        assert_eq!(run(&f).status(), Status::Ok);
-        f.java.candidates.clear();
-        assert_eq!(only(&run(&f)).1, "gluten_runtime.jdk_unknown");
-    }
-
-    #[test]
-    fn classpath_order_decides_conflicts() {
-        let mut f = facts();
-        f.jars[0].placement = JARS.into();
-        let (s, rule, m) = only(&run(&f));
-        assert_eq!(
-            (s, rule.as_str()),
-            (Status::Warn, "gluten_runtime.classpath_conflict")
-        );
-        assert!(m.contains("arrow-vector 15.0.0"), "{m}");
-        assert!(
-            m.contains("/opt/spark/jars/arrow-vector-12.0.1.jar is arrow-vector 12.0.1"),
-            "{m}"
-        );
-        assert!(m.contains("Spark's copy loads first"), "{m}");
-        assert!(m.contains(REMEDY), "{m}");
-        f.spark.user_class_path_first = true;
-        assert_eq!(run(&f).status(), Status::Ok);
-        f.jars[0].placement = "SPARK_HOME/jars".into();
-        assert!(only(&run(&f)).2.contains("unspecified"));
-        // Same version: no conflict.
-        f.spark.overlapping_jars[0].version = "15.0.0".into();
-        assert_eq!(run(&f).status(), Status::Ok);
-    }
-
-    #[test]
-    fn missing_jars_unresolvable_entries_and_no_jar() {
-        let mut f = facts();
-        f.spark.unresolvable.push(Unresolvable {
-            key: "spark.yarn.jars".into(),
-            entry: "hdfs:///spark/jars/*".into(),
-            reason: "YARN ships these".into(),
-        });
-        assert_eq!(only(&run(&f)).1, "gluten_runtime.unresolvable");
-        let mut f = facts();
-        f.jars[0].found = false;
-        f.jars[0].gluten = false;
-        let v = run(&f);
-        assert_eq!(v.status(), Status::Fail);
-        assert!(v.findings[0].message.starts_with(
-            "spark.executor.extraClassPath names /opt/gluten/gluten.jar, which does not exist in the host root"
-        ));
-        let mut f = facts();
-        f.jars.clear();
-        f.java.selected = None;
-        assert_eq!(
-            only(&run(&f)),
-            (
-                Status::Warn,
-                "gluten_runtime.no_gluten_jar".to_string(),
-                "no Gluten jar found in the host root: none on spark.executor.extraClassPath or spark.jars of /opt/spark/conf/spark-defaults.conf, none named gluten*.jar in SPARK_HOME/jars (/opt/spark), and velox_library.jars is empty".to_string()
-            )
-        );
-        let mut f = facts();
-        f.spark.error =
-            Some("`spark.executor.userClassPathFirst`: yes is not true or false".into());
-        assert_eq!(only(&run(&f)).0, Status::Unknown);
-    }
-}
+mod tests;

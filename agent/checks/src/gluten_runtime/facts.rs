@@ -3,6 +3,7 @@
 //! `SharedLibraryLoader` list), the Spark installation, the JDK, and the inputs of the OS gate.
 //! Serialised as the report's `facts`; the field names are a contract tools read.
 
+use super::os_gate::{Decision, GlutenGate};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -59,6 +60,9 @@ pub struct JarFacts {
     /// `META-INF/services/org.apache.gluten.spi.SharedLibraryLoader`, in file order; `None`
     /// when the jar has no such file.
     pub shared_library_loaders: Option<Vec<String>>,
+    /// Shared libraries at the jar root (`libboost_atomic.so.1.84.0`): the resources Gluten's
+    /// `JniLibLoader` finds by bare name on the class path. Sorted.
+    pub root_libraries: Vec<String>,
     /// Class-file versions per package (Gluten jars only), sorted by package.
     pub packages: Vec<PackageClasses>,
     /// Highest class-file major version of the whole jar, the classes at it, and one of them.
@@ -158,6 +162,39 @@ pub struct OsGateInputs {
     /// or the key is missing (Gluten then fails with `FileNotFoundException` or on `null`).
     pub os_release_name: Option<String>,
     pub os_release_version: Option<String>,
+    /// Why the executor root's `/etc/os-release` could not be read (other than its absence).
+    pub os_release_error: Option<String>,
+    /// What the gate decides on this node, when the bundle's release is one modelled (or the
+    /// gate is off).
+    pub decision: Option<GateDecision>,
+    /// Why there is no decision although `spark.gluten.loadLibFromJar` is true.
+    pub undecided: Option<String>,
+}
+
+/// Gluten's OS gate on this node, decided as the bundle's release decides it
+/// ([`super::os_gate::decide`]), and where the accepting loader's libraries are.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct GateDecision {
+    /// `gluten_version` of the bundle whose gate decides (its build info) and that jar.
+    pub gluten_version: Option<String>,
+    pub bundle: Option<String>,
+    /// `spi` (1.6+) or `fixed_chain` (1.4/1.5).
+    pub gate: Option<GlutenGate>,
+    /// The loaders the SPI gate asks: every declared one, in classpath order, once each.
+    pub loaders: Vec<String>,
+    /// `not_loading`, `accepted` (with the loader and its libraries) or Gluten's exception.
+    pub outcome: Decision,
+    /// Libraries of the accepting loader that a classpath jar holds, with the first such jar.
+    pub found: Vec<LibraryResource>,
+    /// Libraries of the accepting loader that no classpath jar holds.
+    pub missing: Vec<String>,
+}
+
+/// A library resource and the jar that holds it.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct LibraryResource {
+    pub library: String,
+    pub jar: String,
 }
 
 /// Everything one read observed.

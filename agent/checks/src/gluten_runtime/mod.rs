@@ -6,14 +6,15 @@
 //!
 //! Code map: `settings` (the `[gluten_runtime]` table), `facts`, `read` (the only part that
 //! touches the machine), `evaluate` (pure); `bundle` (jar reader and its cache), `spark`
-//! (classpath keys, jar names, release files).
-//!
-//! The OS gate hook: `Facts::os_gate` carries the `SharedLibraryLoader` list of every jar on
-//! the classpath and the `spark.gluten.loadLib*` keys, for a rule that reads `/etc/os-release`.
+//! (classpath keys, jar names, release files); `os_gate` (Gluten's own OS gate, per release,
+//! self-contained) and `gate` (that gate applied to the facts: the bundle's release, the
+//! declared loaders, the libraries found in classpath jars).
 
 mod bundle;
 mod evaluate;
 mod facts;
+mod gate;
+pub mod os_gate;
 mod read;
 mod settings;
 mod spark;
@@ -23,8 +24,8 @@ pub use bundle::{
 };
 pub use evaluate::evaluate;
 pub use facts::{
-    Facts, JarFacts, JarLoaders, JavaFacts, JdkFacts, Library, OsGateInputs, PackageClasses,
-    SparkFacts, Unresolvable,
+    Facts, GateDecision, JarFacts, JarLoaders, JavaFacts, JdkFacts, Library, LibraryResource,
+    OsGateInputs, PackageClasses, SparkFacts, Unresolvable,
 };
 pub use settings::Settings;
 pub use spark::{classpath, jar_name, java_feature, jdk_release_version, release_version};

@@ -11,12 +11,16 @@ use super::spark::{
     SPARK_HOME_ENV, USER_CLASS_PATH_FIRST, jar_name, java_feature, jdk_release_version,
     manifest_value, minor_of, release_version, scala_suffix,
 };
+use super::{gate, os_gate};
 use crate::check::CheckError;
 use crate::host::Host;
 use crate::spark_conf::{SparkConf, parse_spark_defaults};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// Largest `/etc/os-release` read (the real ones are under 1 KiB).
+const MAX_OS_RELEASE: u64 = 64 * 1024;
 
 /// Most jars one read opens (a wildcard dir of thousands must not stall the check).
 const MAX_JARS: usize = 512;
@@ -59,11 +63,16 @@ impl GlutenRuntime {
         facts.os_gate.load_lib_from_jar = bool_key(LOAD_LIB_FROM_JAR);
         facts.os_gate.load_lib_os = conf.get(LOAD_LIB_OS).map(str::to_string);
         facts.os_gate.load_lib_os_version = conf.get(LOAD_LIB_OS_VERSION).map(str::to_string);
-        if let Ok(Some(text)) = root.read_optional("/etc/os-release") {
-            let p = properties(&text);
-            let unquote = |k: &str| p.get(k).map(|v| strip_quotes(v).to_string());
-            facts.os_gate.os_release_name = unquote("NAME");
-            facts.os_gate.os_release_version = unquote("VERSION");
+        let os_release = match read_os_release(root) {
+            Ok(b) => b,
+            Err(e) => {
+                facts.os_gate.os_release_error = Some(e);
+                None
+            }
+        };
+        if let Some(Ok(r)) = os_release.as_deref().map(os_gate::parse_os_release) {
+            facts.os_gate.os_release_name = r.name;
+            facts.os_gate.os_release_version = r.version;
         }
 
         // Spark's installation.
@@ -136,7 +145,12 @@ impl GlutenRuntime {
                 },
             };
             // A jar found by a wildcard is kept only when it matters here.
-            if !named && jf.found && !jf.gluten && jf.shared_library_loaders.is_none() {
+            if !named
+                && jf.found
+                && !jf.gluten
+                && jf.shared_library_loaders.is_none()
+                && jf.root_libraries.is_empty()
+            {
                 continue;
             }
             if !jf.gluten {
@@ -152,6 +166,12 @@ impl GlutenRuntime {
             }
             facts.jars.push(jf);
         }
+
+        // The OS gate, decided on what was read.
+        let (decision, undecided) =
+            gate::decide_gate(&facts.jars, &facts.os_gate, os_release.as_deref());
+        facts.os_gate.decision = decision;
+        facts.os_gate.undecided = undecided;
 
         // Spark's jars that a Gluten jar also carries.
         let carried: BTreeSet<String> = facts
@@ -219,11 +239,24 @@ impl GlutenRuntime {
     }
 }
 
-/// Gluten's `stripQuotes`: one pair of surrounding double quotes goes.
-fn strip_quotes(v: &str) -> &str {
-    v.strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .unwrap_or(v)
+/// The bytes of the root's `/etc/os-release` (Gluten reads bytes: `Properties.load` of an
+/// `InputStream` is ISO-8859-1), at most [`MAX_OS_RELEASE`]; `None` when it does not exist.
+fn read_os_release(root: &Host) -> Result<Option<Vec<u8>>, String> {
+    let file = match root.open("/etc/os-release") {
+        Ok(f) => f,
+        Err(CheckError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_OS_RELEASE)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading {}: {e}", root.path("/etc/os-release").display()))?;
+    Ok(Some(bytes))
 }
 
 fn join(dir: &str, name: &str) -> String {
