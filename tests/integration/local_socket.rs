@@ -127,9 +127,21 @@ fn the_npd_plugin_standalone_on_healthy_failing_and_unknown_roots() {
         run.message
     );
 
-    // Healthy: /tmp exists. OK (warnings, if any, stay 0).
+    // Healthy: /tmp exists, and a NodeManager whose limits are generous. OK (warnings, if any,
+    // stay 0).
     let healthy_root = copy_tree(&upstream("node-exporter-upstream"));
     std::fs::create_dir(healthy_root.path().join("tmp")).unwrap();
+    std::fs::write(
+        healthy_root.path().join("tmp/hadoop-yarn-nodemanager.pid"),
+        "4242\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(healthy_root.path().join("proc/4242")).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/fixtures/limits/soft-1024-hard-524288.limits"),
+        healthy_root.path().join("proc/4242/limits"),
+    )
+    .unwrap();
     let healthy_dir = tempfile::tempdir().unwrap();
     let healthy = write_config(healthy_dir.path(), healthy_root.path(), "");
     let run = run_as_npd(&npd_args(&healthy, &[]), timeout, 80);
