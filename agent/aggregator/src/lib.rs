@@ -85,6 +85,7 @@ pub async fn serve(
         store_writable: AtomicBool::new(true),
         history: Default::default(),
         seen: Default::default(),
+        bodies: http::budget::BodyBudget::new(config.inflight_body_budget()),
     });
     writer::spawn_writers(state.clone(), rx);
     if let Some(path) = config.auth_token_file.clone() {

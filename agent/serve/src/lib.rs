@@ -11,6 +11,13 @@
 //! - **Connections.** At most `max_connections` (below `RLIMIT_NOFILE`, with headroom for the
 //!   files the process itself opens). At the limit a new connection closes the oldest idle one,
 //!   so a probe still gets in when idle connections fill the table.
+//! - **Probe reserve.** When every connection is running a request (bodies trickled in, requests
+//!   waiting on a slow handler), up to `probe_reserve` more connections are taken into a reserve
+//!   that serves only [`Limits::probe_paths`] (`/livez`, `/readyz`, ...): any other path is
+//!   answered 503 with `Retry-After` at once, without reaching the application, and the reserve
+//!   has a short head deadline and no keep-alive. A full reserve closes its oldest connection for
+//!   the new one. Probes never queue behind the connection cap (nginx's answer-at-once, rather than
+//!   the Kubernetes API server's exemption of probes from its in-flight limit, done at accept).
 //! - **Shutdown.** When `shutdown` completes the listener closes, idle connections close at once,
 //!   requests in flight get `shutdown_grace`, and then every connection is dropped (also ones
 //!   stuck in a partial head): [`serve`] returns within about `shutdown_grace`.
@@ -23,6 +30,7 @@
 mod body;
 mod conns;
 pub mod exposition;
+pub mod files;
 pub mod notify;
 pub mod tls;
 pub mod token;
@@ -58,7 +66,16 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Largest request head (request line and headers), bytes.
     pub max_head_bytes: usize,
+    /// Connections beyond the limit kept for probe requests when no connection is idle.
+    pub probe_reserve: usize,
+    /// Head deadline of a reserve connection.
+    pub probe_header_timeout: Duration,
+    /// The paths a reserve connection serves.
+    pub probe_paths: &'static [&'static str],
 }
+
+/// The paths the kubelet and systemd probe: served on reserve connections.
+pub const PROBE_PATHS: &[&str] = &["/livez", "/healthz", "/-/healthy", "/readyz", "/-/ready"];
 
 impl Default for Limits {
     fn default() -> Self {
@@ -69,6 +86,9 @@ impl Default for Limits {
             connection_cap: 4096,
             shutdown_grace: Duration::from_millis(500),
             max_head_bytes: 64 * 1024,
+            probe_reserve: 32,
+            probe_header_timeout: Duration::from_secs(2),
+            probe_paths: PROBE_PATHS,
         }
     }
 }
@@ -111,6 +131,8 @@ pub async fn serve(
     let limits = Arc::new(options.limits);
     let max = limits.effective_max_connections();
     let table = Arc::new(Table::new());
+    // Connections taken beyond `max` for probes (see `Limits::probe_reserve`).
+    let reserve = Arc::new(Table::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     tracing::debug!(max_connections = max, "serving HTTP");
     tokio::pin!(shutdown);
@@ -132,17 +154,28 @@ pub async fn serve(
                 continue;
             }
         };
+        let mut probe_only = false;
         if table.len() >= max {
-            if !table.evict_oldest_idle() {
-                // Every connection is running a request: refuse this one.
+            if table.evict_oldest_idle() {
+                // Wait (briefly) for the evicted one to close, so fds stay below the limit.
+                table.wait_below(max + 1, Duration::from_millis(100)).await;
+            } else if limits.probe_reserve == 0 {
                 drop(stream);
                 continue;
+            } else {
+                // Every connection is running a request: this one may only probe.
+                if reserve.len() >= limits.probe_reserve {
+                    reserve.evict_oldest();
+                }
+                probe_only = true;
             }
-            // Wait (briefly) for the evicted one to close, so fds stay below the limit.
-            table.wait_below(max + 1, Duration::from_millis(100)).await;
         }
         let _ = stream.set_nodelay(true);
-        let conn = table.register();
+        let conn = if probe_only {
+            reserve.register()
+        } else {
+            table.register()
+        };
         let ctx = ConnCtx {
             app: app.clone(),
             limits: limits.clone(),
@@ -150,14 +183,18 @@ pub async fn serve(
             stop: stop_rx.clone(),
             conn,
             peer,
+            probe_only,
         };
         tokio::spawn(ctx.run(stream));
     }
     drop(listener);
     let _ = stop_tx.send(true);
     // Connections close within the grace (then they are dropped); wait a little longer.
-    let deadline = limits.shutdown_grace + Duration::from_millis(200);
-    table.wait_below(1, deadline).await;
+    let deadline = Instant::now() + limits.shutdown_grace + Duration::from_millis(200);
+    table.wait_below(1, deadline - Instant::now()).await;
+    reserve
+        .wait_below(1, deadline.saturating_duration_since(Instant::now()))
+        .await;
     conns::release_freed_memory();
     Ok(())
 }
@@ -170,16 +207,28 @@ struct ConnCtx {
     stop: watch::Receiver<bool>,
     conn: Arc<ConnState>,
     peer: SocketAddr,
+    /// A reserve connection: probe paths only, no keep-alive, a short head deadline.
+    probe_only: bool,
 }
 
 impl ConnCtx {
+    fn header_timeout(&self) -> Duration {
+        if self.probe_only {
+            self.limits
+                .probe_header_timeout
+                .min(self.limits.header_timeout)
+        } else {
+            self.limits.header_timeout
+        }
+    }
+
     async fn run(mut self, stream: tokio::net::TcpStream) {
         let conn = self.conn.clone();
-        let head_deadline = Instant::now() + self.limits.header_timeout;
+        let head_deadline = Instant::now() + self.header_timeout();
         match self.tls.clone() {
             None => self.drive(stream).await,
             Some(tls) => {
-                let acceptor = tls.acceptor();
+                let acceptor = tls.fresh_acceptor().await;
                 let handshake = tokio::select! {
                     r = tokio::time::timeout_at(head_deadline, acceptor.accept(stream)) => r,
                     _ = conn.kill.notified() => return,
@@ -202,17 +251,22 @@ impl ConnCtx {
     {
         let state = self.conn.clone();
         let (app, limits, peer) = (self.app.clone(), self.limits.clone(), self.peer);
+        let probe_only = self.probe_only;
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let guard = body::InFlight::begin(state.clone());
+            let refused = probe_only && !limits.probe_paths.contains(&req.uri().path());
             let mut req =
                 req.map(|b| axum::body::Body::new(body::Deadline::new(b, limits.body_timeout)));
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            let call = tower::ServiceExt::oneshot(app.clone(), req);
+            let call = (!refused).then(|| tower::ServiceExt::oneshot(app.clone(), req));
             async move {
-                let resp = match call.await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
+                let resp = match call {
+                    None => busy_response(),
+                    Some(call) => match call.await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    },
                 };
                 Ok::<_, Infallible>(resp.map(|b| body::Guarded::new(b, guard)))
             }
@@ -223,11 +277,11 @@ impl ConnCtx {
             // Our own deadline covers the head; hyper's would start only at the first byte.
             .header_read_timeout(None)
             .max_buf_size(self.limits.max_head_bytes.max(8192))
-            .keep_alive(true);
+            .keep_alive(!self.probe_only);
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let grace = self.limits.shutdown_grace;
-        let header_timeout = self.limits.header_timeout;
+        let header_timeout = self.header_timeout();
         let mut stopping: Option<Instant> = None;
         loop {
             // An idle connection must see its next head by idle_since + header_timeout.
@@ -260,6 +314,22 @@ impl ConnCtx {
             }
         }
     }
+}
+
+/// What a reserve connection answers for anything but a probe: 503, try again in a second.
+fn busy_response() -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::RETRY_AFTER, "1"),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CONNECTION, "close"),
+        ],
+        "every connection is busy: only probes are served now; retry later\n",
+    )
+        .into_response()
 }
 
 #[cfg(test)]

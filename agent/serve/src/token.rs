@@ -1,12 +1,30 @@
 //! Bearer token files, shared by the agent's push (which sends the token) and the aggregator
-//! (which checks it): the first line of the file, trimmed.
+//! (which checks it): the first line of the file, trimmed. Read as [`crate::files`] reads: a
+//! regular file under the size cap, on a thread of its own under a deadline.
 
 use std::path::Path;
 
 /// The first line of a token file, trimmed; an error naming the file when it is unreadable or
 /// its first line is empty.
 pub fn read_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    token_of(path, crate::files::read_text(path)?)
+}
+
+/// [`read_token`] for async callers: the worker is not blocked while the file is read.
+pub async fn read_token_async(path: &Path) -> Result<String, String> {
+    let bytes = crate::files::read_regular_async(
+        path,
+        crate::files::MAX_FILE_BYTES,
+        crate::files::READ_DEADLINE,
+    )
+    .await
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| format!("{}: not UTF-8 text: {e}", path.display()))?;
+    token_of(path, text)
+}
+
+fn token_of(path: &Path, text: String) -> Result<String, String> {
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
         return Err(format!("{}: no token on the first line", path.display()));
@@ -31,5 +49,11 @@ mod tests {
             "{e}"
         );
         assert!(read_token(&dir.path().join("missing")).is_err());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = read_token(&fifo).unwrap_err();
+        assert!(e.contains("FIFO") && e.contains("fifo"), "{e}");
+        let e = read_token(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("character device"), "{e}");
     }
 }

@@ -194,17 +194,41 @@ pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
     Ok(report)
 }
 
-/// Why a body could not be read: the status and the sentence.
+/// Why a body could not be read: the status and the sentence (and, for 503, `Retry-After`).
 type Refusal = (StatusCode, String);
+
+/// A body as read, with its share of the in-flight budget (held until the request is done).
+#[derive(Debug)]
+pub struct BodyRead {
+    pub bytes: Bytes,
+    _reserved: Vec<super::budget::Reserved>,
+}
 
 /// Reads a request body of at most `limit` bytes, decompressing `Content-Encoding: gzip` (the
 /// limit applies after decompression too: a gzip bomb gets 413 having inflated at most `limit`
-/// bytes).
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+/// bytes). `limit_name` names the limit in a 413. The body's `Content-Length` (else `limit`) and,
+/// for gzip, `limit` again are reserved from `budget` first: 503 when they do not fit.
+/// A gzip body must be one member with nothing after it.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    limit_name: &str,
+    budget: &super::budget::BodyBudget,
+) -> Result<BodyRead, Refusal> {
     let too_large = |after: &str| {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("report larger than max_report_bytes ({limit} bytes){after}"),
+            format!("body larger than {limit_name} ({limit} bytes){after}"),
+        )
+    };
+    let busy = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many request bodies in flight (max_inflight_body_bytes, {} bytes): retry later",
+                budget.limit()
+            ),
         )
     };
     let declared = headers
@@ -220,27 +244,70 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         .unwrap_or("identity")
         .trim()
         .to_ascii_lowercase();
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(""))?;
-    match encoding.as_str() {
-        "identity" | "" => Ok(raw),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::with_capacity((raw.len() * 4).min(limit));
-            flate2::read::GzDecoder::new(&raw[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed gzip body: {e}")))?;
-            if out.len() > limit {
-                return Err(too_large(" after gzip decompression"));
-            }
-            Ok(Bytes::from(out))
+    let gzip = match encoding.as_str() {
+        "identity" | "" => false,
+        "gzip" | "x-gzip" => true,
+        other => {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {other:?} is not supported (gzip or none)"),
+            ));
         }
-        other => Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {other:?} is not supported (gzip or none)"),
-        )),
+    };
+    let mut reserved = vec![
+        budget
+            .reserve(declared.unwrap_or(limit as u64))
+            .ok_or_else(busy)?,
+    ];
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let e = e.into_inner();
+        if e.is::<http_body_util::LengthLimitError>() {
+            too_large("")
+        } else {
+            // Cut short, or not sent in full within the body deadline.
+            (
+                StatusCode::BAD_REQUEST,
+                format!("request body not received in full: {e}"),
+            )
+        }
+    })?;
+    if !gzip {
+        return Ok(BodyRead {
+            bytes: raw,
+            _reserved: reserved,
+        });
     }
+    reserved.push(budget.reserve(limit as u64).ok_or_else(busy)?);
+    let malformed = |e: String| (StatusCode::BAD_REQUEST, format!("malformed gzip body: {e}"));
+    let mut out = Vec::with_capacity((raw.len() * 4).min(limit));
+    let mut dec = flate2::bufread::GzDecoder::new(&raw[..]);
+    (&mut dec)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| malformed(e.to_string()))?;
+    if out.len() > limit {
+        return Err(too_large(" after gzip decompression"));
+    }
+    // One member, nothing after it: a second member or trailing bytes are not what the agent
+    // sends, and would be ignored silently.
+    let rest = dec.into_inner();
+    if !rest.is_empty() {
+        return Err(malformed(format!(
+            "{} bytes after the end of the gzip member (a second member or trailing data)",
+            rest.len()
+        )));
+    }
+    Ok(BodyRead {
+        bytes: Bytes::from(out),
+        _reserved: reserved,
+    })
+}
+
+/// `r` with `Retry-After: 1`.
+fn busy(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 fn with_protocol(mut r: Response) -> Response {
@@ -277,14 +344,26 @@ pub async fn post_report(
         c.unauthorized.fetch_add(1, Ordering::Relaxed);
         return auth::unauthorized(why);
     }
-    let bytes = match read_body(&headers, body, st.config.max_report_bytes as usize).await {
+    let read = match read_body(
+        &headers,
+        body,
+        st.config.max_report_bytes as usize,
+        "max_report_bytes",
+        &st.bodies,
+    )
+    .await
+    {
         Ok(b) => b,
         Err((status, why)) if status == StatusCode::PAYLOAD_TOO_LARGE => {
             return reject(&c.too_large, status, why);
         }
+        Err((status, why)) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            return busy(reject(&c.too_large, status, why));
+        }
         Err((status, why)) => return reject(&c.malformed, status, why),
     };
-    let report = match decode_report(&bytes) {
+    let bytes = &read.bytes;
+    let report = match decode_report(bytes) {
         Ok(r) => r,
         Err(Rejected::Malformed(why)) => return reject(&c.malformed, StatusCode::BAD_REQUEST, why),
         Err(Rejected::Unprocessable(why)) => {
@@ -320,14 +399,27 @@ pub async fn post_heartbeat(
         c.unauthorized.fetch_add(1, Ordering::Relaxed);
         return auth::unauthorized(why);
     }
-    let bytes = match read_body(&headers, body, MAX_HEARTBEAT_BYTES).await {
+    let read = match read_body(
+        &headers,
+        body,
+        MAX_HEARTBEAT_BYTES,
+        "the heartbeat limit",
+        &st.bodies,
+    )
+    .await
+    {
         Ok(b) => b,
         Err((status, why)) => {
             c.malformed.fetch_add(1, Ordering::Relaxed);
-            return error(status, why);
+            let r = error(status, why);
+            return if status == StatusCode::SERVICE_UNAVAILABLE {
+                busy(r)
+            } else {
+                r
+            };
         }
     };
-    let hb: Heartbeat = match serde_json::from_slice(&bytes) {
+    let hb: Heartbeat = match serde_json::from_slice(&read.bytes) {
         Ok(h) => h,
         Err(e) => {
             c.malformed.fetch_add(1, Ordering::Relaxed);
