@@ -102,7 +102,7 @@ pub async fn serve(
         tasks::spawn_refresh(state.clone());
     }
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = serve::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
             addr: config.listen,

@@ -124,7 +124,7 @@ pub async fn run(
         )),
         names,
     ));
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = serve::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Bind {
             addr: config.listen,

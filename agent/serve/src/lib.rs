@@ -16,8 +16,10 @@
 //!   that serves only [`Limits::probe_paths`] (`/livez`, `/readyz`, ...): any other path is
 //!   answered 503 with `Retry-After` at once, without reaching the application, and the reserve
 //!   has a short head deadline and no keep-alive. A full reserve closes its oldest connection for
-//!   the new one. Probes never queue behind the connection cap (nginx's answer-at-once, rather than
+//!   a new one. Probes never queue behind the connection cap (nginx's answer-at-once, rather than
 //!   the Kubernetes API server's exemption of probes from its in-flight limit, done at accept).
+//!   A full reserve closes its oldest connection without a request, so a probe whose head has
+//!   arrived is answered even while connections keep pouring in.
 //! - **Shutdown.** When `shutdown` completes the listener closes, idle connections close at once,
 //!   requests in flight get `shutdown_grace`, and then every connection is dropped (also ones
 //!   stuck in a partial head): [`serve`] returns within about `shutdown_grace`.
@@ -86,7 +88,7 @@ impl Default for Limits {
             connection_cap: 4096,
             shutdown_grace: Duration::from_millis(500),
             max_head_bytes: 64 * 1024,
-            probe_reserve: 32,
+            probe_reserve: 64,
             probe_header_timeout: Duration::from_secs(2),
             probe_paths: PROBE_PATHS,
         }
@@ -118,6 +120,23 @@ impl Limits {
 pub struct Options {
     pub limits: Limits,
     pub tls: Option<Arc<tls::ReloadingTls>>,
+}
+
+/// Pending connections the kernel queues for [`bind`]'s listener (capped by
+/// `net.core.somaxconn`): a burst of connects waits in the queue instead of having its SYNs
+/// dropped, which a client retries only after a second (a probe behind a burst answered late).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with `SO_REUSEADDR` and a backlog of [`LISTEN_BACKLOG`].
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then closes every connection within
@@ -164,7 +183,9 @@ pub async fn serve(
                 continue;
             } else {
                 // Every connection is running a request: this one may only probe.
-                if reserve.len() >= limits.probe_reserve {
+                // A full reserve closes its oldest connection still waiting for a head (one
+                // being answered finishes by itself), else its oldest.
+                if reserve.len() >= limits.probe_reserve && !reserve.evict_oldest_idle() {
                     reserve.evict_oldest();
                 }
                 probe_only = true;

@@ -162,9 +162,72 @@ pub enum Rejected {
     Unprocessable(String),
 }
 
+/// The first key that appears twice in one object of the JSON `bytes` (at any depth); `None`
+/// when there is none, or when `bytes` is not JSON (the real parse says why).
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    struct Walk<'a>(&'a RefCell<Option<String>>);
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Walk(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if !seen.insert(key.to_string()) {
+                    *self.0.borrow_mut() = Some(key.into_owned());
+                    return Err(serde::de::Error::custom("duplicate key"));
+                }
+                map.next_value_seed(Walk(self.0))?;
+            }
+            Ok(())
+        }
+    }
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = Walk(&found).deserialize(&mut de);
+    found.into_inner()
+}
+
 /// Decodes and validates a pushed report (pure: the whole of the aggregator's input checking
 /// after authentication and the size limit).
 pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
+    if let Some(key) = duplicate_key(bytes) {
+        return Err(Rejected::Unprocessable(format!(
+            "the key {:?} appears twice in one object: refused rather than guessing which counts",
+            trunc(&key)
+        )));
+    }
     let report: NodeReport = match serde_json::from_slice(bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -190,8 +253,51 @@ pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
             report.node.name
         )));
     }
+    if common::time::parse_rfc3339(&report.generated_at).is_none() {
+        return Err(Rejected::Unprocessable(format!(
+            "generated_at {:?} is not an RFC 3339 time",
+            trunc(&report.generated_at)
+        )));
+    }
     within_limits(&report, bytes.len()).map_err(Rejected::Unprocessable)?;
     Ok(report)
+}
+
+/// Push protocol versions whose heartbeats this aggregator reads.
+pub const HEARTBEAT_PROTOCOLS: std::ops::RangeInclusive<u32> = 2..=PROTOCOL_VERSION;
+
+/// Decodes and validates a heartbeat: 400 when it is not one, 422 for a duplicate key, an
+/// unknown protocol, a `sent_at` that is not RFC 3339, a bad node name or digest.
+pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, Rejected> {
+    if let Some(key) = duplicate_key(bytes) {
+        return Err(Rejected::Unprocessable(format!(
+            "the key {:?} appears twice in one object of the heartbeat",
+            trunc(&key)
+        )));
+    }
+    let hb: Heartbeat = serde_json::from_slice(bytes)
+        .map_err(|e| Rejected::Malformed(format!("malformed heartbeat: {e}")))?;
+    if !HEARTBEAT_PROTOCOLS.contains(&hb.protocol) {
+        return Err(Rejected::Unprocessable(format!(
+            "heartbeat protocol {} is not one this aggregator reads ({} to {})",
+            hb.protocol,
+            HEARTBEAT_PROTOCOLS.start(),
+            HEARTBEAT_PROTOCOLS.end()
+        )));
+    }
+    if common::time::parse_rfc3339(&hb.sent_at).is_none() {
+        return Err(Rejected::Unprocessable(format!(
+            "heartbeat sent_at {:?} is not an RFC 3339 time",
+            trunc(&hb.sent_at)
+        )));
+    }
+    if !valid_node_name(&hb.node) || hb.digest.is_empty() || hb.digest.len() > 64 {
+        return Err(Rejected::Unprocessable(format!(
+            "heartbeat of node {:?}: the node name must be 1 to 253 characters of A-Z a-z 0-9 . _ - and the digest 1 to 64 characters",
+            trunc(&hb.node)
+        )));
+    }
+    Ok(hb)
 }
 
 /// Why a body could not be read: the status and the sentence (and, for 503, `Retry-After`).
@@ -419,23 +525,17 @@ pub async fn post_heartbeat(
             };
         }
     };
-    let hb: Heartbeat = match serde_json::from_slice(&read.bytes) {
+    let hb = match decode_heartbeat(&read.bytes) {
         Ok(h) => h,
-        Err(e) => {
+        Err(Rejected::Malformed(why)) => {
             c.malformed.fetch_add(1, Ordering::Relaxed);
-            return error(StatusCode::BAD_REQUEST, format!("malformed heartbeat: {e}"));
+            return error(StatusCode::BAD_REQUEST, why);
+        }
+        Err(Rejected::Unprocessable(why)) => {
+            c.unprocessable.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::UNPROCESSABLE_ENTITY, why);
         }
     };
-    if !valid_node_name(&hb.node) || hb.digest.is_empty() || hb.digest.len() > 64 {
-        c.unprocessable.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "heartbeat of node {:?}: the node name must be 1 to 253 characters of A-Z a-z 0-9 . _ - and the digest 1 to 64 characters",
-                hb.node
-            ),
-        );
-    }
     // The common case, answered from memory: the digest this process stored or refreshed.
     // Last seen is written to the store by the next flush (tasks::spawn_seen_flush).
     let outcome = if st.fleet.digest(&hb.node).is_some_and(|d| *d == *hb.digest) {

@@ -200,3 +200,64 @@ async fn bodies_over_the_in_flight_budget_are_refused_with_503_and_the_limit_nam
         "{why}"
     );
 }
+
+#[test]
+fn duplicate_keys_bad_times_and_unknown_protocols_are_refused_with_422() {
+    let good =
+        serde_json::to_string(&report("n1", &[("memory", Status::Ok)], &[("k", "v")])).unwrap();
+    assert!(decode_report(good.as_bytes()).is_ok());
+    // A duplicate key at the top, and deep in a map serde would silently take the last of.
+    let top = good.replacen("{", "{\"status\":\"fail\",", 1);
+    let e = decode_report(top.as_bytes()).unwrap_err();
+    assert!(
+        matches!(&e, Rejected::Unprocessable(w) if w.contains("\"status\" appears twice")),
+        "{e:?}"
+    );
+    let deep = good.replacen(
+        "\"inventory\":{",
+        "\"inventory\":{\"a\":\"1\",\"a\":\"2\",",
+        1,
+    );
+    assert_ne!(deep, good);
+    let e = decode_report(deep.as_bytes()).unwrap_err();
+    assert!(
+        matches!(&e, Rejected::Unprocessable(w) if w.contains("\"a\" appears twice")),
+        "{e:?}"
+    );
+    assert_eq!(duplicate_key(b"{\"a\":[{\"b\":1},{\"b\":2}]}"), None);
+    assert_eq!(duplicate_key(b"not json"), None);
+    // generated_at must be a time.
+    let mut r = report("n1", &[], &[]);
+    r.generated_at = "yesterday".into();
+    let e = decode_report(&serde_json::to_vec(&r).unwrap()).unwrap_err();
+    assert!(
+        matches!(&e, Rejected::Unprocessable(w) if w.contains("generated_at")),
+        "{e:?}"
+    );
+
+    let hb = |protocol: u32, sent_at: &str| {
+        serde_json::to_vec(&proto::fleet::Heartbeat {
+            protocol,
+            node: "n1".into(),
+            digest: "d".into(),
+            sent_at: sent_at.into(),
+        })
+        .unwrap()
+    };
+    assert!(decode_heartbeat(&hb(PROTOCOL_VERSION, "2026-12-03T10:00:00Z")).is_ok());
+    for (bytes, what) in [
+        (hb(99, "2026-12-03T10:00:00Z"), "protocol 99"),
+        (hb(PROTOCOL_VERSION, "soon"), "sent_at"),
+        (
+            br#"{"protocol":2,"node":"n1","node":"n2","digest":"d","sent_at":"2026-12-03T10:00:00Z"}"#.to_vec(),
+            "\"node\" appears twice",
+        ),
+    ] {
+        let e = decode_heartbeat(&bytes).unwrap_err();
+        assert!(matches!(&e, Rejected::Unprocessable(w) if w.contains(what)), "{what}: {e:?}");
+    }
+    assert!(matches!(
+        decode_heartbeat(b"{}"),
+        Err(Rejected::Malformed(_))
+    ));
+}
