@@ -26,7 +26,8 @@
 //! refunds its verification). At most two bcrypt runs go at once, on blocking threads, and one
 //! of the two is kept for addresses with a full budget (none of their recent verifications
 //! failed): a hostile address with a failure behind it gets a run only when that slot is free
-//! right now, else 429, while a new user's first login waits at most for one run in progress.
+//! right now and the fleet-wide rate of such runs ([`DIRTY_RUNS_PER_SECOND`]) allows, else 429,
+//! while a new user's first login waits at most for one run in progress.
 
 use super::tls::{ClientAuth, MinVersion, TlsFiles};
 use axum::Router;
@@ -160,6 +161,8 @@ pub struct BasicAuth {
     /// The one run addresses with a spent budget may have.
     dirty_slot: tokio::sync::Semaphore,
     budget: Budget,
+    /// Runs for addresses with a spent budget, over all of them.
+    dirty_rate: Budget,
 }
 
 const REMEMBERED: usize = 256;
@@ -168,6 +171,9 @@ const REMEMBERED: usize = 256;
 pub const BCRYPT_BURST: f64 = 4.0;
 /// One more verification per this long.
 pub const BCRYPT_REFILL: Duration = Duration::from_secs(2);
+/// bcrypt runs a second for addresses with a spent budget, all together (a spray of addresses
+/// gets no more CPU than this).
+pub const DIRTY_RUNS_PER_SECOND: f64 = 4.0;
 /// How long a request from an address with a full budget waits for a bcrypt run.
 const CLEAN_WAIT: Duration = Duration::from_secs(2);
 /// Addresses tracked at once; past it, those with a full budget are forgotten first.
@@ -185,9 +191,17 @@ pub enum Verdict {
 }
 
 /// Per-address token buckets of bcrypt verifications.
-#[derive(Default)]
 pub struct Budget {
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    burst: f64,
+    refill: Duration,
+}
+
+impl Default for Budget {
+    /// [`BCRYPT_BURST`], one more per [`BCRYPT_REFILL`].
+    fn default() -> Self {
+        Budget::new(BCRYPT_BURST, BCRYPT_REFILL)
+    }
 }
 
 /// The key of an address: IPv4 as is, IPv6 by its /64 (one host has a whole /64 to spray).
@@ -205,9 +219,18 @@ fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 impl Budget {
-    fn refilled(tokens: f64, since: Instant, now: Instant) -> f64 {
-        let gained = now.duration_since(since).as_secs_f64() / BCRYPT_REFILL.as_secs_f64();
-        (tokens + gained).min(BCRYPT_BURST)
+    /// Buckets of `burst` verifications, one more per `refill`.
+    pub fn new(burst: f64, refill: Duration) -> Budget {
+        Budget {
+            buckets: Mutex::new(HashMap::new()),
+            burst,
+            refill,
+        }
+    }
+
+    fn refilled(&self, tokens: f64, since: Instant, now: Instant) -> f64 {
+        let gained = now.duration_since(since).as_secs_f64() / self.refill.as_secs_f64();
+        (tokens + gained).min(self.burst)
     }
 
     /// Takes one verification from `ip`'s budget: `Ok(clean)` (whether the budget was full), or
@@ -216,19 +239,19 @@ impl Budget {
         let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= TRACKED && !map.contains_key(&client_key(ip)) {
-            map.retain(|_, (t, at)| Self::refilled(*t, *at, now) < BCRYPT_BURST);
+            map.retain(|_, (t, at)| self.refilled(*t, *at, now) < self.burst);
             if map.len() >= TRACKED {
                 map.clear();
             }
         }
-        let entry = map.entry(client_key(ip)).or_insert((BCRYPT_BURST, now));
-        let tokens = Self::refilled(entry.0, entry.1, now);
+        let entry = map.entry(client_key(ip)).or_insert((self.burst, now));
+        let tokens = self.refilled(entry.0, entry.1, now);
         if tokens < 1.0 {
-            let wait = (1.0 - tokens) * BCRYPT_REFILL.as_secs_f64();
+            let wait = (1.0 - tokens) * self.refill.as_secs_f64();
             return Err(wait.ceil().max(1.0) as u64);
         }
         *entry = (tokens - 1.0, now);
-        Ok(tokens >= BCRYPT_BURST)
+        Ok(tokens >= self.burst)
     }
 
     /// Gives back a verification taken from `ip` (its password was good).
@@ -237,7 +260,7 @@ impl Budget {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = map.get_mut(&client_key(ip)) {
             *entry = (
-                (Self::refilled(entry.0, entry.1, now) + 1.0).min(BCRYPT_BURST),
+                (self.refilled(entry.0, entry.1, now) + 1.0).min(self.burst),
                 now,
             );
         }
@@ -322,6 +345,10 @@ impl BasicAuth {
             bcrypt_slots: tokio::sync::Semaphore::new(2),
             dirty_slot: tokio::sync::Semaphore::new(1),
             budget: Budget::default(),
+            dirty_rate: Budget::new(
+                DIRTY_RUNS_PER_SECOND,
+                Duration::from_secs_f64(1.0 / DIRTY_RUNS_PER_SECOND),
+            ),
         })
     }
 
@@ -429,6 +456,13 @@ impl BasicAuth {
             let Ok(dirty) = self.dirty_slot.try_acquire() else {
                 return Verdict::Throttled(1);
             };
+            if self
+                .dirty_rate
+                .take(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+                .is_err()
+            {
+                return Verdict::Throttled(1);
+            }
             let Ok(slot) = self.bcrypt_slots.try_acquire() else {
                 return Verdict::Throttled(1);
             };
@@ -466,6 +500,32 @@ fn fingerprint(user: &str, password: &str, hash: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_burst_then_429_and_a_good_password_refunds() {
+        let b = Budget::new(2.0, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(b.take(ip), Ok(true), "a full budget is clean");
+        assert_eq!(b.take(ip), Ok(false));
+        let retry = b.take(ip).unwrap_err();
+        assert!((1..=60).contains(&retry), "{retry}");
+        b.refund(ip);
+        assert_eq!(b.take(ip), Ok(false));
+        // Another address has its own budget; an IPv6 host is its /64.
+        assert_eq!(b.take("10.0.0.2".parse().unwrap()), Ok(true));
+        let (v6a, v6b): (IpAddr, IpAddr) = (
+            "2001:db8:1:2::1".parse().unwrap(),
+            "2001:db8:1:2:ffff::9".parse().unwrap(),
+        );
+        assert_eq!(b.take(v6a), Ok(true));
+        assert_eq!(b.take(v6b), Ok(false));
+        assert!(b.take(v6a).is_err());
+    }
 }
 
 /// `Authorization: Basic base64(user:password)`, split.
