@@ -502,32 +502,6 @@ fn fingerprint(user: &str, password: &str, hash: &str) -> [u8; 32] {
     out
 }
 
-#[cfg(test)]
-mod budget_tests {
-    use super::*;
-
-    #[test]
-    fn an_address_gets_its_burst_then_429_and_a_good_password_refunds() {
-        let b = Budget::new(2.0, Duration::from_secs(60));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(b.take(ip), Ok(true), "a full budget is clean");
-        assert_eq!(b.take(ip), Ok(false));
-        let retry = b.take(ip).unwrap_err();
-        assert!((1..=60).contains(&retry), "{retry}");
-        b.refund(ip);
-        assert_eq!(b.take(ip), Ok(false));
-        // Another address has its own budget; an IPv6 host is its /64.
-        assert_eq!(b.take("10.0.0.2".parse().unwrap()), Ok(true));
-        let (v6a, v6b): (IpAddr, IpAddr) = (
-            "2001:db8:1:2::1".parse().unwrap(),
-            "2001:db8:1:2:ffff::9".parse().unwrap(),
-        );
-        assert_eq!(b.take(v6a), Ok(true));
-        assert_eq!(b.take(v6b), Ok(false));
-        assert!(b.take(v6a).is_err());
-    }
-}
-
 /// `Authorization: Basic base64(user:password)`, split.
 fn credentials(value: &HeaderValue) -> Option<(String, String)> {
     use base64::Engine;
@@ -590,5 +564,31 @@ async fn check(
             "Too many password attempts from this address; retry later\n",
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_burst_then_429_and_a_good_password_refunds() {
+        let b = Budget::new(2.0, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(b.take(ip), Ok(true), "a full budget is clean");
+        assert_eq!(b.take(ip), Ok(false));
+        let retry = b.take(ip).unwrap_err();
+        assert!((1..=60).contains(&retry), "{retry}");
+        b.refund(ip);
+        assert_eq!(b.take(ip), Ok(false));
+        // Another address has its own budget; an IPv6 host is its /64.
+        assert_eq!(b.take("10.0.0.2".parse().unwrap()), Ok(true));
+        let (v6a, v6b): (IpAddr, IpAddr) = (
+            "2001:db8:1:2::1".parse().unwrap(),
+            "2001:db8:1:2:ffff::9".parse().unwrap(),
+        );
+        assert_eq!(b.take(v6a), Ok(true));
+        assert_eq!(b.take(v6b), Ok(false));
+        assert!(b.take(v6a).is_err());
     }
 }
