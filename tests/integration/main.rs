@@ -20,6 +20,7 @@ mod memory;
 mod nfd;
 mod numa;
 mod postgres_tls;
+mod probes;
 mod scratch;
 mod systemd;
 mod tidy;

@@ -115,11 +115,13 @@ fn features_file_flips_on_failure_and_back_and_is_always_whole() {
                 assert!(whole(&text), "partial or malformed read: {text:?}");
                 for e in std::fs::read_dir(&dir).unwrap() {
                     let name = e.unwrap().file_name().to_string_lossy().into_owned();
-                    // The dotfile temp exists only between create and rename.
-                    assert!(
-                        name == "gluten-node-agent" || name == ".gluten-node-agent.tmp",
-                        "{name}"
-                    );
+                    // The dotfile temp (`.gluten-node-agent.<16 hex digits>.tmp`) exists
+                    // only between create and rename.
+                    let temp = name
+                        .strip_prefix(".gluten-node-agent.")
+                        .and_then(|r| r.strip_suffix(".tmp"))
+                        .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+                    assert!(name == "gluten-node-agent" || temp, "{name}");
                 }
                 reads += 1;
             }

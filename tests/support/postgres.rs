@@ -103,6 +103,11 @@ impl PgCluster {
         self.url_at("127.0.0.1", "")
     }
 
+    /// The cluster's data directory (`postmaster.pid` names the server's pid).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pg.log")).unwrap_or_default()
     }

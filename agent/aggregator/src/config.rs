@@ -53,6 +53,10 @@ pub struct AggregatorConfig {
     pub gc_after_seconds: f64,
     /// Largest accepted report body.
     pub max_report_bytes: u64,
+    /// Bytes of request bodies read and decoded at once, over all connections; past it, 503
+    /// with `Retry-After`. At least twice `max_report_bytes` is used (a gzip report and what it
+    /// inflates to).
+    pub max_inflight_body_bytes: u64,
     pub log_format: LogFormat,
     /// PEM certificate chain to serve HTTPS with (with `tls_key_file`); re-read when it changes.
     pub tls_cert_file: Option<PathBuf>,
@@ -73,6 +77,7 @@ impl Default for AggregatorConfig {
             stale_after_seconds: 45.0,
             gc_after_seconds: 86_400.0,
             max_report_bytes: 1 << 20,
+            max_inflight_body_bytes: 64 << 20,
             log_format: LogFormat::Text,
             tls_cert_file: None,
             tls_key_file: None,
@@ -100,6 +105,13 @@ impl AggregatorConfig {
         let config: AggregatorConfig = common::config_file::deserialize_naming_key(&table, file)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The in-flight body budget in force: `max_inflight_body_bytes`, at least twice
+    /// `max_report_bytes`.
+    pub fn inflight_body_budget(&self) -> u64 {
+        self.max_inflight_body_bytes
+            .max(self.max_report_bytes.saturating_mul(2))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -339,7 +339,7 @@ pub(crate) mod tests {
                 ..Default::default()
             },
             status: Status::worst(checks.iter().map(|c| c.1)),
-            generated_at: "t".into(),
+            generated_at: "2026-11-23T10:15:00Z".into(),
             checks: checks
                 .iter()
                 .map(|(n, s)| CheckResult {

@@ -98,6 +98,7 @@ pub async fn serve(
         store_writable: AtomicBool::new(true),
         history: Default::default(),
         seen: Default::default(),
+        bodies: http::budget::BodyBudget::new(config.inflight_body_budget()),
     });
     writer::spawn_writers(state.clone(), rx);
     if let Some(path) = config.auth_token_file.clone() {
@@ -114,7 +115,7 @@ pub async fn serve(
         tasks::spawn_refresh(state.clone());
     }
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = serve::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
             addr: config.listen,

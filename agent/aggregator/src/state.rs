@@ -191,6 +191,8 @@ pub struct FleetState {
     /// Heartbeats answered from memory, waiting for the next flush to the store: node -> last
     /// seen (ms).
     pub seen: Mutex<std::collections::HashMap<String, i64>>,
+    /// Bytes of request bodies being read at once (`max_inflight_body_bytes`).
+    pub bodies: crate::http::budget::BodyBudget,
 }
 
 impl FleetState {

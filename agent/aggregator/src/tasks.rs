@@ -25,7 +25,7 @@ pub fn spawn_token_reload(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            match serve::token::read_tokens(&path) {
+            match serve::token::read_tokens_async(&path).await {
                 Ok(t) => {
                     if let Some(cur) = pick(&state)
                         && **cur.load() != t

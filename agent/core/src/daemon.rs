@@ -34,7 +34,7 @@ pub enum DaemonError {
 }
 
 /// Paths that stay open under basic auth: the kubelet's and systemd's probes.
-pub const OPEN_PATHS: &[&str] = &["/livez", "/healthz", "/-/healthy", "/readyz", "/-/ready"];
+pub const OPEN_PATHS: &[&str] = serve::PROBE_PATHS;
 
 /// The router and serving options the web config asks for: TLS (certificate reloaded when its
 /// files change) and basic auth on everything but [`OPEN_PATHS`].
@@ -126,7 +126,7 @@ pub async fn run(
         )),
         names,
     ));
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = serve::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Bind {
             addr: config.listen,

@@ -128,6 +128,17 @@ impl Table {
         false
     }
 
+    /// Tells the oldest connection, busy or not, to close.
+    pub fn evict_oldest(&self) {
+        let map = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = map
+            .values()
+            .find(|s| !s.evicted.swap(true, Ordering::AcqRel))
+        {
+            slot.kill.notify_one();
+        }
+    }
+
     /// Waits until fewer than `n` connections are open, at most `within`.
     pub async fn wait_below(&self, n: usize, within: Duration) {
         let deadline = Instant::now() + within;

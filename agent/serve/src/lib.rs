@@ -11,6 +11,15 @@
 //! - **Connections.** At most `max_connections` (below `RLIMIT_NOFILE`, with headroom for the
 //!   files the process itself opens). At the limit a new connection closes the oldest idle one,
 //!   so a probe still gets in when idle connections fill the table.
+//! - **Probe reserve.** When every connection is running a request (bodies trickled in, requests
+//!   waiting on a slow handler), up to `probe_reserve` more connections are taken into a reserve
+//!   that serves only [`Limits::probe_paths`] (`/livez`, `/readyz`, ...): any other path is
+//!   answered 503 with `Retry-After` at once, without reaching the application, and the reserve
+//!   has a short head deadline and no keep-alive. A full reserve closes its oldest connection for
+//!   a new one. Probes never queue behind the connection cap (nginx's answer-at-once, rather than
+//!   the Kubernetes API server's exemption of probes from its in-flight limit, done at accept).
+//!   A full reserve closes its oldest connection without a request, so a probe whose head has
+//!   arrived is answered even while connections keep pouring in.
 //! - **Shutdown.** When `shutdown` completes the listener closes, idle connections close at once,
 //!   requests in flight get `shutdown_grace`, and then every connection is dropped (also ones
 //!   stuck in a partial head): [`serve`] returns within about `shutdown_grace`.
@@ -26,6 +35,7 @@
 mod body;
 mod conns;
 pub mod exposition;
+pub mod files;
 pub mod notify;
 pub mod tls;
 pub mod token;
@@ -61,7 +71,16 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Largest request head (request line and headers), bytes.
     pub max_head_bytes: usize,
+    /// Connections beyond the limit kept for probe requests when no connection is idle.
+    pub probe_reserve: usize,
+    /// Head deadline of a reserve connection.
+    pub probe_header_timeout: Duration,
+    /// The paths a reserve connection serves.
+    pub probe_paths: &'static [&'static str],
 }
+
+/// The paths the kubelet and systemd probe: served on reserve connections.
+pub const PROBE_PATHS: &[&str] = &["/livez", "/healthz", "/-/healthy", "/readyz", "/-/ready"];
 
 impl Default for Limits {
     fn default() -> Self {
@@ -72,6 +91,9 @@ impl Default for Limits {
             connection_cap: 4096,
             shutdown_grace: Duration::from_millis(500),
             max_head_bytes: 64 * 1024,
+            probe_reserve: 64,
+            probe_header_timeout: Duration::from_secs(2),
+            probe_paths: PROBE_PATHS,
         }
     }
 }
@@ -153,6 +175,23 @@ impl Listener {
     }
 }
 
+/// Pending connections the kernel queues for [`bind`]'s listener (capped by
+/// `net.core.somaxconn`): a burst of connects waits in the queue instead of having its SYNs
+/// dropped, which a client retries only after a second (a probe behind a burst answered late).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with `SO_REUSEADDR` and a backlog of [`LISTEN_BACKLOG`].
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then closes every connection within
 /// about `limits.shutdown_grace` and returns. Errors only for a listener that fails for good.
 pub async fn serve(
@@ -165,6 +204,8 @@ pub async fn serve(
     let limits = Arc::new(options.limits);
     let max = limits.effective_max_connections();
     let table = Arc::new(Table::new());
+    // Connections taken beyond `max` for probes (see `Limits::probe_reserve`).
+    let reserve = Arc::new(Table::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     tracing::debug!(max_connections = max, "serving HTTP");
     tokio::pin!(shutdown);
@@ -186,14 +227,23 @@ pub async fn serve(
                 continue;
             }
         };
+        let mut probe_only = false;
         if table.len() >= max {
-            if !table.evict_oldest_idle() {
-                // Every connection is running a request: refuse this one.
+            if table.evict_oldest_idle() {
+                // Wait (briefly) for the evicted one to close, so fds stay below the limit.
+                table.wait_below(max + 1, Duration::from_millis(100)).await;
+            } else if limits.probe_reserve == 0 {
                 drop(stream);
                 continue;
+            } else {
+                // Every connection is running a request: this one may only probe.
+                // A full reserve closes its oldest connection still waiting for a head (one
+                // being answered finishes by itself), else its oldest.
+                if reserve.len() >= limits.probe_reserve && !reserve.evict_oldest_idle() {
+                    reserve.evict_oldest();
+                }
+                probe_only = true;
             }
-            // Wait (briefly) for the evicted one to close, so fds stay below the limit.
-            table.wait_below(max + 1, Duration::from_millis(100)).await;
         }
         let peer = match &stream {
             Stream::Tcp(s, addr) => {
@@ -202,7 +252,11 @@ pub async fn serve(
             }
             Stream::Unix(_) => Peer::Unix,
         };
-        let conn = table.register();
+        let conn = if probe_only {
+            reserve.register()
+        } else {
+            table.register()
+        };
         let ctx = ConnCtx {
             app: app.clone(),
             limits: limits.clone(),
@@ -210,6 +264,7 @@ pub async fn serve(
             stop: stop_rx.clone(),
             conn,
             peer,
+            probe_only,
         };
         match stream {
             Stream::Tcp(s, _) => tokio::spawn(ctx.run(s)),
@@ -219,8 +274,11 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     // Connections close within the grace (then they are dropped); wait a little longer.
-    let deadline = limits.shutdown_grace + Duration::from_millis(200);
-    table.wait_below(1, deadline).await;
+    let deadline = Instant::now() + limits.shutdown_grace + Duration::from_millis(200);
+    table.wait_below(1, deadline - Instant::now()).await;
+    reserve
+        .wait_below(1, deadline.saturating_duration_since(Instant::now()))
+        .await;
     conns::release_freed_memory();
     Ok(())
 }
@@ -233,19 +291,31 @@ struct ConnCtx {
     stop: watch::Receiver<bool>,
     conn: Arc<ConnState>,
     peer: Peer,
+    /// A reserve connection: probe paths only, no keep-alive, a short head deadline.
+    probe_only: bool,
 }
 
 impl ConnCtx {
+    fn header_timeout(&self) -> Duration {
+        if self.probe_only {
+            self.limits
+                .probe_header_timeout
+                .min(self.limits.header_timeout)
+        } else {
+            self.limits.header_timeout
+        }
+    }
+
     async fn run<S>(mut self, stream: S)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let conn = self.conn.clone();
-        let head_deadline = Instant::now() + self.limits.header_timeout;
+        let head_deadline = Instant::now() + self.header_timeout();
         match self.tls.clone() {
             None => self.drive(stream, None).await,
             Some(tls) => {
-                let acceptor = tls.acceptor();
+                let acceptor = tls.fresh_acceptor().await;
                 let handshake = tokio::select! {
                     r = tokio::time::timeout_at(head_deadline, acceptor.accept(stream)) => r,
                     _ = conn.kill.notified() => return,
@@ -278,8 +348,10 @@ impl ConnCtx {
     {
         let state = self.conn.clone();
         let (app, limits, peer) = (self.app.clone(), self.limits.clone(), self.peer);
+        let probe_only = self.probe_only;
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let guard = body::InFlight::begin(state.clone());
+            let refused = probe_only && !limits.probe_paths.contains(&req.uri().path());
             let mut req =
                 req.map(|b| axum::body::Body::new(body::Deadline::new(b, limits.body_timeout)));
             if let Peer::Tcp(addr) = peer {
@@ -289,11 +361,14 @@ impl ConnCtx {
             if let Some(certs) = &peer_certs {
                 req.extensions_mut().insert(certs.clone());
             }
-            let call = tower::ServiceExt::oneshot(app.clone(), req);
+            let call = (!refused).then(|| tower::ServiceExt::oneshot(app.clone(), req));
             async move {
-                let resp = match call.await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
+                let resp = match call {
+                    None => busy_response(),
+                    Some(call) => match call.await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    },
                 };
                 Ok::<_, Infallible>(resp.map(|b| body::Guarded::new(b, guard)))
             }
@@ -304,11 +379,11 @@ impl ConnCtx {
             // Our own deadline covers the head; hyper's would start only at the first byte.
             .header_read_timeout(None)
             .max_buf_size(self.limits.max_head_bytes.max(8192))
-            .keep_alive(true);
+            .keep_alive(!self.probe_only);
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let grace = self.limits.shutdown_grace;
-        let header_timeout = self.limits.header_timeout;
+        let header_timeout = self.header_timeout();
         let mut stopping: Option<Instant> = None;
         loop {
             // An idle connection must see its next head by idle_since + header_timeout.
@@ -341,6 +416,22 @@ impl ConnCtx {
             }
         }
     }
+}
+
+/// What a reserve connection answers for anything but a probe: 503, try again in a second.
+fn busy_response() -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::RETRY_AFTER, "1"),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CONNECTION, "close"),
+        ],
+        "every connection is busy: only probes are served now; retry later\n",
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! TLS on the server side with rustls (ring provider, no OpenSSL): a certificate chain and key
 //! from PEM files, optionally client certificates verified against a CA file, and a reload when
 //! any of those files changes (cert-manager and the kubelet swap them in place): checked at
-//! most once a second, on accept. A reload that fails keeps the previous certificate in force.
+//! most once a second, on accept, on a thread of its own (a new connection waits at most half a
+//! second for it; a hung filesystem never blocks an async worker). Only regular files under
+//! [`crate::files::MAX_FILE_BYTES`] are read: a FIFO or `/dev/zero` in place of a file keeps
+//! the previous certificate and logs why. A reload that fails keeps the previous certificate.
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
@@ -9,6 +12,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,6 +122,8 @@ pub struct ReloadingTls {
     current: ArcSwap<ServerConfig>,
     /// When the files were last looked at, and what they were then.
     checked: Mutex<(Instant, Stamp)>,
+    /// A look at the files is under way on its thread.
+    looking: AtomicBool,
 }
 
 impl ReloadingTls {
@@ -129,6 +135,7 @@ impl ReloadingTls {
             files,
             current: ArcSwap::from_pointee(config),
             checked: Mutex::new((Instant::now(), seen)),
+            looking: AtomicBool::new(false),
         })
     }
 
@@ -139,6 +146,42 @@ impl ReloadingTls {
     /// The acceptor for a new connection, with the certificate as the files hold it now.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         self.reload_if_changed(Duration::from_secs(1));
+        tokio_rustls::TlsAcceptor::from(self.current.load_full())
+    }
+
+    /// [`acceptor`](Self::acceptor) for a new connection, looking at the files (when due) on a
+    /// thread of its own and waiting at most half a second for that look.
+    pub async fn fresh_acceptor(self: &Arc<Self>) -> tokio_rustls::TlsAcceptor {
+        let due = self
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .elapsed()
+            >= Duration::from_secs(1);
+        if due && !self.looking.swap(true, Ordering::AcqRel) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let me = self.clone();
+            let started = crate::files::spawn(move || {
+                me.reload_if_changed(Duration::from_secs(1));
+                me.looking.store(false, Ordering::Release);
+                let _ = tx.send(());
+            });
+            match started {
+                Ok(()) => {
+                    if tokio::time::timeout(Duration::from_millis(500), rx)
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!(cert_file = %self.files.cert_file.display(), "looking at the TLS files takes over 0.5 s (a hung filesystem?); serving the certificate in force");
+                    }
+                }
+                Err(e) => {
+                    self.looking.store(false, Ordering::Release);
+                    tracing::warn!(error = %e, "TLS files not looked at");
+                }
+            }
+        }
         tokio_rustls::TlsAcceptor::from(self.current.load_full())
     }
 
@@ -176,9 +219,19 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A certificate, key or CA file: a regular file under the cap (see [`crate::files`]).
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    crate::files::read_regular_within(
+        path,
+        crate::files::MAX_FILE_BYTES,
+        crate::files::READ_DEADLINE,
+    )
+    .map_err(|e| tls_error(path, e))
+}
+
 /// Every certificate in a PEM file; an error when there is none.
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|e| tls_error(path, e))?;
+    let bytes = read_file(path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_error(path, format!("not a PEM certificate file: {e}")))?;
@@ -201,7 +254,7 @@ pub fn read_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
 
 fn build(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let certs = read_certs(&files.cert_file)?;
-    let key_bytes = std::fs::read(&files.key_file).map_err(|e| tls_error(&files.key_file, e))?;
+    let key_bytes = read_file(&files.key_file)?;
     let key = PrivateKeyDer::from_pem_slice(&key_bytes)
         .map_err(|e| tls_error(&files.key_file, format!("no usable PEM private key: {e}")))?;
     let versions: &[&rustls::SupportedProtocolVersion] = match files.min_version {

@@ -1,13 +1,44 @@
 //! Bearer token files, shared by the agent's push (which sends the token) and the aggregator
 //! (which checks it): one token a line, trimmed. The agent sends the first; the aggregator
-//! accepts every one (so a rotation can add the new token before the old one goes).
+//! accepts every one (so a rotation can add the new token before the old one goes). Read as
+//! [`crate::files`] reads: a regular file under the size cap, on a thread of its own under a
+//! deadline.
 
 use std::path::Path;
 
 /// The first line of a token file, trimmed; an error naming the file when it is unreadable or
 /// its first line is empty.
 pub fn read_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    token_of(path, &crate::files::read_text(path)?)
+}
+
+/// Every token of a token file: its first line (which must hold one) and every further
+/// non-empty line, trimmed; an error naming the file otherwise.
+pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
+    tokens_of(path, &crate::files::read_text(path)?)
+}
+
+/// [`read_token`] for async callers (the agent sends the first token): the worker is not
+/// blocked while the file is read.
+pub async fn read_token_async(path: &Path) -> Result<String, String> {
+    Ok(read_tokens_async(path).await?.swap_remove(0))
+}
+
+/// [`read_tokens`] for async callers: the worker is not blocked while the file is read.
+pub async fn read_tokens_async(path: &Path) -> Result<Vec<String>, String> {
+    let bytes = crate::files::read_regular_async(
+        path,
+        crate::files::MAX_FILE_BYTES,
+        crate::files::READ_DEADLINE,
+    )
+    .await
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| format!("{}: not UTF-8 text: {e}", path.display()))?;
+    tokens_of(path, &text)
+}
+
+fn token_of(path: &Path, text: &str) -> Result<String, String> {
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
         return Err(format!("{}: no token on the first line", path.display()));
@@ -15,12 +46,8 @@ pub fn read_token(path: &Path) -> Result<String, String> {
     Ok(token)
 }
 
-/// Every token of a token file: its first line (which must hold one) and every further
-/// non-empty line, trimmed; an error naming the file otherwise.
-pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
-    let first = read_token(path)?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut tokens = vec![first];
+fn tokens_of(path: &Path, text: &str) -> Result<Vec<String>, String> {
+    let mut tokens = vec![token_of(path, text)?];
     for line in text
         .lines()
         .skip(1)
@@ -51,6 +78,12 @@ mod tests {
             "{e}"
         );
         assert!(read_token(&dir.path().join("missing")).is_err());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = read_token(&fifo).unwrap_err();
+        assert!(e.contains("FIFO") && e.contains("fifo"), "{e}");
+        let e = read_token(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("character device"), "{e}");
     }
 
     #[test]

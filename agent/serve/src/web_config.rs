@@ -18,8 +18,16 @@
 //! when they change, and so are the users (the file checked at most once a second); which TLS
 //! files, whether there is TLS and whether there is basic auth at all are read at start. A good password is remembered (as a SHA-256
 //! of user, password and hash) so a scrape does not pay bcrypt each time; unknown users cost a
-//! bcrypt like known ones (no timing oracle), and at most two bcrypt runs go at once, on blocking
-//! threads.
+//! bcrypt like known ones (no timing oracle).
+//!
+//! bcrypt work is bounded and never queued behind an attacker ([`Budget`]): each source address
+//! (an IPv6 one by its /64) has a budget of [`BCRYPT_BURST`] verifications, refilled one per
+//! [`BCRYPT_REFILL`]; over it, a request gets 429 with `Retry-After` at once (a good password
+//! refunds its verification). At most two bcrypt runs go at once, on blocking threads, and one
+//! of the two is kept for addresses with a full budget (none of their recent verifications
+//! failed): a hostile address with a failure behind it gets a run only when that slot is free
+//! right now and the fleet-wide rate of such runs ([`DIRTY_RUNS_PER_SECOND`]) allows, else 429,
+//! while a new user's first login waits at most for one run in progress.
 
 use super::tls::{ClientAuth, MinVersion, TlsFiles};
 use axum::Router;
@@ -28,9 +36,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A web config file that cannot be used, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +99,7 @@ impl WebConfig {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = crate::files::read_text(path).map_err(err)?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let shape: FileShape = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| err(format!("key `{}`: {}", e.path(), e.inner().message())))?;
@@ -136,18 +146,126 @@ impl WebConfig {
 
 /// Basic auth against bcrypt hashes, as an axum middleware ([`BasicAuth::protect`]).
 pub struct BasicAuth {
-    users: arc_swap::ArcSwap<BTreeMap<String, String>>,
-    /// The web config file the users came from, re-read when it changes (at most once a second),
-    /// and when it was last looked at.
-    source: Option<(PathBuf, LastLook)>,
+    users: Arc<arc_swap::ArcSwap<BTreeMap<String, String>>>,
+    /// The web config file the users came from, re-read when it changes (at most once a second,
+    /// on a thread of its own), and when it was last looked at.
+    source: Option<(PathBuf, Arc<LastLook>)>,
+    /// A look at the file is under way.
+    looking: Arc<std::sync::atomic::AtomicBool>,
     /// A hash of the users' cost that no password matches: unknown users pay the same bcrypt.
     dummy: String,
     /// SHA-256 of (user, password, hash) of credentials that verified; bounded.
     good: Mutex<HashSet<[u8; 32]>>,
+    /// Both bcrypt runs; one of them is also in `dirty_slot`'s keeping.
     bcrypt_slots: tokio::sync::Semaphore,
+    /// The one run addresses with a spent budget may have.
+    dirty_slot: tokio::sync::Semaphore,
+    budget: Budget,
+    /// Runs for addresses with a spent budget, over all of them.
+    dirty_rate: Budget,
 }
 
 const REMEMBERED: usize = 256;
+
+/// bcrypt verifications an address may run at once before it is throttled.
+pub const BCRYPT_BURST: f64 = 4.0;
+/// One more verification per this long.
+pub const BCRYPT_REFILL: Duration = Duration::from_secs(2);
+/// bcrypt runs a second for addresses with a spent budget, all together (a spray of addresses
+/// gets no more CPU than this).
+pub const DIRTY_RUNS_PER_SECOND: f64 = 4.0;
+/// How long a request from an address with a full budget waits for a bcrypt run.
+const CLEAN_WAIT: Duration = Duration::from_secs(2);
+/// Addresses tracked at once; past it, those with a full budget are forgotten first.
+const TRACKED: usize = 4096;
+
+/// The answer to a basic-auth attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The credentials are good.
+    Allowed,
+    /// Wrong user or password.
+    Denied,
+    /// The address is over its budget, or no bcrypt run is free: retry after this many seconds.
+    Throttled(u64),
+}
+
+/// Per-address token buckets of bcrypt verifications.
+pub struct Budget {
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    burst: f64,
+    refill: Duration,
+}
+
+impl Default for Budget {
+    /// [`BCRYPT_BURST`], one more per [`BCRYPT_REFILL`].
+    fn default() -> Self {
+        Budget::new(BCRYPT_BURST, BCRYPT_REFILL)
+    }
+}
+
+/// The key of an address: IPv4 as is, IPv6 by its /64 (one host has a whole /64 to spray).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+impl Budget {
+    /// Buckets of `burst` verifications, one more per `refill`.
+    pub fn new(burst: f64, refill: Duration) -> Budget {
+        Budget {
+            buckets: Mutex::new(HashMap::new()),
+            burst,
+            refill,
+        }
+    }
+
+    fn refilled(&self, tokens: f64, since: Instant, now: Instant) -> f64 {
+        let gained = now.duration_since(since).as_secs_f64() / self.refill.as_secs_f64();
+        (tokens + gained).min(self.burst)
+    }
+
+    /// Takes one verification from `ip`'s budget: `Ok(clean)` (whether the budget was full), or
+    /// `Err(seconds until one is back)`.
+    pub fn take(&self, ip: IpAddr) -> Result<bool, u64> {
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= TRACKED && !map.contains_key(&client_key(ip)) {
+            map.retain(|_, (t, at)| self.refilled(*t, *at, now) < self.burst);
+            if map.len() >= TRACKED {
+                map.clear();
+            }
+        }
+        let entry = map.entry(client_key(ip)).or_insert((self.burst, now));
+        let tokens = self.refilled(entry.0, entry.1, now);
+        if tokens < 1.0 {
+            let wait = (1.0 - tokens) * self.refill.as_secs_f64();
+            return Err(wait.ceil().max(1.0) as u64);
+        }
+        *entry = (tokens - 1.0, now);
+        Ok(tokens >= self.burst)
+    }
+
+    /// Gives back a verification taken from `ip` (its password was good).
+    pub fn refund(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get_mut(&client_key(ip)) {
+            *entry = (
+                (self.refilled(entry.0, entry.1, now) + 1.0).min(self.burst),
+                now,
+            );
+        }
+    }
+}
 
 /// Inode, size and modification time of a file.
 type FileStamp = (u64, u64, i64, i64);
@@ -163,7 +281,7 @@ fn file_stamp(path: &Path) -> Option<FileStamp> {
 
 /// The users of a web config file, their hashes checked.
 fn read_users(path: &Path) -> Result<BTreeMap<String, String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let text = crate::files::read_text(path)?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
     let shape: FileShape = serde_path_to_error::deserialize(toml::Value::Table(table))
         .map_err(|e| format!("key `{}`: {}", e.path(), e.inner().message()))?;
@@ -172,6 +290,38 @@ fn read_users(path: &Path) -> Result<BTreeMap<String, String>, String> {
             .map_err(|e| format!("key `basic_auth_users.{user}`: not a bcrypt hash ({e})"))?;
     }
     Ok(shape.basic_auth_users)
+}
+
+/// Re-reads the users from `path` when its stamp changed since `checked` (at most once a second).
+fn reload_if_changed(
+    path: &Path,
+    checked: &LastLook,
+    users: &arc_swap::ArcSwap<BTreeMap<String, String>>,
+) {
+    let mut checked = checked.lock().unwrap_or_else(|e| e.into_inner());
+    if checked.0.elapsed() < std::time::Duration::from_secs(1) {
+        return;
+    }
+    checked.0 = std::time::Instant::now();
+    let now = file_stamp(path);
+    if now == checked.1 {
+        return;
+    }
+    checked.1 = now;
+    drop(checked);
+    match read_users(path) {
+        Ok(new) => {
+            if new.is_empty() {
+                tracing::warn!(file = %path.display(), "web config has no basic_auth_users any more: every protected request is refused until users are back or the agent restarts");
+            } else {
+                tracing::info!(file = %path.display(), users = new.len(), "basic auth users reloaded");
+            }
+            users.store(Arc::new(new));
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "web config changed but cannot be used; keeping the previous users")
+        }
+    }
 }
 
 impl BasicAuth {
@@ -187,11 +337,18 @@ impl BasicAuth {
         let dummy = bcrypt::hash("gluten-node-agent: no such user", cost)
             .map_err(|e| format!("bcrypt: {e}"))?;
         Ok(BasicAuth {
-            users: arc_swap::ArcSwap::from_pointee(users),
+            users: Arc::new(arc_swap::ArcSwap::from_pointee(users)),
             source: None,
+            looking: Default::default(),
             dummy,
             good: Mutex::new(HashSet::new()),
             bcrypt_slots: tokio::sync::Semaphore::new(2),
+            dirty_slot: tokio::sync::Semaphore::new(1),
+            budget: Budget::default(),
+            dirty_rate: Budget::new(
+                DIRTY_RUNS_PER_SECOND,
+                Duration::from_secs_f64(1.0 / DIRTY_RUNS_PER_SECOND),
+            ),
         })
     }
 
@@ -202,37 +359,54 @@ impl BasicAuth {
         let seen = file_stamp(path);
         self.source = Some((
             path.to_path_buf(),
-            Mutex::new((std::time::Instant::now(), seen)),
+            Arc::new(Mutex::new((std::time::Instant::now(), seen))),
         ));
         self
     }
 
-    fn reload_if_changed(&self) {
+    /// Looks at the web config file (when due) on a thread of its own, waiting at most half a
+    /// second: a FIFO, a huge file or a hung filesystem keeps the users in force.
+    async fn reload_soon(&self) {
+        use std::sync::atomic::Ordering;
         let Some((path, checked)) = &self.source else {
             return;
         };
-        let mut checked = checked.lock().unwrap_or_else(|e| e.into_inner());
-        if checked.0.elapsed() < std::time::Duration::from_secs(1) {
+        if checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .elapsed()
+            < Duration::from_secs(1)
+            || self.looking.swap(true, Ordering::AcqRel)
+        {
             return;
         }
-        checked.0 = std::time::Instant::now();
-        let now = file_stamp(path);
-        if now == checked.1 {
-            return;
-        }
-        checked.1 = now;
-        drop(checked);
-        match read_users(path) {
-            Ok(users) => {
-                if users.is_empty() {
-                    tracing::warn!(file = %path.display(), "web config has no basic_auth_users any more: every protected request is refused until users are back or the agent restarts");
-                } else {
-                    tracing::info!(file = %path.display(), users = users.len(), "basic auth users reloaded");
+        let (path, checked, users, looking) = (
+            path.clone(),
+            checked.clone(),
+            self.users.clone(),
+            self.looking.clone(),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let started = crate::files::spawn(move || {
+            reload_if_changed(&path, &checked, &users);
+            looking.store(false, Ordering::Release);
+            let _ = tx.send(());
+        });
+        match started {
+            Ok(()) => {
+                if tokio::time::timeout(Duration::from_millis(500), rx)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "looking at the web config file takes over 0.5 s (a hung filesystem?); the users in force stay"
+                    );
                 }
-                self.users.store(Arc::new(users));
             }
             Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "web config changed but cannot be used; keeping the previous users")
+                self.looking.store(false, Ordering::Release);
+                tracing::warn!(error = %e, "web config file not looked at");
             }
         }
     }
@@ -246,9 +420,14 @@ impl BasicAuth {
         ))
     }
 
-    /// Whether `user` with `password` may in.
+    /// Whether `user` with `password` may in (no address: no budget, as from a trusted caller).
     pub async fn verify(&self, user: &str, password: &str) -> bool {
-        self.reload_if_changed();
+        self.verify_from(None, user, password).await == Verdict::Allowed
+    }
+
+    /// Whether `user` with `password` from `peer` may in, within `peer`'s bcrypt budget.
+    pub async fn verify_from(&self, peer: Option<IpAddr>, user: &str, password: &str) -> Verdict {
+        self.reload_soon().await;
         let users = self.users.load_full();
         let hash = users.get(user);
         let key = fingerprint(user, password, hash.map_or("", String::as_str));
@@ -259,10 +438,35 @@ impl BasicAuth {
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(&key)
         {
-            return true;
+            return Verdict::Allowed;
         }
-        let Ok(_slot) = self.bcrypt_slots.acquire().await else {
-            return false;
+        let clean = match peer.map(|ip| self.budget.take(ip)) {
+            None => true,
+            Some(Ok(clean)) => clean,
+            Some(Err(retry)) => return Verdict::Throttled(retry),
+        };
+        // A run: a clean address waits (briefly) for either slot; a dirty one takes the
+        // dirty slot and a run slot if both are free now, else it is throttled.
+        let (_dirty, _slot) = if clean {
+            match tokio::time::timeout(CLEAN_WAIT, self.bcrypt_slots.acquire()).await {
+                Ok(Ok(slot)) => (None, slot),
+                _ => return Verdict::Throttled(1),
+            }
+        } else {
+            let Ok(dirty) = self.dirty_slot.try_acquire() else {
+                return Verdict::Throttled(1);
+            };
+            if self
+                .dirty_rate
+                .take(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+                .is_err()
+            {
+                return Verdict::Throttled(1);
+            }
+            let Ok(slot) = self.bcrypt_slots.try_acquire() else {
+                return Verdict::Throttled(1);
+            };
+            (Some(dirty), slot)
         };
         let against = hash.cloned().unwrap_or_else(|| self.dummy.clone());
         let password = password.to_string();
@@ -272,14 +476,18 @@ impl BasicAuth {
         .await
         .unwrap_or(false);
         let ok = matches && hash.is_some();
-        if ok {
-            let mut good = self.good.lock().unwrap_or_else(|e| e.into_inner());
-            if good.len() >= REMEMBERED {
-                good.clear();
-            }
-            good.insert(key);
+        if !ok {
+            return Verdict::Denied;
         }
-        ok
+        if let Some(ip) = peer {
+            self.budget.refund(ip);
+        }
+        let mut good = self.good.lock().unwrap_or_else(|e| e.into_inner());
+        if good.len() >= REMEMBERED {
+            good.clear();
+        }
+        good.insert(key);
+        Verdict::Allowed
     }
 }
 
@@ -322,21 +530,65 @@ async fn check(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(credentials);
-    if let Some((user, password)) = given
-        && auth.verify(&user, &password).await
-    {
-        return next.run(req).await;
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let verdict = match given {
+        Some((user, password)) => auth.verify_from(peer, &user, &password).await,
+        None => Verdict::Denied,
+    };
+    match verdict {
+        Verdict::Allowed => next.run(req).await,
+        Verdict::Denied => (
+            StatusCode::UNAUTHORIZED,
+            [
+                (
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"gluten-node-agent\", charset=\"UTF-8\"",
+                ),
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            ],
+            "Unauthorized\n",
+        )
+            .into_response(),
+        Verdict::Throttled(retry) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (header::RETRY_AFTER, retry.to_string()),
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+            ],
+            "Too many password attempts from this address; retry later\n",
+        )
+            .into_response(),
     }
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (
-                header::WWW_AUTHENTICATE,
-                "Basic realm=\"gluten-node-agent\", charset=\"UTF-8\"",
-            ),
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-        ],
-        "Unauthorized\n",
-    )
-        .into_response()
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_burst_then_429_and_a_good_password_refunds() {
+        let b = Budget::new(2.0, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(b.take(ip), Ok(true), "a full budget is clean");
+        assert_eq!(b.take(ip), Ok(false));
+        let retry = b.take(ip).unwrap_err();
+        assert!((1..=60).contains(&retry), "{retry}");
+        b.refund(ip);
+        assert_eq!(b.take(ip), Ok(false));
+        // Another address has its own budget; an IPv6 host is its /64.
+        assert_eq!(b.take("10.0.0.2".parse().unwrap()), Ok(true));
+        let (v6a, v6b): (IpAddr, IpAddr) = (
+            "2001:db8:1:2::1".parse().unwrap(),
+            "2001:db8:1:2:ffff::9".parse().unwrap(),
+        );
+        assert_eq!(b.take(v6a), Ok(true));
+        assert_eq!(b.take(v6b), Ok(false));
+        assert!(b.take(v6a).is_err());
+    }
 }

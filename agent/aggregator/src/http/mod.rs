@@ -3,6 +3,7 @@
 //! pushes: decoding and validation before anything is stored), [`auth`] (bearer tokens).
 
 pub mod auth;
+pub mod budget;
 pub mod read;
 pub mod report;
 

@@ -54,9 +54,8 @@ fn etag(bytes: &[u8]) -> String {
     format!("\"{h:016x}\"")
 }
 
-/// A JSON answer with an ETag over `tag_of`, or 304 when the client has it.
-fn cached_json<T: Serialize>(headers: &HeaderMap, v: &T, tag_of: &[u8]) -> Response {
-    let tag = etag(tag_of);
+/// A compact JSON body with an ETag (computed off the workers), or 304 when the client has it.
+fn cached_json(headers: &HeaderMap, tag: String, mut body: Vec<u8>) -> Response {
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -64,12 +63,35 @@ fn cached_json<T: Serialize>(headers: &HeaderMap, v: &T, tag_of: &[u8]) -> Respo
     let mut r = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        json(StatusCode::OK, v, false)
+        body.push(b'\n');
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     };
     if let Ok(v) = HeaderValue::from_str(&tag) {
         r.headers_mut().insert(header::ETAG, v);
     }
     r
+}
+
+/// Whether a query string asks for indented JSON (`?pretty`, `?pretty=true`).
+fn wants_pretty(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "pretty" || kv == "pretty=true" || kv == "pretty=1")
+    })
+}
+
+/// `v` as JSON, indented when asked.
+fn to_json<T: Serialize>(v: &T, pretty: bool) -> Vec<u8> {
+    if pretty {
+        serde_json::to_vec_pretty(v).unwrap_or_default()
+    } else {
+        serde_json::to_vec(v).unwrap_or_default()
+    }
 }
 
 /// `GET /api/v1/nodes?limit=&cursor=&status=&stale=&check=&prefix=`
@@ -86,9 +108,19 @@ pub async fn nodes(
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let st2 = st.clone();
-    let Some((nodes, next)) = off_workers(move || {
+    let pretty = wants_pretty(query.as_deref());
+    let Some((tag, body)) = off_workers(move || {
         let (now, stale) = (now_ms(), st2.stale_ms());
-        st2.fleet.read(|idx| idx.page(&q, now, stale))
+        let (nodes, next) = st2.fleet.read(|idx| idx.page(&q, now, stale));
+        let list = NodeList {
+            stale_after_seconds: st2.config.stale_after_seconds,
+            nodes,
+            next,
+        };
+        let body = serde_json::to_vec(&list).unwrap_or_default();
+        let tag = etag(&body);
+        let body = if pretty { to_json(&list, true) } else { body };
+        (tag, body)
     })
     .await
     else {
@@ -97,13 +129,7 @@ pub async fn nodes(
             "listing nodes failed".into(),
         );
     };
-    let list = NodeList {
-        stale_after_seconds: st.config.stale_after_seconds,
-        nodes,
-        next,
-    };
-    let body = serde_json::to_vec(&list).unwrap_or_default();
-    cached_json(&headers, &list, &body)
+    cached_json(&headers, tag, body)
 }
 
 /// `GET /api/v1/nodes/{name}`: the summary from memory, the report and transitions from the
@@ -112,6 +138,7 @@ pub async fn node(
     State(st): State<Arc<FleetState>>,
     headers: HeaderMap,
     UrlPath(name): UrlPath<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     if let Err(r) = auth::check_read(&st, &headers) {
         return *r;
@@ -133,21 +160,32 @@ pub async fn node(
             );
         }
     };
-    let report: NodeReport = match serde_json::from_slice(&detail.report_json) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("stored report does not parse: {e}"),
-            );
+    // Parsing and writing a report of up to max_report_bytes: off the async workers.
+    let pretty = wants_pretty(query.as_deref());
+    let body = off_workers(move || {
+        let report: NodeReport = serde_json::from_slice(&detail.report_json)
+            .map_err(|e| format!("stored report does not parse: {e}"))?;
+        let detail = NodeDetail {
+            summary,
+            report,
+            transitions: detail.transitions,
+        };
+        Ok::<_, String>(to_json(&detail, pretty))
+    })
+    .await
+    .unwrap_or_else(|| Err("serialising the node failed".into()));
+    match body {
+        Ok(mut b) => {
+            b.push(b'\n');
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                b,
+            )
+                .into_response()
         }
-    };
-    let detail = NodeDetail {
-        summary,
-        report,
-        transitions: detail.transitions,
-    };
-    json(StatusCode::OK, &detail, true)
+        Err(why) => error(StatusCode::INTERNAL_SERVER_ERROR, why),
+    }
 }
 
 /// The fleet view, computed off the async workers from the index.
@@ -161,21 +199,36 @@ async fn compute_view(st: &Arc<FleetState>) -> Option<proto::fleet::FleetView> {
     .await
 }
 
-/// `GET /api/v1/fleet`, with an ETag over everything but `generated_at`.
-pub async fn fleet_view(State(st): State<Arc<FleetState>>, headers: HeaderMap) -> Response {
+/// `GET /api/v1/fleet`, with an ETag over everything but `generated_at`; computed and written
+/// off the async workers.
+pub async fn fleet_view(
+    State(st): State<Arc<FleetState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     if let Err(r) = auth::check_read(&st, &headers) {
         return *r;
     }
-    let Some(mut view) = compute_view(&st).await else {
+    let pretty = wants_pretty(query.as_deref());
+    let st2 = st.clone();
+    let Some((tag, body)) = off_workers(move || {
+        let now = now_ms();
+        let mut view = st2
+            .fleet
+            .read(|idx| idx.view(now, st2.config.stale_after_seconds));
+        let at = std::mem::take(&mut view.generated_at);
+        let tag = etag(&serde_json::to_vec(&view).unwrap_or_default());
+        view.generated_at = at;
+        (tag, to_json(&view, pretty))
+    })
+    .await
+    else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "fleet view failed".into(),
         );
     };
-    let at = std::mem::take(&mut view.generated_at);
-    let tag = serde_json::to_vec(&view).unwrap_or_default();
-    view.generated_at = at;
-    cached_json(&headers, &view, &tag)
+    cached_json(&headers, tag, body)
 }
 
 /// `GET /api/v1/fleet/history`: counts by status over the last 24 h, then now.

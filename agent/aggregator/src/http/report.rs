@@ -163,9 +163,72 @@ pub enum Rejected {
     Unprocessable(String),
 }
 
+/// The first key that appears twice in one object of the JSON `bytes` (at any depth); `None`
+/// when there is none, or when `bytes` is not JSON (the real parse says why).
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    struct Walk<'a>(&'a RefCell<Option<String>>);
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Walk(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if !seen.insert(key.to_string()) {
+                    *self.0.borrow_mut() = Some(key.into_owned());
+                    return Err(serde::de::Error::custom("duplicate key"));
+                }
+                map.next_value_seed(Walk(self.0))?;
+            }
+            Ok(())
+        }
+    }
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = Walk(&found).deserialize(&mut de);
+    found.into_inner()
+}
+
 /// Decodes and validates a pushed report (pure: the whole of the aggregator's input checking
 /// after authentication and the size limit).
 pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
+    if let Some(key) = duplicate_key(bytes) {
+        return Err(Rejected::Unprocessable(format!(
+            "the key {:?} appears twice in one object: refused rather than guessing which counts",
+            trunc(&key)
+        )));
+    }
     let report: NodeReport = match serde_json::from_slice(bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -191,21 +254,88 @@ pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
             report.node.name
         )));
     }
+    if common::time::parse_rfc3339(&report.generated_at).is_none() {
+        return Err(Rejected::Unprocessable(format!(
+            "generated_at {:?} is not an RFC 3339 time",
+            trunc(&report.generated_at)
+        )));
+    }
     within_limits(&report, bytes.len()).map_err(Rejected::Unprocessable)?;
     Ok(report)
 }
 
-/// Why a body could not be read: the status and the sentence.
+/// Push protocol versions whose heartbeats this aggregator reads.
+pub const HEARTBEAT_PROTOCOLS: std::ops::RangeInclusive<u32> = 2..=PROTOCOL_VERSION;
+
+/// Decodes and validates a heartbeat: 400 when it is not one, 422 for a duplicate key, an
+/// unknown protocol, a `sent_at` that is not RFC 3339, a bad node name or digest.
+pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, Rejected> {
+    if let Some(key) = duplicate_key(bytes) {
+        return Err(Rejected::Unprocessable(format!(
+            "the key {:?} appears twice in one object of the heartbeat",
+            trunc(&key)
+        )));
+    }
+    let hb: Heartbeat = serde_json::from_slice(bytes)
+        .map_err(|e| Rejected::Malformed(format!("malformed heartbeat: {e}")))?;
+    if !HEARTBEAT_PROTOCOLS.contains(&hb.protocol) {
+        return Err(Rejected::Unprocessable(format!(
+            "heartbeat protocol {} is not one this aggregator reads ({} to {})",
+            hb.protocol,
+            HEARTBEAT_PROTOCOLS.start(),
+            HEARTBEAT_PROTOCOLS.end()
+        )));
+    }
+    if common::time::parse_rfc3339(&hb.sent_at).is_none() {
+        return Err(Rejected::Unprocessable(format!(
+            "heartbeat sent_at {:?} is not an RFC 3339 time",
+            trunc(&hb.sent_at)
+        )));
+    }
+    if !valid_node_name(&hb.node) || hb.digest.is_empty() || hb.digest.len() > 64 {
+        return Err(Rejected::Unprocessable(format!(
+            "heartbeat of node {:?}: the node name must be 1 to 253 characters of A-Z a-z 0-9 . _ - and the digest 1 to 64 characters",
+            trunc(&hb.node)
+        )));
+    }
+    Ok(hb)
+}
+
+/// Why a body could not be read: the status and the sentence (and, for 503, `Retry-After`).
 type Refusal = (StatusCode, String);
+
+/// A body as read, with its share of the in-flight budget (held until the request is done).
+#[derive(Debug)]
+pub struct BodyRead {
+    pub bytes: Bytes,
+    _reserved: Vec<super::budget::Reserved>,
+}
 
 /// Reads a request body of at most `limit` bytes, decompressing `Content-Encoding: gzip` (the
 /// limit applies after decompression too: a gzip bomb gets 413 having inflated at most `limit`
-/// bytes).
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+/// bytes). `limit_name` names the limit in a 413. The body's `Content-Length` (else `limit`) and,
+/// for gzip, `limit` again are reserved from `budget` first: 503 when they do not fit.
+/// A gzip body must be one member with nothing after it.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    limit_name: &str,
+    budget: &super::budget::BodyBudget,
+) -> Result<BodyRead, Refusal> {
     let too_large = |after: &str| {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("report larger than max_report_bytes ({limit} bytes){after}"),
+            format!("body larger than {limit_name} ({limit} bytes){after}"),
+        )
+    };
+    let busy = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many request bodies in flight (max_inflight_body_bytes, {} bytes): retry later",
+                budget.limit()
+            ),
         )
     };
     let declared = headers
@@ -221,27 +351,70 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         .unwrap_or("identity")
         .trim()
         .to_ascii_lowercase();
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(""))?;
-    match encoding.as_str() {
-        "identity" | "" => Ok(raw),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::with_capacity((raw.len() * 4).min(limit));
-            flate2::read::GzDecoder::new(&raw[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed gzip body: {e}")))?;
-            if out.len() > limit {
-                return Err(too_large(" after gzip decompression"));
-            }
-            Ok(Bytes::from(out))
+    let gzip = match encoding.as_str() {
+        "identity" | "" => false,
+        "gzip" | "x-gzip" => true,
+        other => {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {other:?} is not supported (gzip or none)"),
+            ));
         }
-        other => Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {other:?} is not supported (gzip or none)"),
-        )),
+    };
+    let mut reserved = vec![
+        budget
+            .reserve(declared.unwrap_or(limit as u64))
+            .ok_or_else(busy)?,
+    ];
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let e = e.into_inner();
+        if e.is::<http_body_util::LengthLimitError>() {
+            too_large("")
+        } else {
+            // Cut short, or not sent in full within the body deadline.
+            (
+                StatusCode::BAD_REQUEST,
+                format!("request body not received in full: {e}"),
+            )
+        }
+    })?;
+    if !gzip {
+        return Ok(BodyRead {
+            bytes: raw,
+            _reserved: reserved,
+        });
     }
+    reserved.push(budget.reserve(limit as u64).ok_or_else(busy)?);
+    let malformed = |e: String| (StatusCode::BAD_REQUEST, format!("malformed gzip body: {e}"));
+    let mut out = Vec::with_capacity((raw.len() * 4).min(limit));
+    let mut dec = flate2::bufread::GzDecoder::new(&raw[..]);
+    (&mut dec)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| malformed(e.to_string()))?;
+    if out.len() > limit {
+        return Err(too_large(" after gzip decompression"));
+    }
+    // One member, nothing after it: a second member or trailing bytes are not what the agent
+    // sends, and would be ignored silently.
+    let rest = dec.into_inner();
+    if !rest.is_empty() {
+        return Err(malformed(format!(
+            "{} bytes after the end of the gzip member (a second member or trailing data)",
+            rest.len()
+        )));
+    }
+    Ok(BodyRead {
+        bytes: Bytes::from(out),
+        _reserved: reserved,
+    })
+}
+
+/// `r` with `Retry-After: 1`.
+fn busy(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 fn with_protocol(mut r: Response) -> Response {
@@ -277,14 +450,26 @@ pub async fn post_report(
         Ok(ids) => ids,
         Err(r) => return *r,
     };
-    let bytes = match read_body(&headers, body, st.config.max_report_bytes as usize).await {
+    let read = match read_body(
+        &headers,
+        body,
+        st.config.max_report_bytes as usize,
+        "max_report_bytes",
+        &st.bodies,
+    )
+    .await
+    {
         Ok(b) => b,
         Err((status, why)) if status == StatusCode::PAYLOAD_TOO_LARGE => {
             return reject(&c.too_large, status, why);
         }
+        Err((status, why)) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            return busy(reject(&c.too_large, status, why));
+        }
         Err((status, why)) => return reject(&c.malformed, status, why),
     };
-    let report = match decode_report(&bytes) {
+    let bytes = &read.bytes;
+    let report = match decode_report(bytes) {
         Ok(r) => r,
         Err(Rejected::Malformed(why)) => return reject(&c.malformed, StatusCode::BAD_REQUEST, why),
         Err(Rejected::Unprocessable(why)) => {
@@ -324,18 +509,35 @@ pub async fn post_heartbeat(
         Ok(ids) => ids,
         Err(r) => return *r,
     };
-    let bytes = match read_body(&headers, body, MAX_HEARTBEAT_BYTES).await {
+    let read = match read_body(
+        &headers,
+        body,
+        MAX_HEARTBEAT_BYTES,
+        "the heartbeat limit",
+        &st.bodies,
+    )
+    .await
+    {
         Ok(b) => b,
         Err((status, why)) => {
             c.malformed.fetch_add(1, Ordering::Relaxed);
-            return error(status, why);
+            let r = error(status, why);
+            return if status == StatusCode::SERVICE_UNAVAILABLE {
+                busy(r)
+            } else {
+                r
+            };
         }
     };
-    let hb: Heartbeat = match serde_json::from_slice(&bytes) {
+    let hb = match decode_heartbeat(&read.bytes) {
         Ok(h) => h,
-        Err(e) => {
+        Err(Rejected::Malformed(why)) => {
             c.malformed.fetch_add(1, Ordering::Relaxed);
-            return error(StatusCode::BAD_REQUEST, format!("malformed heartbeat: {e}"));
+            return error(StatusCode::BAD_REQUEST, why);
+        }
+        Err(Rejected::Unprocessable(why)) => {
+            c.unprocessable.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::UNPROCESSABLE_ENTITY, why);
         }
     };
     if !valid_node_name(&hb.node) || hb.digest.is_empty() || hb.digest.len() > 64 {

@@ -109,31 +109,155 @@ fn headers(encoding: Option<&str>) -> HeaderMap {
     h
 }
 
+fn budget() -> crate::http::budget::BodyBudget {
+    crate::http::budget::BodyBudget::new(64 << 20)
+}
+
+async fn read(
+    enc: Option<&str>,
+    body: Vec<u8>,
+    limit: usize,
+) -> Result<Vec<u8>, (StatusCode, String)> {
+    read_body(
+        &headers(enc),
+        Body::from(body),
+        limit,
+        "max_report_bytes",
+        &budget(),
+    )
+    .await
+    .map(|r| r.bytes.to_vec())
+}
+
 #[tokio::test]
 async fn bodies_are_read_plain_or_gzipped_with_the_limit_after_decompression() {
     let plain = b"{\"x\": 1}".to_vec();
-    let got = read_body(&headers(None), Body::from(plain.clone()), 1024)
-        .await
-        .unwrap();
-    assert_eq!(&got[..], &plain[..]);
-    let got = read_body(&headers(Some("gzip")), Body::from(gzip(&plain)), 1024)
-        .await
-        .unwrap();
-    assert_eq!(&got[..], &plain[..]);
+    assert_eq!(read(None, plain.clone(), 1024).await.unwrap(), plain);
+    assert_eq!(read(Some("gzip"), gzip(&plain), 1024).await.unwrap(), plain);
     // A bomb: 64 MiB of zeros in ~64 KiB; refused having inflated at most the limit.
     let bomb = gzip(&vec![0u8; 64 << 20]);
     assert!(bomb.len() < 1 << 20, "{}", bomb.len());
-    let (status, why) = read_body(&headers(Some("gzip")), Body::from(bomb), 1 << 20)
-        .await
-        .unwrap_err();
+    let (status, why) = read(Some("gzip"), bomb, 1 << 20).await.unwrap_err();
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(why.contains("after gzip decompression"), "{why}");
-    let (status, _) = read_body(&headers(Some("gzip")), Body::from(plain.clone()), 1024)
-        .await
-        .unwrap_err();
+    assert!(why.contains("max_report_bytes"), "{why}");
+    let (status, _) = read(Some("gzip"), plain.clone(), 1024).await.unwrap_err();
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = read_body(&headers(Some("br")), Body::from(plain), 1024)
-        .await
-        .unwrap_err();
+    let (status, _) = read(Some("br"), plain.clone(), 1024).await.unwrap_err();
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A second member, or bytes after the first, are refused (not silently dropped).
+    let mut two = gzip(&plain);
+    two.extend(gzip(b"{}"));
+    let (status, why) = read(Some("gzip"), two, 1024).await.unwrap_err();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(why.contains("after the end of the gzip member"), "{why}");
+    let mut trailing = gzip(&plain);
+    trailing.extend(b"junk");
+    let (status, why) = read(Some("gzip"), trailing, 1024).await.unwrap_err();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{why}");
+}
+
+#[tokio::test]
+async fn bodies_over_the_in_flight_budget_are_refused_with_503_and_the_limit_named() {
+    let budget = crate::http::budget::BodyBudget::new(3000);
+    let mut h = headers(None);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2000"));
+    let held = read_body(
+        &h,
+        Body::from(vec![b' '; 2000]),
+        4096,
+        "max_report_bytes",
+        &budget,
+    )
+    .await
+    .unwrap();
+    let (status, why) = read_body(
+        &h,
+        Body::from(vec![b' '; 2000]),
+        4096,
+        "max_report_bytes",
+        &budget,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(why.contains("max_inflight_body_bytes"), "{why}");
+    drop(held);
+    assert_eq!(budget.used(), 0);
+    // The heartbeat's 413 names its own limit.
+    let (status, why) = read_body(
+        &headers(None),
+        Body::from(vec![b' '; 5000]),
+        4096,
+        "the heartbeat limit",
+        &self::budget(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        why.contains("the heartbeat limit") && !why.contains("max_report_bytes"),
+        "{why}"
+    );
+}
+
+#[test]
+fn duplicate_keys_bad_times_and_unknown_protocols_are_refused_with_422() {
+    let good =
+        serde_json::to_string(&report("n1", &[("memory", Status::Ok)], &[("k", "v")])).unwrap();
+    assert!(decode_report(good.as_bytes()).is_ok());
+    // A duplicate key at the top, and deep in a map serde would silently take the last of.
+    let top = good.replacen("{", "{\"status\":\"fail\",", 1);
+    let e = decode_report(top.as_bytes()).unwrap_err();
+    assert!(
+        matches!(&e, Rejected::Unprocessable(w) if w.contains("\"status\" appears twice")),
+        "{e:?}"
+    );
+    let deep = good.replacen(
+        "\"inventory\":{",
+        "\"inventory\":{\"a\":\"1\",\"a\":\"2\",",
+        1,
+    );
+    assert_ne!(deep, good);
+    let e = decode_report(deep.as_bytes()).unwrap_err();
+    assert!(
+        matches!(&e, Rejected::Unprocessable(w) if w.contains("\"a\" appears twice")),
+        "{e:?}"
+    );
+    assert_eq!(duplicate_key(b"{\"a\":[{\"b\":1},{\"b\":2}]}"), None);
+    assert_eq!(duplicate_key(b"not json"), None);
+    // generated_at must be a time.
+    let mut r = report("n1", &[], &[]);
+    r.generated_at = "yesterday".into();
+    let e = decode_report(&serde_json::to_vec(&r).unwrap()).unwrap_err();
+    assert!(
+        matches!(&e, Rejected::Unprocessable(w) if w.contains("generated_at")),
+        "{e:?}"
+    );
+
+    let hb = |protocol: u32, sent_at: &str| {
+        serde_json::to_vec(&proto::fleet::Heartbeat {
+            protocol,
+            node: "n1".into(),
+            digest: "d".into(),
+            sent_at: sent_at.into(),
+        })
+        .unwrap()
+    };
+    assert!(decode_heartbeat(&hb(PROTOCOL_VERSION, "2026-12-03T10:00:00Z")).is_ok());
+    for (bytes, what) in [
+        (hb(99, "2026-12-03T10:00:00Z"), "protocol 99"),
+        (hb(PROTOCOL_VERSION, "soon"), "sent_at"),
+        (
+            br#"{"protocol":2,"node":"n1","node":"n2","digest":"d","sent_at":"2026-12-03T10:00:00Z"}"#.to_vec(),
+            "\"node\" appears twice",
+        ),
+    ] {
+        let e = decode_heartbeat(&bytes).unwrap_err();
+        assert!(matches!(&e, Rejected::Unprocessable(w) if w.contains(what)), "{what}: {e:?}");
+    }
+    assert!(matches!(
+        decode_heartbeat(b"{}"),
+        Err(Rejected::Malformed(_))
+    ));
 }

@@ -17,12 +17,18 @@
 //!   `/api/v1/nodes/{name}`.
 //! - Schema creation (idempotent) is the only thing serialised across replicas (an advisory
 //!   lock, at start).
+//! - **Every call has a client-side deadline** ([`CALL_DEADLINE`], `tokio::time::timeout`), on
+//!   top of the server's `statement_timeout`: a server that stops answering (SIGSTOP, a half-open
+//!   connection, a full disk under a lock) fails the call with an error after 10 s (503 on
+//!   HTTP, a log line), and the connections are reopened before the next call.
 
 use super::{BoxFuture, Detail, Known, Store, StoreError, Written};
 use crate::fleet::{Accepted, Beat, Folded, Prev, Record, Summary, fold_batch};
 use proto::fleet::Transition;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::{Client, Statement};
 
@@ -35,6 +41,33 @@ pub const MAX_ROUNDS: usize = 5;
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of a connection attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Client-side deadline of one store call (connecting and every statement of it included).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// `fut` within [`CALL_DEADLINE`]; past it, an error saying so (logged), and `reset` moved on
+/// so that every connection is reopened before its next use (a statement left running on one
+/// would hold it).
+async fn within<T>(
+    what: &str,
+    reset: &AtomicU64,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(CALL_DEADLINE, fut).await {
+        Ok(r) => r,
+        Err(_) => {
+            reset.fetch_add(1, Ordering::AcqRel);
+            tracing::error!(
+                call = what,
+                deadline_seconds = CALL_DEADLINE.as_secs(),
+                "PostgreSQL did not answer within the deadline; its connections are reopened"
+            );
+            Err(StoreError::new(
+                what,
+                format!("PostgreSQL did not answer within {CALL_DEADLINE:?}"),
+            ))
+        }
+    }
+}
 
 const SCHEMA: &str = "
 BEGIN;
@@ -114,6 +147,8 @@ fn err(context: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError + '_ {
 struct Live {
     client: Client,
     prepared: Vec<Statement>,
+    /// The value of the reset counter when it was opened.
+    epoch: u64,
 }
 
 /// One connection, re-opened when it breaks, with `statements` prepared on each.
@@ -121,12 +156,20 @@ struct Conn {
     url: String,
     statements: &'static [&'static str],
     live: tokio::sync::Mutex<Option<Live>>,
+    /// Moved on when a call misses its deadline: connections of an older value are reopened.
+    reset: Arc<AtomicU64>,
 }
 
 impl Conn {
+    fn usable(&self, live: &Option<Live>) -> bool {
+        live.as_ref()
+            .is_some_and(|l| !l.client.is_closed() && l.epoch == self.reset.load(Ordering::Acquire))
+    }
+
     async fn live(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Live>>, StoreError> {
         let mut guard = self.live.lock().await;
-        if guard.as_ref().is_none_or(|l| l.client.is_closed()) {
+        if !self.usable(&guard) {
+            let epoch = self.reset.load(Ordering::Acquire);
             *guard = None;
             let client = connect(&self.url).await?;
             let mut prepared = Vec::new();
@@ -138,7 +181,11 @@ impl Conn {
                         .map_err(err("preparing statements"))?,
                 );
             }
-            *guard = Some(Live { client, prepared });
+            *guard = Some(Live {
+                client,
+                prepared,
+                epoch,
+            });
         }
         Ok(guard)
     }
@@ -174,21 +221,26 @@ pub struct Postgres {
     writers: Vec<Conn>,
     reader: Conn,
     watermark: Mutex<Watermark>,
+    reset: Arc<AtomicU64>,
 }
 
 impl Postgres {
     /// Connects and creates the schema (idempotent).
     pub async fn open(url: &str) -> Result<Postgres, StoreError> {
-        let client = connect(url).await?;
-        client
-            .batch_execute(SCHEMA)
-            .await
-            .map_err(err("creating the schema"))?;
-        drop(client);
+        let reset = Arc::new(AtomicU64::new(0));
+        within("creating the schema", &reset, async {
+            let client = connect(url).await?;
+            client
+                .batch_execute(SCHEMA)
+                .await
+                .map_err(err("creating the schema"))
+        })
+        .await?;
         let conn = |statements: &'static [&'static str]| Conn {
             url: url.to_string(),
             statements,
             live: tokio::sync::Mutex::new(None),
+            reset: reset.clone(),
         };
         Ok(Postgres {
             writers: (0..WRITERS)
@@ -199,6 +251,7 @@ impl Postgres {
                 seq: -1,
                 xmin: "0".into(),
             }),
+            reset,
         })
     }
 
@@ -298,7 +351,7 @@ impl Postgres {
     async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Live>>, StoreError> {
         for w in &self.writers {
             if let Ok(guard) = w.live.try_lock() {
-                if guard.as_ref().is_none_or(|l| l.client.is_closed()) {
+                if !w.usable(&guard) {
                     drop(guard);
                     return w.live().await;
                 }
@@ -495,7 +548,7 @@ impl Store for Postgres {
     }
 
     fn load_all(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
-        Box::pin(self.poll())
+        Box::pin(within("reading nodes", &self.reset, self.poll()))
     }
 
     fn write<'a>(
@@ -505,42 +558,57 @@ impl Store for Postgres {
         now_ms: i64,
         known: &'a dyn Known,
     ) -> BoxFuture<'a, Result<Written, StoreError>> {
-        Box::pin(self.write_batch(reports, beats, now_ms, known))
+        Box::pin(within(
+            "writing reports to PostgreSQL",
+            &self.reset,
+            self.write_batch(reports, beats, now_ms, known),
+        ))
     }
 
     fn detail(&self, name: String) -> BoxFuture<'_, Result<Option<Detail>, StoreError>> {
-        Box::pin(async move { self.detail_of(&name).await })
-    }
-
-    fn delete(&self, names: Vec<String>, cutoff_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            self.delete_older(&names, cutoff_ms).await?;
-            self.trim_transitions().await.map(|_| ())
+            within(
+                "reading a node from PostgreSQL",
+                &self.reset,
+                self.detail_of(&name),
+            )
+            .await
         })
     }
 
+    fn delete(&self, names: Vec<String>, cutoff_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(within("deleting departed nodes", &self.reset, async move {
+            self.delete_older(&names, cutoff_ms).await?;
+            self.trim_transitions().await.map(|_| ())
+        }))
+    }
+
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
+        Box::pin(within("probing PostgreSQL", &self.reset, async move {
             let guard = self.writer().await?;
             let c = &guard.as_ref().expect("connected").client;
             c.simple_query("SELECT 1")
                 .await
                 .map_err(err("probing PostgreSQL"))?;
             Ok(())
-        })
+        }))
     }
 
     fn record_seen(&self, seen: Vec<(String, i64)>) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let guard = self.writer().await?;
-            let live = guard.as_ref().expect("connected");
-            let (names, ms): (Vec<String>, Vec<i64>) = seen.into_iter().unzip();
-            live.client
-                .execute(&live.prepared[2], &[&names, &ms])
-                .await
-                .map_err(err("recording heartbeats in PostgreSQL"))?;
-            Ok(())
-        })
+        Box::pin(within(
+            "recording heartbeats in PostgreSQL",
+            &self.reset,
+            async move {
+                let guard = self.writer().await?;
+                let live = guard.as_ref().expect("connected");
+                let (names, ms): (Vec<String>, Vec<i64>) = seen.into_iter().unzip();
+                live.client
+                    .execute(&live.prepared[2], &[&names, &ms])
+                    .await
+                    .map_err(err("recording heartbeats in PostgreSQL"))?;
+                Ok(())
+            },
+        ))
     }
 
     fn writers(&self) -> usize {
@@ -548,6 +616,6 @@ impl Store for Postgres {
     }
 
     fn changed(&self) -> Option<BoxFuture<'_, Result<Vec<Record>, StoreError>>> {
-        Some(Box::pin(self.poll()))
+        Some(Box::pin(within("reading nodes", &self.reset, self.poll())))
     }
 }

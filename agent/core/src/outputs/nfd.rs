@@ -4,7 +4,9 @@
 //! that prefix). The agent needs no Kubernetes API access for this.
 //!
 //! Rules taken from NFD's `source/local/local.go`: files whose name starts with `.` are ignored
-//! (so the temp file is a dotfile in the same directory, then fsync, then rename); a file over
+//! (so the temp file is a dotfile in the same directory, then fsync, then rename; it has a
+//! random name and is created `O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK` and checked to be a regular
+//! file, so a link, FIFO or file planted at a guessable name is never followed or written); a file over
 //! 65,536 bytes is skipped; lines are trimmed; `# +expiry-time=<RFC3339>` applies to the lines
 //! after it (so it comes first: labels of a dead agent vanish by themselves); `name=value`.
 //!
@@ -155,33 +157,59 @@ pub fn render(report: &NodeReport, expires: SystemTime) -> String {
     out
 }
 
-/// The temp file next to `path`: a dotfile, so nfd-worker never reads it half-written.
+/// A temp file next to `path`: a dotfile (nfd-worker never reads it half-written) with a random
+/// part, `.<name>.<16 hex digits>.tmp`.
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()))
 }
 
-/// Replaces `path` with `contents` atomically: write the dotfile temp in the same directory,
+/// Creates a new temp file next to `path` (exclusively, not following links, not blocking on a
+/// FIFO) and checks it is a regular file; a name taken already is tried again with another.
+fn create_temp(path: &Path) -> io::Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tries = 0;
+    loop {
+        let tmp = temp_path(path);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&tmp);
+        match opened {
+            Ok(f) => {
+                if !f.metadata()?.file_type().is_file() {
+                    return Err(io::Error::other(format!(
+                        "creating {}: not a regular file",
+                        tmp.display()
+                    )));
+                }
+                return Ok((tmp, f));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("creating {}: {e}", tmp.display()),
+                ));
+            }
+        }
+    }
+}
+
+/// Replaces `path` with `contents` atomically: write a new dotfile temp in the same directory,
 /// fsync it, rename it over `path`, fsync the directory. On failure the temp is removed, so
 /// nothing is left behind. Errors name the path.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = temp_path(path);
     let named = |what: &str, p: &Path, e: io::Error| {
         io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
     };
+    let (tmp, mut f) = create_temp(path)?;
     let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(|e| named("creating", &tmp, e))?;
         f.write_all(contents)
             .and_then(|()| f.sync_all())
             .map_err(|e| named("writing", &tmp, e))?;
@@ -278,6 +306,32 @@ mod tests {
             generated_at: String::new(),
             checks,
         }
+    }
+
+    #[test]
+    fn the_temp_file_is_new_random_and_never_a_planted_link_or_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gluten-node-agent");
+        let (a, b) = (temp_path(&path), temp_path(&path));
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(".gluten-node-agent.") && name.ends_with(".tmp"),
+            "{name}"
+        );
+        // The old fixed name, planted as a link to a victim and as a FIFO, is not touched.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".gluten-node-agent.tmp")).unwrap();
+        write_atomic(&path, b"a=b\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a=b\n");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n != ".gluten-node-agent.tmp")
+            .collect();
+        assert!(names.is_empty(), "temp files left: {names:?}");
     }
 
     #[test]
@@ -412,6 +466,10 @@ mod tests {
         // A failed write (the directory is gone) leaves no temp file and names the path.
         let gone = dir.path().join("missing/gluten-node-agent");
         let e = write_atomic(&gone, b"x").unwrap_err().to_string();
-        assert!(e.contains("missing/.gluten-node-agent.tmp"), "{e}");
+        assert!(
+            e.contains("missing/.gluten-node-agent.")
+                && e.ends_with(".tmp: No such file or directory (os error 2)"),
+            "{e}"
+        );
     }
 }

@@ -166,7 +166,7 @@ pub async fn push(
 ) -> Result<(), String> {
     let token = match &settings.token_file {
         // Read on every attempt, so a rotated token is picked up without a restart.
-        Some(path) => Some(serve::token::read_token(path)?),
+        Some(path) => Some(serve::token::read_token_async(path).await?),
         None => None,
     };
     let digest = proto::fleet::report_digest(&snapshot.report);
