@@ -5,6 +5,7 @@ mod agent_http;
 mod agent_push;
 mod architecture;
 mod connections;
+mod docs;
 mod docker;
 mod faults;
 mod fleet;
