@@ -103,7 +103,11 @@ fn broken_links(root: &Path, files: &[PathBuf]) -> Vec<String> {
     let mut broken = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).unwrap();
-        let rel = file.strip_prefix(root).unwrap_or(file).display().to_string();
+        let rel = file
+            .strip_prefix(root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         for (n, line) in prose_lines(&text) {
             for target in link_targets(line) {
                 if target.contains("://") || target.starts_with("mailto:") {
@@ -362,7 +366,10 @@ fn the_key_comparison_catches_a_planted_key_and_a_missing_one() {
 fn readme_is_a_short_front_door() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let lines = readme.lines().count();
-    assert!(lines <= 250, "README.md has {lines} lines; move detail to docs/");
+    assert!(
+        lines <= 250,
+        "README.md has {lines} lines; move detail to docs/"
+    );
     // The two set-up commands stay at the top.
     let top: Vec<&str> = readme.lines().take(6).collect();
     assert!(
