@@ -6,6 +6,7 @@ mod agent_push;
 mod architecture;
 mod connections;
 mod docker;
+mod docs;
 mod faults;
 mod fleet;
 mod fleet_api;

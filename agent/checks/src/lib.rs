@@ -116,7 +116,7 @@ impl Registration {
 pub use common::config_file::KeyError;
 
 /// The keys every check's table has, whatever the check.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Common {
     pub enabled: bool,
     /// Deadline of this check; default the top-level `check_timeout_seconds`.
@@ -155,6 +155,9 @@ pub trait Section: Any + Send + Sync + std::fmt::Debug {
     fn common_mut(&mut self) -> &mut Common;
     /// The check's own rules that span fields (`CheckSettings::validate`).
     fn validate_settings(&self) -> Result<(), String>;
+    /// The check's own settings as JSON (every key, `null` when unset): what the configuration
+    /// reference documents.
+    fn settings_json(&self) -> serde_json::Value;
     fn clone_box(&self) -> Box<dyn Section>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
@@ -169,6 +172,12 @@ impl<T: CheckSettings> Section for CheckSection<T> {
     }
     fn validate_settings(&self) -> Result<(), String> {
         self.settings.validate()
+    }
+    fn settings_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.settings).unwrap_or_else(|e| {
+            // Settings types are plain data: serialising them cannot fail.
+            unreachable!("settings of a check do not serialise: {e}")
+        })
     }
     fn clone_box(&self) -> Box<dyn Section> {
         Box::new(self.clone())

@@ -22,7 +22,7 @@ pub use checks::check::CheckSettings;
 /// check (`checks::ALL`), reached typed with [`Config::check`] or by name with [`Config::common`].
 /// Made by [`Config::load`], [`Config::from_toml_str`] or `Default`: serde alone reads only the
 /// top-level keys (it is how `from_toml_str` reads them) and leaves the check tables empty.
-#[derive(Deserialize, Clone, Debug)]
+#[derive(Deserialize, Serialize, Clone, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address of the HTTP server (`run` only).

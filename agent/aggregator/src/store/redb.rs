@@ -9,7 +9,7 @@
 //! Files written by redb 2.x (file format v2, this aggregator before redb 4) are not migrated:
 //! the old file is renamed aside (`fleet.redb.v2-<unix seconds>`), logged, and a fresh store is
 //! started. Every agent pushes its full report within one push interval, so only the transition
-//! history is lost (see the README, "Embedded store upgrade").
+//! history is lost (see docs/aggregator.md, "Embedded store upgrade").
 
 use super::{BoxFuture, Detail, Known, Store, StoreError, Written, ctx};
 use crate::fleet::{Accepted, Beat, Folded, Record, Summary, append_transitions, fold_batch};

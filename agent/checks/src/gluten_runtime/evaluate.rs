@@ -1,6 +1,6 @@
 //! The pure verdict: facts in, findings, summary, gauges and inventory out. One function per
-//! rule, called in report order by [`evaluate`]. Sources of the rules: see README
-//! (`gluten_runtime`).
+//! rule, called in report order by [`evaluate`]. Sources of the rules: the status table of
+//! docs/checks/gluten_runtime.md.
 
 use super::bundle::{java_for_major, shim_spark_minor};
 use super::facts::{Facts, JarFacts, JdkFacts};

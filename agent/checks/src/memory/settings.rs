@@ -22,7 +22,7 @@ pub struct Settings {
     /// Executors planned per node.
     pub executors_per_node: u32,
     /// Memory to keep free beside the executors (OS, node daemons, the agent, a page-cache
-    /// floor). Heuristic; see the README.
+    /// floor). Heuristic; see docs/checks/memory.md.
     pub reserve_bytes: u64,
     /// Warn when PSI memory `some` avg60 (percent of wall time, 0-100) reaches this. Heuristic.
     pub psi_some_avg60_warn: f64,

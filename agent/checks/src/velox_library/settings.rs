@@ -29,7 +29,8 @@ pub struct Settings {
     pub paths: Vec<PathBuf>,
     /// Gluten bundle jars whose `linux/<arch>/lib*.so` entries and build info are checked.
     pub jars: Vec<PathBuf>,
-    /// CPU flags the libraries need; default depends on the host architecture (see README).
+    /// CPU flags the libraries need; default depends on the host architecture (see
+    /// docs/checks/velox_library.md).
     pub required_cpu_flags: Option<Vec<String>>,
     /// Extra library directories searched like `LD_LIBRARY_PATH` (after RPATH, before RUNPATH).
     pub library_path: Vec<PathBuf>,
