@@ -521,6 +521,7 @@ fn the_web_page_renders_the_fleet_in_a_real_browser() {
 
     // The screenshot is kept for CI artifacts: target/fleet-page.png.
     let png = repo_root().join("target/fleet-page.png");
+    std::fs::create_dir_all(png.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&png);
     chromium(&[&format!("--screenshot={}", png.display())], &url);
     let bytes = std::fs::read(&png).expect("screenshot written");

@@ -354,6 +354,7 @@ fn the_page_draws_the_status_chart_and_pages_in_a_real_browser() {
         "a next page"
     );
     let png = repo_root().join("target/fleet-page-chart.png");
+    std::fs::create_dir_all(png.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&png);
     super::fleet::chromium(&[&format!("--screenshot={}", png.display())], &url);
     let bytes = std::fs::read(&png).expect("screenshot written");
