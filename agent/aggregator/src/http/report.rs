@@ -142,17 +142,8 @@ fn trunc(s: &str) -> &str {
     &s[..end]
 }
 
-/// A node name the aggregator accepts: 1 to 253 characters of `A-Z a-z 0-9 . _ -` (a DNS name
-/// or a Kubernetes node name), except `.` and `..` (they cannot be a path segment of
-/// `/api/v1/nodes/{name}`).
-pub fn valid_node_name(name: &str) -> bool {
-    (1..=253).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+/// The node names the aggregator accepts are the wire contract's.
+pub use proto::valid_node_name;
 
 /// Why a pushed body is refused before it reaches the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
