@@ -116,8 +116,12 @@ for image in "${images[@]}"; do
         ref="$image:$tag-$arch"
         # --no-cache: the classic builder's cache ignores --platform, and would hand back the
         # other platform's image for identical layers.
-        docker build -q --no-cache --platform "linux/$arch" --target "${image#gluten-node-}-local" \
-            -f "$root/docker/Dockerfile" -t "$ref" "$ctx/$image-$arch" >/dev/null
+        if ! docker build -q --no-cache --platform "linux/$arch" \
+            --target "${image#gluten-node-}-local" -f "$root/docker/Dockerfile" -t "$ref" \
+            "$ctx/$image-$arch" >"$ctx/docker-build.log" 2>&1; then
+            cat "$ctx/docker-build.log" >&2
+            exit 1
+        fi
         got="$(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$ref")"
         if [ "$got" != "linux/$arch" ]; then
             echo "build.sh: $ref is $got, not linux/$arch" >&2
