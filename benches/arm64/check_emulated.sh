@@ -42,10 +42,14 @@ host() {
     mkdir -p "$h/opt" "$h/lib/$2" "$h/etc"
     cp -a "$w/pyarrow" "$h/opt/pyarrow"
     [ -d "$w/pyarrow.libs" ] && cp -a "$w/pyarrow.libs" "$h/opt/pyarrow.libs"
+    # The runtime in /lib/<triplet>, also linked from the loader's default dirs (no ld.so.cache).
     for l in libc.so.6 libm.so.6 libstdc++.so.6 libgcc_s.so.1 libz.so.1 libpthread.so.0 \
-             libdl.so.2 librt.so.1; do
+             libdl.so.2 librt.so.1 ld-linux-x86-64.so.2 ld-linux-aarch64.so.1; do
         [ -e "$3/$l" ] && cp -L "$3/$l" "$h/lib/$2/"
     done
+    mkdir -p "$h/usr"
+    for d in lib64 usr/lib usr/lib64; do [ -e "$h/$d" ] || ln -s "/lib/$2" "$h/$d"; done
+    for l in "$h/lib/$2"/*; do ln -s "$2/$(basename "$l")" "$h/lib/"; done
     echo "/lib/$2" > "$h/etc/ld.so.conf"
     echo "$h"
 }
