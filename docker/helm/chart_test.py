@@ -514,6 +514,7 @@ REFUSED = [
     ({"agent": {"executorImage": {"enabled": "yes"}}}, "/agent/executorImage/enabled"),
     ({"image": {"digest": "latest"}}, "/image/digest"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    ({"aggregator": {"image": {"digest": "sha256:abc"}}}, "/aggregator/image/digest"),
     ({"aggregator": {"store": {"type": "mysql"}}}, "/aggregator/store/type"),
     ({"aggregator": {"replicas": 3}}, "/aggregator/replicas"),
     ({"aggregator": {"port": 70000}}, "/aggregator/port"),
@@ -713,6 +714,9 @@ def aggregator_vs_base(dep):
         if hs.get(k) != bs.get(k):
             errs.append(f"pod {k}: {hs.get(k)} vs {bs.get(k)}")
     hc, bc = hs["containers"][0], bs["containers"][0]
+    # The aggregator image (the default build), not the lean agent image the DaemonSet runs.
+    if hc["image"].rsplit(":", 1)[0] != bc["image"].rsplit(":", 1)[0]:
+        errs.append(f"image repository {hc['image']} vs {bc['image']}")
     for k in ("securityContext", "resources"):
         if hc.get(k) != bc.get(k):
             errs.append(f"container {k}: {hc.get(k)} vs {bc.get(k)}")

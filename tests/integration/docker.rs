@@ -1,33 +1,64 @@
-//! The container image for real, with the Docker engine: `docker/build.sh` builds it; `check`
-//! runs on a fixture tree mounted read-only in a read-only, capability-less container; an agent
-//! container pushes to an aggregator container by name on a private network and recovers when the
-//! aggregator is killed and started again; the compose file brings both up.
+//! The container images for real, with the Docker engine: `docker/build.sh` builds the lean
+//! agent image and the aggregator image, each for linux/amd64 and linux/arm64, and an OCI layout
+//! per image with an index over both; `check` runs on a fixture tree mounted read-only in a
+//! read-only, capability-less container; an agent container pushes to an aggregator container by
+//! name on a private network and recovers when the aggregator is killed and started again; the
+//! compose file brings both up; the arm64 variants run under `qemu-aarch64-static` mounted into
+//! the container as its entrypoint (no binfmt_misc needed).
 //!
-//! They need the Docker engine and a release musl build (minutes), so they are `#[ignore]`d in a
+//! They need the Docker engine and release musl builds (minutes), so they are `#[ignore]`d in a
 //! plain `cargo test` and run explicitly by `.ci/run` (`cargo test ... docker -- --ignored`).
 //! When run, nothing is skipped: no Docker engine is a failure.
 
 use gluten_node_tests::*;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 const TOKEN: &str = "docker-test-token";
+const TAG: &str = "ci";
+const AGENT: &str = "gluten-node-agent";
+const AGGREGATOR: &str = "gluten-node-aggregator";
+/// Debian's qemu-user-static: mounted into arm64 containers as their entrypoint.
+const QEMU: &str = "/usr/bin/qemu-aarch64-static";
 
-/// The image tag, built once per test process by docker/build.sh.
-fn image() -> &'static str {
+/// This test binary's target dir (target/<profile>/deps/<exe>): build.sh builds there too.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+/// Both images for both platforms, built once per test process by docker/build.sh.
+fn build() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
         assert!(info.status.success(), "no Docker engine: {}", text(&info));
         let out = Command::new(repo_root().join("docker/build.sh"))
-            .arg("ci")
+            .arg(TAG)
+            .env("CARGO_TARGET_DIR", target_dir())
             .output()
             .unwrap();
-        assert!(out.status.success(), "docker/build.sh ci: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "docker/build.sh {TAG}: {}",
+            text(&out)
+        );
     });
+}
+
+/// The lean agent image (the engine's own platform, amd64 here).
+fn image() -> &'static str {
+    build();
     "gluten-node-agent:ci"
+}
+
+/// The aggregator image (the default build).
+fn aggregator_image() -> &'static str {
+    build();
+    "gluten-node-aggregator:ci"
 }
 
 fn docker(args: &[&str]) -> Output {
@@ -84,20 +115,48 @@ const HARDENED: &[&str] = &[
 
 #[test]
 #[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
-fn image_is_small_static_non_root_with_every_mode() {
-    let image = image();
-    let size: u64 = ok(&["image", "inspect", "-f", "{{.Size}}", image])
-        .parse()
-        .unwrap();
-    assert!(size < 40_000_000, "image is {size} bytes");
-    assert_eq!(
-        ok(&["image", "inspect", "-f", "{{.Config.User}}", image]),
-        "65534:65534"
-    );
-    for mode in ["run", "check", "aggregator"] {
-        let out = docker(&["run", "--rm", image, mode, "--help"]);
-        assert!(out.status.success(), "{mode} --help: {}", text(&out));
+fn images_are_small_static_non_root_with_their_modes() {
+    // The agent image has no aggregator in it; the aggregator image has every mode.
+    for (image, modes, absent) in [
+        (image(), &["run", "check"][..], Some("aggregator")),
+        (
+            aggregator_image(),
+            &["run", "check", "aggregator"][..],
+            None,
+        ),
+    ] {
+        let size: u64 = ok(&["image", "inspect", "-f", "{{.Size}}", image])
+            .parse()
+            .unwrap();
+        assert!(size < 40_000_000, "{image} is {size} bytes");
+        assert_eq!(
+            ok(&["image", "inspect", "-f", "{{.Config.User}}", image]),
+            "65534:65534"
+        );
+        for mode in modes {
+            let out = docker(&["run", "--rm", image, mode, "--help"]);
+            assert!(
+                out.status.success(),
+                "{image} {mode} --help: {}",
+                text(&out)
+            );
+        }
+        if let Some(mode) = absent {
+            let out = docker(&["run", "--rm", image, mode, "--help"]);
+            assert!(
+                !out.status.success() && text(&out).contains("unrecognized subcommand"),
+                "{image} must not have `{mode}`: {}",
+                text(&out)
+            );
+        }
     }
+    // The lean build is the smaller one: no redb, no tokio-postgres.
+    let size = |i| -> u64 {
+        ok(&["image", "inspect", "-f", "{{.Size}}", i])
+            .parse()
+            .unwrap()
+    };
+    assert!(size(image()) < size(aggregator_image()));
 }
 
 #[test]
@@ -165,12 +224,13 @@ fn agent_pushes_to_aggregator_by_name_and_recovers_after_it_restarts() {
     ok(&["network", "create", &net]);
     cleanup.networks.push(net.clone());
 
+    let aggregator_image = aggregator_image();
     let mut a = vec!["run", "-d", "--name", &aggregator, "--network", &net];
     a.extend_from_slice(&["--network-alias", "aggregator", "-p", "127.0.0.1::9900"]);
     a.extend_from_slice(HARDENED);
     a.extend_from_slice(&["--tmpfs", "/data:uid=65534,gid=65534", "-v", &token_mount]);
     a.extend_from_slice(&[
-        image,
+        aggregator_image,
         "aggregator",
         "--listen",
         "0.0.0.0:9900",
@@ -314,6 +374,252 @@ fn compose_brings_up_an_aggregator_and_an_agent() {
         "the aggregator never listed the compose agent: {}",
         logs()
     );
+}
+
+/// `docker run` of an image's arm64 variant (`IMAGE:ci-arm64`) with Debian's qemu-aarch64-static
+/// mounted as the entrypoint: `flags` are docker's, `args` the agent's.
+fn arm64_run(flags: &[&str], image: &str, args: &[&str]) -> Output {
+    build();
+    assert!(
+        Path::new(QEMU).exists(),
+        "{QEMU} is needed (Debian package qemu-user-static; .ci/deps installs it)"
+    );
+    let qemu = format!("{QEMU}:/qemu:ro");
+    let variant = format!("{image}:{TAG}-arm64");
+    let mut a = vec!["run"];
+    a.extend_from_slice(flags);
+    a.extend_from_slice(HARDENED);
+    a.extend_from_slice(&["--entrypoint", "/qemu", "-v", &qemu, &variant]);
+    a.push("/usr/local/bin/gluten-node-agent");
+    a.extend_from_slice(args);
+    docker(&a)
+}
+
+#[test]
+#[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
+fn arm64_images_serve_livez_under_qemu() {
+    build();
+    for image in [AGENT, AGGREGATOR] {
+        let variant = format!("{image}:{TAG}-arm64");
+        assert_eq!(
+            ok(&[
+                "image",
+                "inspect",
+                "-f",
+                "{{.Os}}/{{.Architecture}}",
+                &variant
+            ]),
+            "linux/arm64"
+        );
+        // Really an aarch64 binary: without qemu this x86_64 engine cannot start it.
+        let native = docker(&["run", "--rm", &variant, "--help"]);
+        assert!(
+            !native.status.success(),
+            "{variant} ran natively: {}",
+            text(&native)
+        );
+    }
+    let id = std::process::id();
+    let agent = format!("gna-arm64-agent-{id}");
+    let aggregator = format!("gna-arm64-aggregator-{id}");
+    let mut cleanup = Cleanup::default();
+    let fixture = format!("{}:/host:ro", upstream("node-exporter-upstream").display());
+    let out = arm64_run(
+        &[
+            "-d",
+            "--name",
+            &agent,
+            "-p",
+            "127.0.0.1::9899",
+            "-v",
+            &fixture,
+        ],
+        AGENT,
+        &["run", "--host-root", "/host", "--listen", "0.0.0.0:9899"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    cleanup.containers.push(agent.clone());
+    let out = arm64_run(
+        &[
+            "-d",
+            "--name",
+            &aggregator,
+            "-p",
+            "127.0.0.1::9900",
+            "--tmpfs",
+            "/data:uid=65534,gid=65534",
+        ],
+        AGGREGATOR,
+        &[
+            "aggregator",
+            "--listen",
+            "0.0.0.0:9900",
+            "--data-dir",
+            "/data",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    cleanup.containers.push(aggregator.clone());
+
+    for (container, port) in [(&agent, "9899/tcp"), (&aggregator, "9900/tcp")] {
+        let addr = published(container, port);
+        assert!(
+            eventually(Duration::from_secs(90), || {
+                (get(addr, "/livez").ok()?.status == 200).then_some(())
+            })
+            .is_some(),
+            "{container} never answered /livez: {}",
+            text(&docker(&["logs", container]))
+        );
+    }
+    // The agent's round ran on the emulated CPU: its kernel says aarch64.
+    let addr = published(&agent, "9899/tcp");
+    let arch = eventually(Duration::from_secs(90), || {
+        let health = get(addr, "/health").ok()?.json();
+        let velox = health["checks"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == "velox_library")?;
+        velox["facts"]["host_arch"].as_str().map(str::to_string)
+    });
+    assert_eq!(
+        arch.as_deref(),
+        Some("aarch64"),
+        "{}",
+        text(&docker(&["logs", &agent]))
+    );
+}
+
+/// A host whose CPU is a Graviton 3: node-exporter's tree with tests/fixtures/arm64-graviton3
+/// over it (see its CASE.md), readable by the container's uid 65534.
+fn arm64_host() -> tempfile::TempDir {
+    let root = copy_tree(&upstream("node-exporter-upstream"));
+    let overlay = fixture("arm64-graviton3");
+    for dir in ["proc", "sys"] {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(overlay.join(dir))
+            .arg(root.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    root
+}
+
+#[test]
+#[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
+fn arm64_agent_checks_an_arm64_host_under_qemu() {
+    let host = arm64_host();
+    let mount = format!("{}:/host:ro", host.path().display());
+    let out = arm64_run(
+        &["--rm", "-v", &mount],
+        AGENT,
+        &["check", "--host-root", "/host", "--output", "json"],
+    );
+    let report: proto::NodeReport =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(report.checks.len(), checks::NAMES.len());
+    let expected = i32::from(report.status == proto::Status::Fail);
+    assert_eq!(out.status.code(), Some(expected), "{}", text(&out));
+    let velox = report
+        .checks
+        .iter()
+        .find(|c| c.name == "velox_library")
+        .unwrap();
+    assert_eq!(velox.facts["host_arch"], "aarch64", "{}", velox.facts);
+    // The Graviton 3 Features line, as the arm64 agent read it: SVE and LSE atomics, no SVE2.
+    let flags: Vec<&str> = velox.facts["isa_cpu_flags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", velox.facts))
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(
+        flags.contains(&"sve") && flags.contains(&"atomics"),
+        "{flags:?}"
+    );
+    assert!(!flags.contains(&"sve2"), "{flags:?}");
+}
+
+/// The sha256 of a blob of `layout`, checked against its name and `size`.
+fn blob(layout: &Path, descriptor: &serde_json::Value) -> Vec<u8> {
+    let digest = descriptor["digest"].as_str().unwrap();
+    let hex = digest
+        .strip_prefix("sha256:")
+        .unwrap_or_else(|| panic!("{digest}"));
+    let path = layout.join("blobs/sha256").join(hex);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let got = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let got: String = got.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, hex, "{} does not hash to its name", path.display());
+    assert_eq!(
+        descriptor["size"].as_u64(),
+        Some(bytes.len() as u64),
+        "{}: size",
+        path.display()
+    );
+    bytes
+}
+
+#[test]
+#[ignore = "needs the Docker engine and a release musl build; .ci/run runs it with --ignored"]
+fn oci_layouts_index_both_platforms_of_each_image() {
+    build();
+    for image in [AGENT, AGGREGATOR] {
+        let layout = target_dir().join("oci").join(image);
+        let marker: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("oci-layout")).unwrap()).unwrap();
+        assert_eq!(marker["imageLayoutVersion"], "1.0.0");
+        let top: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let named = |r: &str| {
+            top["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == r)
+                .unwrap_or_else(|| panic!("{}: no ref {r}: {top}", layout.display()))
+                .clone()
+        };
+        let entry = named(TAG);
+        assert_eq!(
+            entry["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let index: serde_json::Value = serde_json::from_slice(&blob(&layout, &entry)).unwrap();
+        assert_eq!(index["schemaVersion"], 2);
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let mut platforms = Vec::new();
+        for m in index["manifests"].as_array().unwrap() {
+            let arch = m["platform"]["architecture"].as_str().unwrap().to_string();
+            assert_eq!(m["platform"]["os"], "linux");
+            assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+            // The variant's own ref names the same manifest.
+            assert_eq!(named(&format!("{TAG}-{arch}"))["digest"], m["digest"]);
+            let manifest: serde_json::Value = serde_json::from_slice(&blob(&layout, m)).unwrap();
+            let config: serde_json::Value =
+                serde_json::from_slice(&blob(&layout, &manifest["config"])).unwrap();
+            assert_eq!(config["architecture"], arch.as_str(), "{image} {arch}");
+            assert_eq!(config["os"], "linux");
+            let layers = manifest["layers"].as_array().unwrap();
+            assert!(!layers.is_empty());
+            for l in layers {
+                blob(&layout, l);
+            }
+            platforms.push(arch);
+        }
+        platforms.sort();
+        assert_eq!(platforms, ["amd64", "arm64"], "{image}");
+    }
 }
 
 /// Metric names really served: an agent with a Spark plan and a scratch dir (so the fact gauges

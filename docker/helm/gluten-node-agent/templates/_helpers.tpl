@@ -50,6 +50,16 @@ app.kubernetes.io/component: {{ . }}
 {{- end -}}
 {{- end -}}
 
+{{- define "gna.aggregatorImage" -}}
+{{- $i := .Values.aggregator.image -}}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $i.tag -}}
+{{- if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "gna.agentServiceAccountName" -}}
 {{- if .Values.agent.serviceAccount.create -}}
 {{- default (include "gna.fullname" .) .Values.agent.serviceAccount.name -}}
