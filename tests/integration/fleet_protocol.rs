@@ -242,7 +242,8 @@ fn two_replicas_on_postgresql_keep_one_transition_chain_for_a_node_both_receive(
                 for i in 0..20 {
                     let st = statuses[(i + k) % 2];
                     let r = report("contended", &[("numa", st)], "b1");
-                    assert_eq!(agg.post(&body(&r), None).status, 204);
+                    let resp = agg.post(&body(&r), None);
+                    assert_eq!(resp.status, 204, "{}", resp.body);
                 }
             });
         }

@@ -35,8 +35,10 @@ use tokio_postgres::{Client, Statement};
 /// Batches written at once (each on its own connection).
 pub const WRITERS: usize = 4;
 
-/// Rounds of the conditional upsert before the rest of a batch fails.
-pub const MAX_ROUNDS: usize = 5;
+/// Rounds of the conditional upsert before the rest of a batch fails. Between rounds a writer
+/// that lost waits a short, growing, jittered time, so writers racing on one node (two replicas,
+/// or two batches of one) stop colliding instead of failing the push after a few rounds.
+pub const MAX_ROUNDS: usize = 16;
 /// Deadline of one statement, so a half-open connection cannot stall the writer.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of a connection attempt.
@@ -376,7 +378,7 @@ impl Postgres {
         // Indexes into `reports` still to write, and their previous states.
         let mut pending: Vec<usize> = (0..reports.len()).collect();
         let mut stored: Option<HashMap<String, Prev>> = None;
-        for _round in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
             if pending.is_empty() {
                 break;
             }
@@ -434,6 +436,7 @@ impl Postgres {
             // what is stored now.
             pending.retain(|&i| conflicted.contains(&reports[i].report.node.name));
             if !pending.is_empty() {
+                tokio::time::sleep(conflict_backoff(round)).await;
                 let names: Vec<&str> = conflicted.iter().map(String::as_str).collect();
                 stored = Some(self.stored_prev(client, &names).await?);
             }
@@ -618,4 +621,15 @@ impl Store for Postgres {
     fn changed(&self) -> Option<BoxFuture<'_, Result<Vec<Record>, StoreError>>> {
         Some(Box::pin(within("reading nodes", &self.reset, self.poll())))
     }
+}
+
+
+/// The wait after losing round `round` of a conditional write: up to 1, 2, 4, ... 64 ms, jittered
+/// by the clock's nanoseconds so two losers do not retry in step.
+fn conflict_backoff(round: usize) -> Duration {
+    let cap_us = 1000u64 << round.min(6);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    Duration::from_micros(cap_us / 2 + nanos % (cap_us / 2 + 1))
 }
