@@ -11,9 +11,6 @@ use checks::velox_library::{Settings, VeloxLibrary};
 use gluten_node_tests::*;
 use proto::Status;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const JAR: &str = "velox_spark/jars/gluten-velox-bundle-spark3.5_2.12-linux_amd64-1.7.0.jar";
 
 /// The `flags` of a Haswell server (x86-64-v3, PCLMUL, no AVX-512), as the kernel prints them.
 pub const HASWELL_FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat \
@@ -38,43 +35,10 @@ fn without(flag: &str) -> String {
         .join(" ")
 }
 
-/// The 1.7.0 bundle jar, downloaded once into `target/velox-spark-cache`.
+/// The 1.7.0 bundle jar, fetched once per machine and made to appear by an atomic rename (the
+/// tests of this file run at once: none may see a half-extracted jar).
 pub fn gluten_170_jar() -> PathBuf {
-    let dir = repo_root().join("target/velox-spark-cache");
-    let jar = dir.join(JAR);
-    if jar.exists() {
-        return jar;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let st = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "velox-spark==1.7.0.1",
-            "-d",
-        ])
-        .arg(&dir)
-        .status()
-        .expect("running python3 -m pip download");
-    assert!(st.success(), "pip download velox-spark==1.7.0.1 failed");
-    let whl = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .unwrap();
-    let st = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import zipfile,sys; zipfile.ZipFile(sys.argv[1]).extract('{JAR}', sys.argv[2])"
-        ))
-        .arg(&whl)
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    jar
+    gluten_170_bundle()
 }
 
 /// A Debian-like executor root: the C runtime from this system's Debian libraries (and its

@@ -623,7 +623,6 @@ impl Store for Postgres {
     }
 }
 
-
 /// The wait after losing round `round` of a conditional write: up to 1, 2, 4, ... 64 ms, jittered
 /// by the clock's nanoseconds so two losers do not retry in step.
 fn conflict_backoff(round: usize) -> Duration {
