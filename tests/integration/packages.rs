@@ -283,38 +283,12 @@ struct DebianRoot {
 impl DebianRoot {
     fn new() -> DebianRoot {
         require_root();
-        let cache = Path::new(DEBIAN_ROOT_CACHE);
-        if !cache.exists() {
-            let parent = cache.parent().unwrap();
-            std::fs::create_dir_all(parent).unwrap();
-            let work = tempfile::tempdir_in(parent).unwrap();
-            let root = work.path().join("root");
-            ok(
-                "debootstrap",
-                &[
-                    "--variant=minbase",
-                    "--include=systemd,adduser",
-                    "bookworm",
-                    root.to_str().unwrap(),
-                ],
-            );
-            let partial = work.path().join("root.tar.gz");
-            ok(
-                "tar",
-                &[
-                    "-C",
-                    root.to_str().unwrap(),
-                    "--numeric-owner",
-                    "-czf",
-                    partial.to_str().unwrap(),
-                    ".",
-                ],
-            );
-            std::fs::rename(&partial, cache).unwrap();
-        }
+        // One debootstrap for all the tests of this process.
+        static CACHED: OnceLock<()> = OnceLock::new();
+        CACHED.get_or_init(make_debian_root_cache);
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_str().unwrap();
-        ok("tar", &["-xzf", DEBIAN_ROOT_CACHE, "--numeric-owner", "-C", path]);
+        let path = dir.path().to_str().unwrap().to_owned();
+        ok("tar", &["-xzf", DEBIAN_ROOT_CACHE, "--numeric-owner", "-C", &path]);
         let root = DebianRoot { dir };
         // Fresh proc and sysfs instances, not binds of the host's: nothing to propagate back.
         ok("mount", &["-t", "proc", "proc", &format!("{path}/proc")]);
@@ -347,6 +321,27 @@ impl DebianRoot {
         assert!(out.status.success(), "in the Debian root: {args:?}: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// The Debian 12 root's tarball, made by debootstrap when this machine has none yet.
+fn make_debian_root_cache() {
+    let cache = Path::new(DEBIAN_ROOT_CACHE);
+    if cache.exists() {
+        return;
+    }
+    let parent = cache.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let work = tempfile::tempdir_in(parent).unwrap();
+    let root = work.path().join("root");
+    let root = root.to_str().unwrap();
+    ok(
+        "debootstrap",
+        &["--variant=minbase", "--include=systemd,adduser", "bookworm", root],
+    );
+    let partial = work.path().join("root.tar.gz");
+    let partial_path = partial.to_str().unwrap();
+    ok("tar", &["-C", root, "--numeric-owner", "-czf", partial_path, "."]);
+    std::fs::rename(&partial, cache).unwrap();
 }
 
 impl Drop for DebianRoot {
