@@ -18,6 +18,7 @@ mod local_socket;
 mod memory;
 mod nfd;
 mod numa;
+mod packages;
 mod postgres_tls;
 mod scratch;
 mod systemd;

@@ -40,9 +40,10 @@ fn text(out: &Output) -> String {
 
 /// Runs a program; its stdout when it succeeds, else a failure naming the command.
 fn ok(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| {
-        panic!("{program} could not start ({e}); .ci/deps installs it")
-    });
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} could not start ({e}); .ci/deps installs it"));
     assert!(out.status.success(), "{program} {args:?}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -61,7 +62,8 @@ fn named(suffix: &str) -> Vec<PathBuf> {
 /// The architectures release.sh must have built here: x86_64 always, aarch64 where the
 /// repository sets up its cross linker.
 fn expected_arches() -> Vec<&'static str> {
-    let config = std::fs::read_to_string(repo_root().join(".cargo/config.toml")).unwrap_or_default();
+    let config =
+        std::fs::read_to_string(repo_root().join(".cargo/config.toml")).unwrap_or_default();
     if config.contains("[target.aarch64-unknown-linux-musl]") {
         vec!["x86_64", "aarch64"]
     } else {
@@ -80,7 +82,10 @@ fn one(suffix: &str) -> PathBuf {
 fn sums_cover_every_artifact_and_match() {
     let dir = artifacts();
     let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
-    let mut listed: Vec<&str> = sums.lines().map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    let mut listed: Vec<&str> = sums
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
     listed.sort();
     let mut present: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -96,7 +101,11 @@ fn sums_cover_every_artifact_and_match() {
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(check.status.success(), "sha256sum --check: {}", text(&check));
+    assert!(
+        check.status.success(),
+        "sha256sum --check: {}",
+        text(&check)
+    );
 }
 
 #[test]
@@ -104,7 +113,12 @@ fn sums_cover_every_artifact_and_match() {
 fn archives_hold_a_static_binary_the_units_and_example_configs() {
     for arch in expected_arches() {
         let archive = one(&format!("-linux-{arch}.tar.gz"));
-        let name = archive.file_name().unwrap().to_str().unwrap().trim_end_matches(".tar.gz");
+        let name = archive
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".tar.gz");
         let listing = ok("tar", &["-tzvf", archive.to_str().unwrap()]);
         for file in [
             "bin/gluten-node-agent",
@@ -116,34 +130,66 @@ fn archives_hold_a_static_binary_the_units_and_example_configs() {
             "INSTALL",
         ] {
             assert!(
-                listing.lines().any(|l| l.ends_with(&format!(" {name}/{file}"))),
+                listing
+                    .lines()
+                    .any(|l| l.ends_with(&format!(" {name}/{file}"))),
                 "{}: no {name}/{file} in\n{listing}",
                 archive.display()
             );
         }
         assert!(
-            listing.lines().all(|l| l.contains(" root/root ") || l.contains(" 0/0 ")),
+            listing
+                .lines()
+                .all(|l| l.contains(" root/root ") || l.contains(" 0/0 ")),
             "{}: every entry owned by root\n{listing}",
             archive.display()
         );
 
         let dir = tempfile::tempdir().unwrap();
-        ok("tar", &["-xzf", archive.to_str().unwrap(), "-C", dir.path().to_str().unwrap()]);
+        ok(
+            "tar",
+            &[
+                "-xzf",
+                archive.to_str().unwrap(),
+                "-C",
+                dir.path().to_str().unwrap(),
+            ],
+        );
         let top = dir.path().join(name);
         let bin = top.join("bin/gluten-node-agent");
         let headers = ok("readelf", &["-lhW", bin.to_str().unwrap()]);
-        assert!(!headers.contains("INTERP"), "{}: dynamically linked", bin.display());
-        let machine = if arch == "x86_64" { "X86-64" } else { "AArch64" };
-        assert!(headers.contains(machine), "{}: not {machine}\n{headers}", bin.display());
+        assert!(
+            !headers.contains("INTERP"),
+            "{}: dynamically linked",
+            bin.display()
+        );
+        let machine = if arch == "x86_64" {
+            "X86-64"
+        } else {
+            "AArch64"
+        };
+        assert!(
+            headers.contains(machine),
+            "{}: not {machine}\n{headers}",
+            bin.display()
+        );
         // The archive's units run the binary where INSTALL puts it.
         let unit = std::fs::read_to_string(top.join("systemd/gluten-node-agent.service")).unwrap();
-        assert!(unit.contains("ExecStart=/usr/local/bin/gluten-node-agent run "), "{unit}");
+        assert!(
+            unit.contains("ExecStart=/usr/local/bin/gluten-node-agent run "),
+            "{unit}"
+        );
         if arch == "x86_64" {
             // The shipped example config is the one the unit's ExecStartPre accepts.
             let config = top.join("examples/agent.toml");
             ok(
                 bin.to_str().unwrap(),
-                &["run", "--check-config", "--config", config.to_str().unwrap()],
+                &[
+                    "run",
+                    "--check-config",
+                    "--config",
+                    config.to_str().unwrap(),
+                ],
             );
         }
     }
@@ -158,11 +204,16 @@ fn debs_pass_lintian() {
     assert_eq!(debs.len(), expected_arches().len(), "{debs:?}");
     for deb in debs {
         let out = Command::new("lintian")
-            .args(["--fail-on", "error,warning", "--no-tag-display-limit"])
+            .args(["--fail-on", "error,warning", "--tag-display-limit", "0"])
             .arg(&deb)
             .output()
             .expect("lintian could not start; .ci/deps installs it");
-        assert!(out.status.success(), "lintian {}: {}", deb.display(), text(&out));
+        assert!(
+            out.status.success(),
+            "lintian {}: {}",
+            deb.display(),
+            text(&out)
+        );
     }
 }
 
@@ -184,7 +235,11 @@ fn rpms_pass_rpmlint() {
         let said = text(&out);
         eprintln!("rpmlint {}:\n{said}", rpm.display());
         assert!(out.status.success(), "rpmlint {}: {said}", rpm.display());
-        assert!(said.contains(" 0 errors"), "rpmlint {}: {said}", rpm.display());
+        assert!(
+            said.contains(" 0 errors"),
+            "rpmlint {}: {said}",
+            rpm.display()
+        );
     }
 }
 
@@ -210,8 +265,14 @@ fn rpms_install_the_files_config_scripts_and_nothing_newer_than_el8_needs() {
             "{path}"
         );
         // Config files kept on upgrade: %config(noreplace) shows as the flags "cn".
-        let flags = ok("rpm", &["-qp", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", path]);
-        for config in ["/etc/gluten-node-agent/agent.toml", "/etc/default/gluten-node-agent"] {
+        let flags = ok(
+            "rpm",
+            &["-qp", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", path],
+        );
+        for config in [
+            "/etc/gluten-node-agent/agent.toml",
+            "/etc/default/gluten-node-agent",
+        ] {
             assert!(
                 flags.lines().any(|l| l == format!("{config} cn")),
                 "{path}: {config} is not %config(noreplace)\n{flags}"
@@ -222,18 +283,40 @@ fn rpms_install_the_files_config_scripts_and_nothing_newer_than_el8_needs() {
 
         let scripts = ok("rpm", &["-qp", "--scripts", path]);
         for (what, needle) in [
-            ("post creates the user", "systemd-sysusers /usr/lib/sysusers.d/gluten-node-agent.conf"),
+            (
+                "post creates the user",
+                "systemd-sysusers /usr/lib/sysusers.d/gluten-node-agent.conf",
+            ),
             ("post falls back to useradd", "useradd --system"),
-            ("preun disables and stops on erase", "systemctl stop gluten-node-agent.service"),
-            ("postun restarts after an upgrade", "try-restart gluten-node-agent.service"),
+            (
+                "preun disables and stops on erase",
+                "systemctl stop gluten-node-agent.service",
+            ),
+            (
+                "postun restarts after an upgrade",
+                "try-restart gluten-node-agent.service",
+            ),
         ] {
-            assert!(scripts.contains(needle), "{path}: {what}: no `{needle}` in\n{scripts}");
+            assert!(
+                scripts.contains(needle),
+                "{path}: {what}: no `{needle}` in\n{scripts}"
+            );
         }
-        for section in ["postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet"] {
-            assert!(scripts.contains(section), "{path}: no {section} in\n{scripts}");
+        for section in [
+            "postinstall scriptlet",
+            "preuninstall scriptlet",
+            "postuninstall scriptlet",
+        ] {
+            assert!(
+                scripts.contains(section),
+                "{path}: no {section} in\n{scripts}"
+            );
         }
 
-        let packaged_arch = ok("rpm", &["-qp", "--qf", "%{ARCH} %{PAYLOADCOMPRESSOR}", path]);
+        let packaged_arch = ok(
+            "rpm",
+            &["-qp", "--qf", "%{ARCH} %{PAYLOADCOMPRESSOR}", path],
+        );
         assert_eq!(packaged_arch, format!("{arch} gzip"), "{path}");
         // Every rpmlib() feature it needs is older than EL8's rpm 4.14.3; no zstd payload.
         let requires = ok("rpm", &["-qp", "--requires", path]);
@@ -249,8 +332,14 @@ fn rpms_install_the_files_config_scripts_and_nothing_newer_than_el8_needs() {
                 "{path}: needs {line}\n{requires}"
             );
         }
-        assert!(requires.lines().any(|l| l.trim() == "/bin/sh"), "{path}: {requires}");
-        assert!(!requires.contains(".so"), "{path}: a static binary needs no library: {requires}");
+        assert!(
+            requires.lines().any(|l| l.trim() == "/bin/sh"),
+            "{path}: {requires}"
+        );
+        assert!(
+            !requires.contains(".so"),
+            "{path}: a static binary needs no library: {requires}"
+        );
 
         // The packaged unit runs /usr/bin/gluten-node-agent.
         let dir = tempfile::tempdir().unwrap();
@@ -262,10 +351,14 @@ fn rpms_install_the_files_config_scripts_and_nothing_newer_than_el8_needs() {
             .unwrap();
         assert!(cpio.status.success(), "rpm2cpio {path}: {}", text(&cpio));
         let unit = std::fs::read_to_string(
-            dir.path().join("usr/lib/systemd/system/gluten-node-agent.service"),
+            dir.path()
+                .join("usr/lib/systemd/system/gluten-node-agent.service"),
         )
         .unwrap();
-        assert!(unit.contains("ExecStart=/usr/bin/gluten-node-agent run "), "{unit}");
+        assert!(
+            unit.contains("ExecStart=/usr/bin/gluten-node-agent run "),
+            "{unit}"
+        );
         assert!(!unit.contains("/usr/local/bin"), "{unit}");
     }
 }
@@ -288,7 +381,10 @@ impl DebianRoot {
         CACHED.get_or_init(make_debian_root_cache);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_str().unwrap().to_owned();
-        ok("tar", &["-xzf", DEBIAN_ROOT_CACHE, "--numeric-owner", "-C", &path]);
+        ok(
+            "tar",
+            &["-xzf", DEBIAN_ROOT_CACHE, "--numeric-owner", "-C", &path],
+        );
         let root = DebianRoot { dir };
         // Fresh proc and sysfs instances, not binds of the host's: nothing to propagate back.
         ok("mount", &["-t", "proc", "proc", &format!("{path}/proc")]);
@@ -318,7 +414,11 @@ impl DebianRoot {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(None, args);
-        assert!(out.status.success(), "in the Debian root: {args:?}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "in the Debian root: {args:?}: {}",
+            text(&out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -336,11 +436,19 @@ fn make_debian_root_cache() {
     let root = root.to_str().unwrap();
     ok(
         "debootstrap",
-        &["--variant=minbase", "--include=systemd,adduser", "bookworm", root],
+        &[
+            "--variant=minbase",
+            "--include=systemd,adduser",
+            "bookworm",
+            root,
+        ],
     );
     let partial = work.path().join("root.tar.gz");
     let partial_path = partial.to_str().unwrap();
-    ok("tar", &["-C", root, "--numeric-owner", "-czf", partial_path, "."]);
+    ok(
+        "tar",
+        &["-C", root, "--numeric-owner", "-czf", partial_path, "."],
+    );
     std::fs::rename(&partial, cache).unwrap();
 }
 
@@ -379,21 +487,42 @@ fn deb_installs_into_debian_12_creates_its_user_and_its_units_verify() {
         "/etc/gluten-node-agent/agent.toml",
         "/etc/default/gluten-node-agent",
     ] {
-        assert!(listed.lines().any(|l| l == file), "dpkg -L: no {file}\n{listed}");
+        assert!(
+            listed.lines().any(|l| l == file),
+            "dpkg -L: no {file}\n{listed}"
+        );
     }
     let conffiles = root.ok(&["dpkg-query", "-W", "-f=${Conffiles}\n", "gluten-node-agent"]);
-    for file in ["/etc/gluten-node-agent/agent.toml", "/etc/default/gluten-node-agent"] {
-        assert!(conffiles.contains(&format!(" {file} ")), "not a conffile: {file}\n{conffiles}");
+    for file in [
+        "/etc/gluten-node-agent/agent.toml",
+        "/etc/default/gluten-node-agent",
+    ] {
+        assert!(
+            conffiles.contains(&format!(" {file} ")),
+            "not a conffile: {file}\n{conffiles}"
+        );
     }
 
     // Both units as installed, against the root's own systemd (252): no output at all.
-    for unit in ["gluten-node-agent.service", "gluten-node-aggregator.service"] {
+    for unit in [
+        "gluten-node-agent.service",
+        "gluten-node-aggregator.service",
+    ] {
         let path = format!("/usr/lib/systemd/system/{unit}");
-        let text = std::fs::read_to_string(root.path(&path)).unwrap();
-        assert!(text.contains("ExecStart=/usr/bin/gluten-node-agent "), "{path}: {text}");
+        let unit_text = std::fs::read_to_string(root.path(&path)).unwrap();
+        assert!(
+            unit_text.contains("ExecStart=/usr/bin/gluten-node-agent "),
+            "{path}: {unit_text}"
+        );
         let out = root.run(
             None,
-            &["env", "SYSTEMD_LOG_LEVEL=notice", "systemd-analyze", "verify", &path],
+            &[
+                "env",
+                "SYSTEMD_LOG_LEVEL=notice",
+                "systemd-analyze",
+                "verify",
+                &path,
+            ],
         );
         let said = text(&out);
         assert!(
@@ -412,7 +541,11 @@ fn deb_installs_into_debian_12_creates_its_user_and_its_units_verify() {
         "--config",
         "/etc/gluten-node-agent/agent.toml",
     ]);
-    assert!(check_config.status.success(), "--check-config: {}", text(&check_config));
+    assert!(
+        check_config.status.success(),
+        "--check-config: {}",
+        text(&check_config)
+    );
     let check = agent(&[
         "/usr/bin/gluten-node-agent",
         "check",
@@ -421,7 +554,11 @@ fn deb_installs_into_debian_12_creates_its_user_and_its_units_verify() {
     ]);
     let report = text(&check);
     // 0: no check fails, 1: one does (this is no Gluten worker); 2 would be a config error.
-    assert!(matches!(check.status.code(), Some(0 | 1)), "check: {}\n{report}", check.status);
+    assert!(
+        matches!(check.status.code(), Some(0 | 1)),
+        "check: {}\n{report}",
+        check.status
+    );
     for name in ["velox_library", "memory", "scratch"] {
         assert!(report.contains(name), "check names no {name}:\n{report}");
     }
@@ -446,11 +583,18 @@ fn deb_keeps_a_changed_conffile_purges_cleanly_and_falls_back_to_adduser() {
     assert!(user.trim_end().ends_with(USER_ENTRY), "{user}");
 
     let config = root.path("/etc/gluten-node-agent/agent.toml");
-    let changed = format!("{}interval_seconds = 30\n", std::fs::read_to_string(&config).unwrap())
-        .replacen("interval_seconds = 15\n", "", 1);
+    let changed = format!(
+        "{}interval_seconds = 30\n",
+        std::fs::read_to_string(&config).unwrap()
+    )
+    .replacen("interval_seconds = 15\n", "", 1);
     std::fs::write(&config, &changed).unwrap();
     root.ok(&["dpkg", "-i", "/tmp/package.deb"]);
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), changed, "the local change survives");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        changed,
+        "the local change survives"
+    );
 
     root.ok(&["dpkg", "--purge", "gluten-node-agent"]);
     for gone in [
