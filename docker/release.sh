@@ -23,15 +23,18 @@
 # image, pulled by every node of a cluster.
 #
 # Needs: rustup targets (added when missing), cargo-deb and cargo-generate-rpm (installed with
-# `cargo install --locked` when missing), readelf, tar, gzip, sha256sum. Archives are
-# reproducible: file times are the last commit's (SOURCE_DATE_EPOCH), owners root.
+# `cargo install --locked` when missing), readelf, tar, gzip, sha256sum. File times in the
+# archives and packages are the last commit's (or SOURCE_DATE_EPOCH's), owners root.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${RELEASE_DIR:-$root/target/release-artifacts}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
+# File times in the archives and packages: the last commit's. Given to the packaging steps only:
+# ring's build script watches SOURCE_DATE_EPOCH, and the build must stay the one docker/build.sh
+# made (the image tests run first in CI), not be redone for every commit.
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
 # The packaging tools' versions, pinned: the packages' layout is theirs.
 deb_version=3.8.0
 rpm_version=0.21.1
@@ -123,7 +126,7 @@ for arch in "${arches[@]}"; do
     mkdir -p "$pkg"
     package_unit systemd/gluten-node-agent.service "$pkg/gluten-node-agent.service"
     package_unit systemd/gluten-node-aggregator.service "$pkg/gluten-node-aggregator.service"
-    date_rfc2822="$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
+    date_rfc2822="$(date -u -R -d "@$epoch")"
     {
         echo "gluten-node-agent ($version-1) unstable; urgency=medium"
         echo
@@ -156,16 +159,16 @@ gluten-node-agent $version, static binary for Linux $arch (musl). By hand, as ro
 
 The .deb and .rpm packages install the same files with the binary in /usr/bin.
 EOF
-    tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+    tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
         -cf - "$name" | gzip -n -9 > "$out/$name.tar.gz"
     rm -rf "$stage"
     trap - EXIT
 
     say "packaging $target: .deb"
     # The binary is stripped by the release profile; cargo-deb's strip would need the cross strip.
-    cargo deb -q -p gluten-node-agent --target "$target" --no-build --no-strip --output "$out/"
+    SOURCE_DATE_EPOCH="$epoch" cargo deb -q -p gluten-node-agent --target "$target" --no-build --no-strip --output "$out/"
     say "packaging $target: .rpm"
-    cargo generate-rpm -p agent --target "$target" -o "$out/" \
+    SOURCE_DATE_EPOCH="$epoch" cargo generate-rpm -p agent --target "$target" -o "$out/" \
         --payload-compress gzip
 done
 
