@@ -179,19 +179,24 @@ fn archives_hold_a_static_binary_the_units_and_example_configs() {
             unit.contains("ExecStart=/usr/local/bin/gluten-node-agent run "),
             "{unit}"
         );
-        if arch == "x86_64" {
-            // The shipped example config is the one the unit's ExecStartPre accepts.
-            let config = top.join("examples/agent.toml");
-            ok(
-                bin.to_str().unwrap(),
-                &[
-                    "run",
-                    "--check-config",
-                    "--config",
-                    config.to_str().unwrap(),
-                ],
-            );
-        }
+        // The shipped example config is the one the unit's ExecStartPre accepts; the aarch64
+        // binary runs under qemu-user (.ci/deps installs qemu-user-static).
+        let config = top.join("examples/agent.toml");
+        let (program, mut args) = if arch == "x86_64" {
+            (bin.to_str().unwrap().to_owned(), vec![])
+        } else {
+            (
+                "qemu-aarch64-static".to_owned(),
+                vec![bin.to_str().unwrap()],
+            )
+        };
+        args.extend([
+            "run",
+            "--check-config",
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        ok(&program, &args);
     }
 }
 
