@@ -20,6 +20,7 @@ mod local_socket;
 mod memory;
 mod nfd;
 mod numa;
+mod packages;
 mod postgres_tls;
 mod probes;
 mod scratch;
