@@ -30,7 +30,7 @@ impl MetricsFormat {
         }
     }
 
-    /// The format an `Accept` header asks for (RFC 9110 section 12.5.1): OpenMetrics when its
+    /// The format an `Accept` header asks for (RFC 9110, `Accept`): OpenMetrics when its
     /// media range carries a higher q-value than every range that matches the classic text
     /// format (`text/plain`, `text/*`, `*/*`); a range with `q=0` is "not acceptable". Ties, no
     /// header and unparsable headers get the classic text, which every scraper reads.
