@@ -21,8 +21,7 @@
 # * README.md documents every value of values.yaml, and documents nothing else.
 import copy, glob, json, os, re, subprocess, sys, tarfile, tempfile, tomllib
 
-import celpy, helm_python as helm, jsonschema, kubernetes_validate, yaml
-from celpy import celtypes
+import helm_python as helm, jsonschema, kubernetes_validate, yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
@@ -94,73 +93,8 @@ def _strict_models():
 PO_MODELS = _strict_models()
 
 
-def to_jsonschema(s):
-    """An openAPIV3Schema as a JSON schema rejecting unknown fields (validate.sh's)."""
-    s = copy.deepcopy(s)
-
-    def walk(n):
-        if not isinstance(n, dict):
-            return n
-        for k in ("properties", "patternProperties"):
-            if k in n:
-                n[k] = {p: walk(v) for p, v in n[k].items()}
-        for k in ("items", "additionalProperties", "not"):
-            if isinstance(n.get(k), dict):
-                n[k] = walk(n[k])
-        for k in ("allOf", "anyOf", "oneOf"):
-            if k in n:
-                n[k] = [walk(v) for v in n[k]]
-        if n.pop("x-kubernetes-int-or-string", False):
-            n.pop("type", None)
-            n["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-        if n.pop("nullable", False) and "type" in n:
-            n["type"] = [n["type"], "null"]
-        if n.get("type") == "object" and "properties" in n and "additionalProperties" not in n \
-                and not n.get("x-kubernetes-preserve-unknown-fields"):
-            n["additionalProperties"] = False
-        return n
-    return walk(s)
-
-
-def _cel_functions():
-    def split(s, sep, n=None):
-        parts = str(s).split(str(sep)) if n is None else str(s).split(str(sep), int(n) - 1)
-        return celtypes.ListType([celtypes.StringType(p) for p in parts])
-    return {"split": split,
-            "lowerAscii": lambda s: celtypes.StringType(str(s).lower()),
-            "upperAscii": lambda s: celtypes.StringType(str(s).upper())}
-
-
-CEL = celpy.Environment()
-
-
-def cel_errors(schema, value, path):
-    errs = []
-    if value is None:
-        return errs
-    for v in schema.get("x-kubernetes-validations", []):
-        rule = v["rule"]
-        if "oldSelf" in rule:
-            continue  # a transition rule: updates only
-        try:
-            ok = CEL.program(CEL.compile(rule), functions=_cel_functions()).evaluate(
-                {"self": celpy.json_to_cel(value)})
-        except Exception as e:  # noqa: BLE001
-            errs.append(f"{path}: cannot evaluate CEL rule {rule!r}: {e}"[:300])
-            continue
-        if isinstance(ok, Exception) or not bool(ok):
-            errs.append(f"{path}: {v.get('message', rule)} (CEL {rule!r})")
-    if isinstance(value, dict):
-        for k, sub in (schema.get("properties") or {}).items():
-            errs += cel_errors(sub, value.get(k), f"{path}.{k}")
-        ap = schema.get("additionalProperties")
-        if isinstance(ap, dict):
-            for k, sub in value.items():
-                errs += cel_errors(ap, sub, f"{path}.{k}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, sub in enumerate(value):
-            errs += cel_errors(schema["items"], sub, f"{path}[{i}]")
-    return errs
+sys.path.insert(0, os.path.join(ROOT, "docker/kubernetes"))
+from crd_schema import cel_errors, to_jsonschema  # noqa: E402 (shared with validate.sh)
 
 
 CRDS = {}

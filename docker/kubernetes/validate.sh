@@ -33,9 +33,8 @@ if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/kubectl" ] \
 fi
 
 "$venv/bin/python" - "$root" "$K8S_VERSION" "${1:-}" <<'PY'
-import copy, glob, os, subprocess, sys, tempfile, yaml
-import celpy, jsonschema, kubernetes_validate
-from celpy import celtypes
+import glob, os, subprocess, sys, tempfile, yaml
+import jsonschema, kubernetes_validate
 
 root, k8s_version, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 kdir = os.path.join(root, "docker/kubernetes")
@@ -85,73 +84,8 @@ def strict(model, data):
     model.model_validate(data)
 
 # --- Custom resources against the copied CRDs -------------------------------------------------
-def to_jsonschema(s):
-    """An openAPIV3Schema as a JSON schema that rejects unknown fields (the API server's strict
-    field validation), keeping x-kubernetes-validations for the CEL pass."""
-    s = copy.deepcopy(s)
-    def walk(n):
-        if not isinstance(n, dict):
-            return n
-        for k in ("properties", "patternProperties"):
-            if k in n:
-                n[k] = {p: walk(v) for p, v in n[k].items()}
-        for k in ("items", "additionalProperties", "not"):
-            if isinstance(n.get(k), dict):
-                n[k] = walk(n[k])
-        for k in ("allOf", "anyOf", "oneOf"):
-            if k in n:
-                n[k] = [walk(v) for v in n[k]]
-        if n.pop("x-kubernetes-int-or-string", False):
-            n.pop("type", None)
-            n["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-        if n.pop("nullable", False) and "type" in n:
-            n["type"] = [n["type"], "null"]
-        if n.get("type") == "object" and "properties" in n and "additionalProperties" not in n \
-                and not n.get("x-kubernetes-preserve-unknown-fields"):
-            n["additionalProperties"] = False
-        return n
-    return walk(s)
-
-def cel_functions():
-    """The Kubernetes CEL string library functions our CRDs' rules use, beyond cel-python's."""
-    def split(s, sep, n=None):
-        parts = str(s).split(str(sep)) if n is None else str(s).split(str(sep), int(n) - 1)
-        return celtypes.ListType([celtypes.StringType(p) for p in parts])
-    def lower(s):
-        return celtypes.StringType(str(s).lower())
-    def upper(s):
-        return celtypes.StringType(str(s).upper())
-    return {"split": split, "lowerAscii": lower, "upperAscii": upper}
-
-cel_env = celpy.Environment()
-
-def cel_errors(schema, value, path):
-    """Evaluates every x-kubernetes-validations rule of `schema` that applies to `value`."""
-    errs = []
-    if value is None:
-        return errs
-    for v in schema.get("x-kubernetes-validations", []):
-        rule = v["rule"]
-        if "oldSelf" in rule:
-            continue  # a transition rule: applies to updates only
-        try:
-            prog = cel_env.program(cel_env.compile(rule), functions=cel_functions())
-            ok = prog.evaluate({"self": celpy.json_to_cel(value)})
-        except Exception as e:
-            errs.append(f"{path}: cannot evaluate CEL rule {rule!r}: {e}"[:300]); continue
-        if isinstance(ok, Exception) or not bool(ok):
-            errs.append(f"{path}: {v.get('message', rule)} (CEL {rule!r})")
-    if isinstance(value, dict):
-        for k, sub in (schema.get("properties") or {}).items():
-            errs += cel_errors(sub, value.get(k), f"{path}.{k}")
-        ap = schema.get("additionalProperties")
-        if isinstance(ap, dict):
-            for k, sub in value.items():
-                errs += cel_errors(ap, sub, f"{path}.{k}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, sub in enumerate(value):
-            errs += cel_errors(schema["items"], sub, f"{path}[{i}]")
-    return errs
+sys.path.insert(0, os.path.join(root, "docker/kubernetes"))
+from crd_schema import cel_errors, to_jsonschema  # noqa: E402 (the shared CRD validation)
 
 crd_schemas = {}   # (apiVersion, kind) -> (openAPIV3Schema, scope, source)
 for path in sorted(glob.glob(os.path.join(kdir, "crds/**/*.yaml"), recursive=True)):
