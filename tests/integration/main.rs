@@ -31,4 +31,5 @@ mod velox_library;
 mod velox_library_cpu;
 mod velox_library_gluten17;
 mod velox_library_loader;
+mod velox_library_loader_arm64;
 mod velox_library_roots;

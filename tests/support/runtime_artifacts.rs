@@ -1,9 +1,10 @@
-//! Real artifacts for the `gluten_runtime` tests, fetched once per machine into
+//! Real artifacts for the `gluten_runtime` and loader tests, fetched once per machine into
 //! `/var/tmp/gluten-node-agent-test-cache/` (shared by worktrees and helpers; each artifact
 //! appears by an atomic rename, so concurrent fetchers never see half of one): the official
 //! Gluten 1.7.0 bundle (PyPI `velox-spark` 1.7.0.1), Spark's own jars from PyPI `pyspark`
-//! sdists (only spark-core, scala-library, arrow, guava, protobuf and flatbuffers kept), and
-//! Debian's `openjdk-17-jre-headless` (only `release` and `bin/java` kept). Needs network to
+//! sdists (only spark-core, scala-library, arrow, guava, protobuf and flatbuffers kept),
+//! Debian's `openjdk-17-jre-headless` (only `release` and `bin/java` kept), and Debian 12's arm64
+//! C library and loader with a few common libraries (the aarch64 loader differential). Needs network to
 //! PyPI and Debian the first time.
 
 use crate::pyvelox::place;
@@ -161,4 +162,79 @@ pub fn place_tree(src: &Path, dst: &Path) {
             place(&s, &d);
         }
     }
+}
+
+/// Debian 12's arm64 packages unpacked into one root (`dpkg -x`, nothing configured): the
+/// loader and C library with their `ldconfig`, and common libraries the arm64 loader
+/// differential reads. apt runs with a private state directory that knows only arm64, so the
+/// machine's own dpkg architectures and package lists stay as they are.
+pub const DEBIAN12_ARM64_PACKAGES: [&str; 14] = [
+    "libc6",
+    "libc-bin",
+    "libstdc++6",
+    "libgcc-s1",
+    "zlib1g",
+    "libssl3",
+    "libzstd1",
+    "liblzma5",
+    "libbz2-1.0",
+    "libgomp1",
+    "libatomic1",
+    "libcrypt1",
+    "libffi8",
+    "libexpat1",
+];
+
+/// The root of [`DEBIAN12_ARM64_PACKAGES`] (read-only: link it into a tree of your own).
+pub fn debian12_arm64_root() -> PathBuf {
+    let _g = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    let root = artifact_cache().join("debian12-arm64-loader-root");
+    if root.join("lib/ld-linux-aarch64.so.1").exists() {
+        return root;
+    }
+    let tmp = tempfile::tempdir_in(artifact_cache()).unwrap();
+    let t = tmp.path();
+    for d in ["lists/partial", "cache/archives/partial", "debs"] {
+        std::fs::create_dir_all(t.join(d)).unwrap();
+    }
+    let opts = [
+        "-o".to_string(),
+        "APT::Architecture=arm64".to_string(),
+        "-o".to_string(),
+        "APT::Architectures=arm64".to_string(),
+        "-o".to_string(),
+        format!("Dir::State::Lists={}", t.join("lists").display()),
+        "-o".to_string(),
+        format!("Dir::Cache={}", t.join("cache").display()),
+        "-o".to_string(),
+        "Dir::State::status=/dev/null".to_string(),
+    ];
+    let apt = |args: &[&str]| {
+        let st = Command::new("apt-get")
+            .args(["-qq"])
+            .args(&opts)
+            .args(args)
+            .current_dir(t.join("debs"))
+            .status()
+            .expect("running apt-get");
+        assert!(st.success(), "apt-get {args:?} (arm64 only) failed");
+    };
+    apt(&["update"]);
+    let mut download = vec!["download"];
+    download.extend(DEBIAN12_ARM64_PACKAGES);
+    apt(&download);
+    let part = t.join("root");
+    for e in std::fs::read_dir(t.join("debs")).unwrap() {
+        let deb = e.unwrap().path();
+        let st = Command::new("dpkg")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&part)
+            .status()
+            .expect("running dpkg -x");
+        assert!(st.success(), "dpkg -x {} failed", deb.display());
+    }
+    assert!(part.join("lib/ld-linux-aarch64.so.1").exists());
+    std::fs::rename(&part, &root).unwrap();
+    root
 }

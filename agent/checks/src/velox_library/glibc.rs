@@ -1,8 +1,10 @@
 //! The executor root's glibc, as far as its loader's search depends on it: the release (from the
 //! loader's banner), the default directories compiled into its `ld.so` (`system_dirs`, read out
 //! of the binary), `$LIB`, `$PLATFORM`, and the capability subdirectories searched before each
-//! directory (`glibc-hwcaps/x86-64-v2..v4` from 2.33; the legacy `tls`, platform and hwcap
-//! subdirectories before 2.37). The CPU level comes from the host; everything else from the root.
+//! directory (`glibc-hwcaps/x86-64-v2..v4` from 2.33 on x86-64, none on aarch64; the legacy
+//! `tls`, platform and hwcap subdirectories before 2.37: `tls`, `haswell`, `avx512_1`, `x86_64`
+//! on x86-64, `tls`, `aarch64`, `atomics` on aarch64). The CPU flags come from the host;
+//! everything else from the root.
 
 use std::collections::BTreeSet;
 
@@ -97,7 +99,16 @@ pub struct Glibc {
     pub platform: String,
     /// Subdirectories tried in each search dir, best first, each ending in `/`; the last is "".
     pub subdirs: Vec<String>,
+    /// The legacy hwcap bits an `ld.so.cache` entry may carry and still be used (glibc's
+    /// `hwcap_exclude` in `search_cache`, before 2.40); 0: only entries without legacy bits.
+    pub cache_hwcap: u64,
 }
+
+/// The bit `ldconfig` sets on entries found in a `tls` subdirectory (`_DL_HWCAP_TLS_MASK`).
+const CACHE_HWCAP_TLS: u64 = 1 << 63;
+
+/// `HWCAP_ATOMICS`, the aarch64 `AT_HWCAP` bit named `atomics`.
+const AARCH64_HWCAP_ATOMICS: u64 = 1 << 8;
 
 /// The CPU as the loader sees it: flags every processor has and the vendor.
 pub struct Cpu<'a> {
@@ -143,6 +154,7 @@ impl Glibc {
         let flags = cpu.flags.unwrap_or(&empty);
         let mut subdirs = Vec::new();
         let mut platform = arch.to_string();
+        let mut cache_hwcap = 0;
         if arch == "x86_64" {
             let (legacy_platform, avx512_1) = x86_64_legacy_caps(cpu.vendor, flags);
             if let Some(p) = legacy_platform.filter(|_| at_least(&[2, 26])) {
@@ -165,6 +177,24 @@ impl Glibc {
                 subdirs.extend(legacy_subdirs(&caps));
                 subdirs.pop();
             }
+        } else if arch == "aarch64" {
+            // No glibc-hwcaps subdirs on aarch64 (the generic `elf/dl-hwcaps-subdirs.c`).
+            // Before 2.37 the power set of [hwcaps in HWCAP_IMPORTANT & AT_HWCAP, AT_PLATFORM,
+            // "tls"], the last name outermost; HWCAP_IMPORTANT is HWCAP_ATOMICS from 2.28.
+            let atomics = at_least(&[2, 28]) && flags.contains("atomics");
+            if before(&[2, 37]) {
+                let mut caps = vec!["tls", "aarch64"];
+                if atomics {
+                    caps.push("atomics");
+                }
+                subdirs.extend(legacy_subdirs(&caps));
+                subdirs.pop();
+            }
+            // Cache entries ldconfig (before 2.37) found in `tls/` and `atomics/` subdirs are
+            // used until 2.40 when their bits are in `tls | (AT_HWCAP & HWCAP_IMPORTANT)`.
+            if before(&[2, 40]) {
+                cache_hwcap = CACHE_HWCAP_TLS | if atomics { AARCH64_HWCAP_ATOMICS } else { 0 };
+            }
         } else if before(&[2, 37]) {
             subdirs.push("tls/".to_string());
         }
@@ -176,6 +206,7 @@ impl Glibc {
             lib,
             platform,
             subdirs,
+            cache_hwcap,
         }
     }
 }
@@ -277,5 +308,59 @@ mod tests {
         let g = Glibc::new("x86_64", Some(&old), &cpu, false);
         assert_eq!(g.subdirs, ["tls/x86_64/", "tls/", "x86_64/", ""]);
         assert_eq!(g.lib, "lib64");
+    }
+
+    #[test]
+    fn aarch64_searches_tls_platform_and_atomics_before_2_37_and_no_hwcaps_dirs() {
+        let loader = parse_loader_binary(
+            b"release version 2.36.\0/lib/aarch64-linux-gnu/\0/usr/lib/aarch64-linux-gnu/\0/lib/\0/usr/lib/\0",
+        );
+        let with = set("fp asimd atomics cpuid");
+        let without = set("fp asimd cpuid");
+        let cpu = |f| Cpu {
+            flags: Some(f),
+            vendor: None,
+        };
+        let g = Glibc::new("aarch64", Some(&loader), &cpu(&with), true);
+        assert_eq!(g.platform, "aarch64");
+        assert_eq!(g.lib, "lib/aarch64-linux-gnu");
+        assert_eq!(
+            g.subdirs,
+            [
+                "tls/aarch64/atomics/",
+                "tls/aarch64/",
+                "tls/atomics/",
+                "tls/",
+                "aarch64/atomics/",
+                "aarch64/",
+                "atomics/",
+                ""
+            ]
+        );
+        assert_eq!(g.cache_hwcap, (1 << 63) | (1 << 8));
+        let g = Glibc::new("aarch64", Some(&loader), &cpu(&without), true);
+        assert_eq!(g.subdirs, ["tls/aarch64/", "tls/", "aarch64/", ""]);
+        assert_eq!(g.cache_hwcap, 1 << 63);
+        let old = LoaderBinary {
+            release: Some(vec![2, 27]),
+            system_dirs: None,
+        };
+        let g = Glibc::new("aarch64", Some(&old), &cpu(&with), true);
+        assert_eq!(g.subdirs, ["tls/aarch64/", "tls/", "aarch64/", ""]);
+        let new = LoaderBinary {
+            release: Some(vec![2, 37]),
+            system_dirs: None,
+        };
+        let g = Glibc::new("aarch64", Some(&new), &cpu(&with), true);
+        assert_eq!(g.subdirs, [""]);
+        assert_eq!(g.cache_hwcap, (1 << 63) | (1 << 8));
+        let newest = LoaderBinary {
+            release: Some(vec![2, 40]),
+            system_dirs: None,
+        };
+        assert_eq!(
+            Glibc::new("aarch64", Some(&newest), &cpu(&with), true).cache_hwcap,
+            0
+        );
     }
 }

@@ -176,8 +176,8 @@ impl<'h> Search<'h> {
     }
 
     /// The `ld.so.cache` entry glibc picks for `name` (`search_cache`): entries in
-    /// `glibc-hwcaps` subdirs this CPU supports first (best level), else the first plain entry of
-    /// this architecture.
+    /// `glibc-hwcaps` subdirs this CPU supports first (best level), else the first entry of this
+    /// architecture without legacy hwcap bits or with only bits this loader and CPU allow.
     fn cache_lookup(&self, name: &str) -> Option<&str> {
         let cache = self.cache.as_ref()?;
         let mut best: Option<(usize, &str)> = None;
@@ -202,7 +202,8 @@ impl<'h> Search<'h> {
             if best.is_some() {
                 break;
             }
-            if e.hwcap != 0 {
+            // A legacy entry (from a `tls/` or hwcap subdir) this CPU cannot use.
+            if e.hwcap & !self.glibc.cache_hwcap != 0 {
                 continue;
             }
             best = Some((usize::MAX, &e.path));
@@ -329,6 +330,57 @@ mod tests {
         assert_eq!(
             search_with(&root, v2, entries).cache_lookup("libz.so.1"),
             Some("/lib64/libz.so.1")
+        );
+    }
+
+    #[test]
+    fn aarch64_cache_entries_from_tls_and_atomics_subdirs_follow_the_cpu() {
+        // What Debian 12's arm64 ldconfig writes for a library in `tls/atomics/`, `tls/`,
+        // `atomics/` and the directory itself (legacy hwcap bits: tls 63, atomics 8).
+        let e = |path: &str, hwcap: u64| CacheEntry {
+            name: "libc1.so".into(),
+            path: path.into(),
+            flags: 0x0a03,
+            hwcap,
+        };
+        let entries = vec![
+            e("/cc/tls/atomics/libc1.so", (1 << 63) | (1 << 8)),
+            e("/cc/tls/libc1.so", 1 << 63),
+            e("/cc/atomics/libc1.so", 1 << 8),
+            e("/cc/libc1.so", 0),
+        ];
+        let d = tempfile::tempdir().unwrap();
+        let root = Host::new(d.path()).with_arch("aarch64");
+        let lookup = |features: &str, release: u32| {
+            let flags: std::collections::BTreeSet<String> =
+                features.split_whitespace().map(String::from).collect();
+            let g = Glibc::new(
+                "aarch64",
+                Some(&LoaderBinary {
+                    release: Some(vec![2, release]),
+                    system_dirs: Some(vec!["/lib/aarch64-linux-gnu/".into()]),
+                }),
+                &Cpu {
+                    flags: Some(&flags),
+                    vendor: None,
+                },
+                true,
+            );
+            let mut s = Search::new(&root, g, &[]).unwrap();
+            s.cache = Some(LdCache {
+                format: "glibc-ld.so.cache1.1",
+                entries: entries.clone(),
+            });
+            s.cache_lookup("libc1.so").map(String::from)
+        };
+        assert_eq!(
+            lookup("fp asimd atomics", 36).as_deref(),
+            Some("/cc/tls/atomics/libc1.so")
+        );
+        assert_eq!(lookup("fp asimd", 36).as_deref(), Some("/cc/tls/libc1.so"));
+        assert_eq!(
+            lookup("fp asimd atomics", 40).as_deref(),
+            Some("/cc/libc1.so")
         );
     }
 
