@@ -138,7 +138,7 @@ where
                 true
             }
             Err(e) => {
-                tracing::error!(error = %e, "{} files changed but cannot be used; keeping the previous {}", self.what, self.what);
+                tracing::error!(error = %e, "{}: files changed but cannot be used; keeping the one in force", self.what);
                 false
             }
         }
