@@ -3,6 +3,7 @@
 mod agent_cli;
 mod agent_http;
 mod agent_push;
+mod agent_push_rotation;
 mod architecture;
 mod connections;
 mod docker;

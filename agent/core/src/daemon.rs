@@ -136,7 +136,8 @@ pub async fn run(
     tracing::info!(listen = %local, host_root = %config.host_root.display(), "serving");
 
     if let Some(settings) = config.push_settings() {
-        let client = crate::outputs::push::client::build(settings.timeout, &settings.tls)?;
+        let client =
+            crate::outputs::push::client::PushClient::load(settings.timeout, &settings.tls)?;
         if let Some(w) = crate::outputs::push::client::plain_token_warning(
             &settings.endpoint,
             settings.token_file.is_some(),

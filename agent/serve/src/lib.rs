@@ -27,7 +27,8 @@
 //! It listens on TCP or on a Unix socket ([`Listener`]): the same limits apply to both; on a
 //! Unix socket the file's owner, group and mode are the access control (no `ConnectInfo`).
 //!
-//! TLS is rustls ([`tls`]): the certificate and key are re-read when their files change.
+//! TLS is rustls ([`tls`]): the certificate and key are re-read when their files change
+//! ([`reload`], which the agent's push client uses for its CA and client certificate too).
 //! Basic auth from an exporter-toolkit style web config is [`web_config`]. Beside the server:
 //! systemd notification ([`notify`]) and bearer-token files ([`token`]), which both the agent and
 //! the aggregator use.
@@ -37,6 +38,7 @@ mod conns;
 pub mod exposition;
 pub mod files;
 pub mod notify;
+pub mod reload;
 pub mod tls;
 pub mod token;
 pub mod web_config;

@@ -1,20 +1,21 @@
 //! TLS on the server side with rustls (ring provider, no OpenSSL): a certificate chain and key
 //! from PEM files, optionally client certificates verified against a CA file, and a reload when
-//! any of those files changes (cert-manager and the kubelet swap them in place): checked at
-//! most once a second, on accept, on a thread of its own (a new connection waits at most half a
-//! second for it; a hung filesystem never blocks an async worker). Only regular files under
-//! [`crate::files::MAX_FILE_BYTES`] are read: a FIFO or `/dev/zero` in place of a file keeps
-//! the previous certificate and logs why. A reload that fails keeps the previous certificate.
+//! any of those files changes (cert-manager and the kubelet swap them in place; see
+//! [`crate::reload`]): checked at most once a second, on accept, on a thread of its own (a new
+//! connection waits at most half a second for it; a hung filesystem never blocks an async
+//! worker). Only regular files under [`crate::files::MAX_FILE_BYTES`] are read: a FIFO or
+//! `/dev/zero` in place of a file keeps the previous certificate and logs why. A reload that
+//! fails keeps the previous certificate. The push client of the agent follows its CA and client
+//! certificate the same way, with [`read_certs`], [`read_key`] and [`read_roots`].
 
-use arc_swap::ArcSwap;
+use crate::reload::{CHECK_EVERY, Reloading};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Whether (and how) clients must present a certificate, as exporter-toolkit names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,42 +102,22 @@ fn tls_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
     }
 }
 
-/// What identifies a file's version: device, inode, size, modification time.
-type Stamp = Vec<Option<(u64, u64, u64, i64, i64)>>;
+type Builder = Box<dyn Fn() -> Result<ServerConfig, TlsError> + Send + Sync>;
 
-fn stamp(files: &TlsFiles) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    files
-        .paths()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
-        })
-        .collect()
-}
-
-/// A server TLS configuration that follows its files.
+/// A server TLS configuration that follows its files ([`crate::reload`]).
 pub struct ReloadingTls {
     files: TlsFiles,
-    current: ArcSwap<ServerConfig>,
-    /// When the files were last looked at, and what they were then.
-    checked: Mutex<(Instant, Stamp)>,
-    /// A look at the files is under way on its thread.
-    looking: AtomicBool,
+    inner: Arc<Reloading<ServerConfig, Builder>>,
 }
 
 impl ReloadingTls {
     /// Reads the files now; an error names the file and what is wrong with it.
     pub fn load(files: TlsFiles) -> Result<ReloadingTls, TlsError> {
-        let seen = stamp(&files);
-        let config = build(&files)?;
-        Ok(ReloadingTls {
-            files,
-            current: ArcSwap::from_pointee(config),
-            checked: Mutex::new((Instant::now(), seen)),
-            looking: AtomicBool::new(false),
-        })
+        let paths = files.paths().map(Path::to_path_buf).collect();
+        let read = files.clone();
+        let builder: Builder = Box::new(move || build(&read));
+        let inner = Arc::new(Reloading::load("TLS certificate", paths, builder)?);
+        Ok(ReloadingTls { files, inner })
     }
 
     pub fn files(&self) -> &TlsFiles {
@@ -145,72 +126,20 @@ impl ReloadingTls {
 
     /// The acceptor for a new connection, with the certificate as the files hold it now.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        self.reload_if_changed(Duration::from_secs(1));
-        tokio_rustls::TlsAcceptor::from(self.current.load_full())
+        self.inner.reload_if_changed(CHECK_EVERY);
+        tokio_rustls::TlsAcceptor::from(self.inner.current())
     }
 
     /// [`acceptor`](Self::acceptor) for a new connection, looking at the files (when due) on a
     /// thread of its own and waiting at most half a second for that look.
     pub async fn fresh_acceptor(self: &Arc<Self>) -> tokio_rustls::TlsAcceptor {
-        let due = self
-            .checked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .elapsed()
-            >= Duration::from_secs(1);
-        if due && !self.looking.swap(true, Ordering::AcqRel) {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let me = self.clone();
-            let started = crate::files::spawn(move || {
-                me.reload_if_changed(Duration::from_secs(1));
-                me.looking.store(false, Ordering::Release);
-                let _ = tx.send(());
-            });
-            match started {
-                Ok(()) => {
-                    if tokio::time::timeout(Duration::from_millis(500), rx)
-                        .await
-                        .is_err()
-                    {
-                        tracing::warn!(cert_file = %self.files.cert_file.display(), "looking at the TLS files takes over 0.5 s (a hung filesystem?); serving the certificate in force");
-                    }
-                }
-                Err(e) => {
-                    self.looking.store(false, Ordering::Release);
-                    tracing::warn!(error = %e, "TLS files not looked at");
-                }
-            }
-        }
-        tokio_rustls::TlsAcceptor::from(self.current.load_full())
+        tokio_rustls::TlsAcceptor::from(self.inner.fresh().await)
     }
 
     /// Re-reads the files if they changed since the last look, looking at most once per
     /// `every`. Returns whether a new configuration is now in force.
     pub fn reload_if_changed(&self, every: Duration) -> bool {
-        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        if checked.0.elapsed() < every {
-            return false;
-        }
-        checked.0 = Instant::now();
-        let now = stamp(&self.files);
-        if now == checked.1 {
-            return false;
-        }
-        // Remember this version even if it fails, so a broken file is reported once.
-        checked.1 = now;
-        drop(checked);
-        match build(&self.files) {
-            Ok(config) => {
-                self.current.store(Arc::new(config));
-                tracing::info!(cert_file = %self.files.cert_file.display(), "TLS certificate reloaded");
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "TLS files changed but cannot be used; keeping the previous certificate");
-                false
-            }
-        }
+        self.inner.reload_if_changed(every)
     }
 }
 
@@ -241,6 +170,13 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
+/// The private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read_file(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| tls_error(path, format!("no usable PEM private key: {e}")))
+}
+
 /// A root store from a PEM file of CA certificates.
 pub fn read_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -254,9 +190,7 @@ pub fn read_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
 
 fn build(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let certs = read_certs(&files.cert_file)?;
-    let key_bytes = read_file(&files.key_file)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
-        .map_err(|e| tls_error(&files.key_file, format!("no usable PEM private key: {e}")))?;
+    let key = read_key(&files.key_file)?;
     let versions: &[&rustls::SupportedProtocolVersion] = match files.min_version {
         MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         MinVersion::Tls13 => &[&rustls::version::TLS13],

@@ -1,10 +1,10 @@
 //! The push's HTTP client, hardened against the target it talks to: rustls only (ring, no
 //! OpenSSL: the image is a static musl binary) with the system roots plus `[push] ca_file` and an
-//! optional client certificate (mTLS); no redirect is followed (a 302 would turn the POST into a
-//! body-less GET that "succeeds"); and at most [`MAX_ERROR_BODY`] bytes of any answer are read,
-//! however much the target sends.
+//! optional client certificate (mTLS), all re-read when their files change ([`PushClient`]); no
+//! redirect is followed (a 302 would turn the POST into a body-less GET that "succeeds"); and at
+//! most [`MAX_ERROR_BODY`] bytes of any answer are read, however much the target sends.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,40 +37,26 @@ pub enum ClientError {
     Http(String),
 }
 
-fn pem_certs(
-    key: &'static str,
-    path: &Path,
-) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, ClientError> {
-    use rustls_pki_types::pem::PemObject;
-    let bad = |why: String| ClientError::File {
+/// The config key's error for a file that cannot be used.
+fn file_error(key: &'static str, e: serve::tls::TlsError) -> ClientError {
+    ClientError::File {
         key,
-        path: path.to_path_buf(),
-        why,
-    };
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad("no PEM certificate in it".into()));
+        path: e.path,
+        why: e.reason,
     }
-    Ok(certs)
 }
 
 /// The rustls configuration of the push: system roots (those that parse; none is fine when
-/// `ca_file` is given), `ca_file`, and the client certificate when both files are given.
+/// `ca_file` is given), `ca_file`, and the client certificate when both files are given. The
+/// files are read bounded ([`serve::files`]: regular files under a size cap, on a thread of
+/// their own under a deadline).
 pub fn tls_config(files: &PushTlsFiles) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
     if let Some(ca) = &files.ca_file {
-        for cert in pem_certs("push.ca_file", ca)? {
-            roots.add(cert).map_err(|e| ClientError::File {
-                key: "push.ca_file",
-                path: ca.clone(),
-                why: e.to_string(),
-            })?;
-        }
+        let extra = serve::tls::read_roots(ca).map_err(|e| file_error("push.ca_file", e))?;
+        roots.roots.extend(extra.roots);
     } else if added == 0 {
         tracing::debug!("no system root certificates found; https:// push needs push.ca_file");
     }
@@ -82,21 +68,19 @@ pub fn tls_config(files: &PushTlsFiles) -> Result<rustls::ClientConfig, ClientEr
     match (&files.client_cert_file, &files.client_key_file) {
         (None, None) => Ok(builder.with_no_client_auth()),
         (Some(cert), Some(key)) => {
-            use rustls_pki_types::pem::PemObject;
-            let chain = pem_certs("push.client_cert_file", cert)?;
-            let key_der = rustls_pki_types::PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                ClientError::File {
-                    key: "push.client_key_file",
-                    path: key.clone(),
-                    why: e.to_string(),
-                }
-            })?;
+            let chain =
+                serve::tls::read_certs(cert).map_err(|e| file_error("push.client_cert_file", e))?;
+            let key_der =
+                serve::tls::read_key(key).map_err(|e| file_error("push.client_key_file", e))?;
             builder
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| ClientError::File {
                     key: "push.client_key_file",
                     path: key.clone(),
-                    why: format!("does not match push.client_cert_file: {e}"),
+                    why: format!(
+                        "does not match push.client_cert_file {}: {e}",
+                        cert.display()
+                    ),
                 })
         }
         _ => Err(ClientError::Tls(
@@ -122,6 +106,40 @@ pub fn build(timeout: Duration, files: &PushTlsFiles) -> Result<reqwest::Client,
         .tls_backend_preconfigured(tls_config(files)?)
         .build()
         .map_err(|e| ClientError::Http(e.to_string()))
+}
+
+type Builder = Box<dyn Fn() -> Result<reqwest::Client, ClientError> + Send + Sync>;
+
+/// The push client following its TLS files: rebuilt (new connections, new handshakes) when
+/// `push.ca_file`, `push.client_cert_file` or `push.client_key_file` changes on disk, as the
+/// server's certificate is ([`serve::reload`]). Take [`PushClient::fresh`] before each push.
+#[derive(Clone)]
+pub struct PushClient(Arc<serve::reload::Reloading<reqwest::Client, Builder>>);
+
+impl PushClient {
+    /// Builds the client now; an error names the config key and the file.
+    pub fn load(timeout: Duration, files: &PushTlsFiles) -> Result<PushClient, ClientError> {
+        let paths = [
+            &files.ca_file,
+            &files.client_cert_file,
+            &files.client_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        let read = files.clone();
+        let builder: Builder = Box::new(move || build(timeout, &read));
+        serve::reload::Reloading::load("push TLS material", paths, builder)
+            .map(|r| PushClient(Arc::new(r)))
+    }
+
+    /// The client as the files hold it now: they are looked at (at most once a second, on a
+    /// thread of its own, waited for at most half a second); files that changed but cannot be
+    /// used keep the client in force, and the reason is logged with the file's path.
+    pub async fn fresh(&self) -> reqwest::Client {
+        (*self.0.fresh().await).clone()
+    }
 }
 
 /// At most `limit` bytes of `resp`'s body; the rest is never read (dropping the response closes
@@ -226,5 +244,114 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("go together"), "{e}");
+    }
+
+    /// A CA and a client certificate it signs, and the key of another certificate.
+    fn pki(dir: &std::path::Path) -> PushTlsFiles {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["node-a".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let files = PushTlsFiles {
+            ca_file: Some(dir.join("ca.pem")),
+            client_cert_file: Some(dir.join("client.pem")),
+            client_key_file: Some(dir.join("client.key")),
+        };
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("client.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.join("other.key"), other.serialize_pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn tls_files_are_read_bounded_and_a_key_must_match_its_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = pki(dir.path());
+        tls_config(&good).unwrap();
+
+        let fifo = dir.path().join("fifo.pem");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let zero = dir.path().join("zero.pem");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for (path, says) in [(&fifo, "a FIFO"), (&zero, "a character device")] {
+            let t0 = std::time::Instant::now();
+            let e = tls_config(&PushTlsFiles {
+                ca_file: Some(path.clone()),
+                ..good.clone()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("push.ca_file") && e.contains(&path.display().to_string()),
+                "{e}"
+            );
+            assert!(e.contains(says), "{e}");
+            assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+            let e = tls_config(&PushTlsFiles {
+                client_key_file: Some(path.clone()),
+                ..good.clone()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("push.client_key_file") && e.contains(says),
+                "{e}"
+            );
+        }
+
+        let e = tls_config(&PushTlsFiles {
+            client_key_file: Some(dir.path().join("other.key")),
+            ..good.clone()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("push.client_key_file")
+                && e.contains("other.key")
+                && e.contains("does not match"),
+            "{e}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\n!!!\n").unwrap();
+        let e = tls_config(&PushTlsFiles {
+            client_cert_file: Some(garbage),
+            ..good.clone()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("push.client_cert_file") && e.contains("garbage.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_push_client_is_built_from_the_files_and_names_a_bad_one() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let good = pki(dir.path());
+        PushClient::load(Duration::from_secs(1), &good).unwrap();
+        let e = PushClient::load(
+            Duration::from_secs(1),
+            &PushTlsFiles {
+                ca_file: Some(dir.path().join("missing.pem")),
+                ..good
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("push.ca_file") && e.contains("missing.pem"),
+            "{e}"
+        );
     }
 }

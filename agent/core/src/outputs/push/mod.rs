@@ -7,8 +7,11 @@
 //! acknowledged, otherwise every `push.interval_seconds` with +-10% jitter. After a failure it
 //! waits a capped, jittered exponential backoff before the next try, whatever changes meanwhile:
 //! a fleet of agents coming back after an aggregator outage spreads out instead of storming it.
-//! It never exits and never blocks the checks or the HTTP endpoints. What one push sends (the
-//! full report or a heartbeat, gzip) is [`protocol`]'s business.
+//! It never exits and never blocks the checks or the HTTP endpoints. Before each push the TLS
+//! files (`push.ca_file`, `push.client_cert_file`, `push.client_key_file`) are looked at, at
+//! most once a second, and a changed set is in force from that push on ([`client::PushClient`]);
+//! the token file is re-read on every push ([`protocol`]). What one push sends (the full report
+//! or a heartbeat, gzip) is [`protocol`]'s business.
 
 pub mod client;
 pub mod protocol;
@@ -68,11 +71,11 @@ pub fn endpoint(url: &str) -> String {
     }
 }
 
-/// Runs until `shutdown` turns true, with `client` from [`client::build`]. Never
-/// returns early, whatever the aggregator does.
+/// Runs until `shutdown` turns true, with `client` from [`client::PushClient::load`] (its TLS
+/// files are looked at before each push). Never returns early, whatever the aggregator does.
 pub async fn run(
     settings: PushSettings,
-    client: reqwest::Client,
+    client: client::PushClient,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     stats: Arc<PushStats>,
     mut shutdown: watch::Receiver<bool>,
@@ -114,7 +117,11 @@ pub async fn run(
         let Some(snapshot) = current else { continue };
         let result = tokio::select! {
             _ = shutdown.changed() => return,
-            r = protocol::push(&client, &settings, &snapshot, &mut protocol) => r,
+            r = async {
+                // A rotated CA or client certificate is in force from this push on.
+                let client = client.fresh().await;
+                protocol::push(&client, &settings, &snapshot, &mut protocol).await
+            } => r,
         };
         let mut rng = rand::rng();
         match result {
