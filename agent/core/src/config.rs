@@ -264,9 +264,7 @@ impl Config {
 
     /// Rules one key alone cannot state. Messages name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: String| {
-            Err(ConfigError::Invalid(format!("config key `{key}`: {why}")))
-        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         if let Some(path) = &self.web_config_file
             && let Err(e) = serve::web_config::WebConfig::load(path)
         {
@@ -346,8 +344,8 @@ impl Config {
                 return bad(key, format!("{} is not a readable file", p.display()));
             }
         }
-        self.nfd.validate().map_err(ConfigError::Invalid)?;
-        self.local_socket.validate().map_err(ConfigError::Invalid)?;
+        self.nfd.validate()?;
+        self.local_socket.validate()?;
         for (r, s) in self.sections() {
             if let Some(t) = s.common().timeout_seconds
                 && !(t.is_finite() && t > 0.0)
