@@ -31,10 +31,12 @@ pub enum PgConnectError {
     Config(#[from] DatabaseUrlError),
     /// rustls could not be set up.
     #[error("{0}")]
-    Tls(String),
-    /// The server refused, or could not be reached: SQLSTATE and message, or the cause.
+    Tls(#[source] rustls::Error),
     #[error("{0}")]
-    Server(String),
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    /// The server refused, or could not be reached: SQLSTATE and message, or the cause.
+    #[error("{}", describe(.0))]
+    Server(#[source] tokio_postgres::Error),
 }
 
 /// What is wrong with `database_url` as written, naming the parameter (never the password).
@@ -257,7 +259,7 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, PgConnectError
             .config
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(describe)?;
+            .map_err(PgConnectError::Server)?;
         spawn_connection(conn);
         return Ok(client);
     }
@@ -265,18 +267,23 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, PgConnectError
         spec.sslmode,
         spec.sslrootcert.as_ref(),
     )?));
-    let (client, conn) = spec.config.connect(tls).await.map_err(describe)?;
+    let (client, conn) = spec
+        .config
+        .connect(tls)
+        .await
+        .map_err(PgConnectError::Server)?;
     spawn_connection(conn);
     Ok(client)
 }
 
-fn describe(e: tokio_postgres::Error) -> PgConnectError {
+/// A connection error as said: the server's SQLSTATE and message, or the error and its cause.
+fn describe(e: &tokio_postgres::Error) -> String {
     use std::error::Error;
-    PgConnectError::Server(match (e.as_db_error(), e.source()) {
+    match (e.as_db_error(), e.source()) {
         (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
         (None, Some(source)) => format!("{e}: {source}"),
         (None, None) => e.to_string(),
-    })
+    }
 }
 
 fn spawn_connection<F>(conn: F)
@@ -298,7 +305,7 @@ pub fn client_config(
     let provider = serve::tls::provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| PgConnectError::Tls(e.to_string()))?;
+        .map_err(PgConnectError::Tls)?;
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => {
             Arc::new(EncryptOnly(provider.clone()))
@@ -313,7 +320,7 @@ pub fn client_config(
                 provider,
             )
             .build()
-            .map_err(|e| PgConnectError::Tls(e.to_string()))?;
+            .map_err(PgConnectError::Verifier)?;
             if mode == SslMode::VerifyFull {
                 webpki
             } else {
