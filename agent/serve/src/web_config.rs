@@ -14,9 +14,11 @@
 //! prometheus = "$2y$10$..."                 # bcrypt hashes (htpasswd -nBC 10 "" | tr -d ':\n')
 //! ```
 //!
-//! Unknown keys are errors naming the full key. The certificate, key and CA files are re-read
-//! when they change, and so are the users (the file checked at most once a second); which TLS
-//! files, whether there is TLS and whether there is basic auth at all are read at start. A good password is remembered (as a SHA-256
+//! Unknown keys are errors naming the full key. [`WebConfig::load`] reads the file and its TLS
+//! files once, at start; the loaded value is what serves (a caller passes it on rather than
+//! loading again). The certificate, key and CA files are re-read when they change, and so are
+//! the users (the file checked at most once a second); which TLS files, whether there is TLS
+//! and whether there is basic auth at all are read at start. A good password is remembered (as a SHA-256
 //! of user, password and hash) so a scrape does not pay bcrypt each time; unknown users cost a
 //! bcrypt like known ones (no timing oracle).
 //!
@@ -29,7 +31,7 @@
 //! right now and the fleet-wide rate of such runs ([`DIRTY_RUNS_PER_SECOND`]) allows, else 429,
 //! while a new user's first login waits at most for one run in progress.
 
-use super::tls::{ClientAuth, MinVersion, TlsFiles};
+use super::tls::{ClientAuth, MinVersion, ReloadingTls, TlsFiles};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -122,15 +124,25 @@ enum MinVersionName {
     TLS13,
 }
 
-/// A loaded web config: TLS files (if any) and basic auth (if any users).
+/// A loaded web config: TLS (if any; its files already read, re-read when they change) and
+/// basic auth (if any users).
 pub struct WebConfig {
-    pub tls: Option<TlsFiles>,
+    pub tls: Option<Arc<ReloadingTls>>,
     pub auth: Option<Arc<BasicAuth>>,
 }
 
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.as_ref().map(|t| t.files()))
+            .field("basic_auth", &self.auth.is_some())
+            .finish()
+    }
+}
+
 impl WebConfig {
-    /// Reads and checks `path`: TOML shape, the TLS files (loaded once here, so a bad file
-    /// fails at start), the bcrypt hashes.
+    /// Reads and checks `path`: TOML shape, the TLS files (read here, once: a bad file fails at
+    /// start, and the server uses what was read), the bcrypt hashes.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let err = |problem: WebConfigProblem| WebConfigError {
             path: path.to_path_buf(),
@@ -161,8 +173,9 @@ impl WebConfig {
                         "needed when client_auth_type verifies client certificates",
                     )));
                 }
-                super::tls::ReloadingTls::load(files.clone()).map_err(|e| err(e.into()))?;
-                Some(files)
+                Some(Arc::new(
+                    ReloadingTls::load(files).map_err(|e| err(e.into()))?,
+                ))
             }
         };
         let auth = if shape.basic_auth_users.is_empty() {

@@ -245,20 +245,18 @@ impl Target {
 /// `push.ca_file`, and the certificates of the web config's `cert_file` (a self-signed one, or a
 /// chain that carries its CA). `None` when the daemon serves plain HTTP.
 fn https_roots(config: &Config) -> Result<Option<rustls::RootCertStore>, DaemonClientError> {
-    let Some(web) = &config.web_config_file else {
-        return Ok(None);
-    };
-    let loaded =
-        serve::web_config::WebConfig::load(web).map_err(|source| DaemonClientError::Config {
+    let loaded = config
+        .web_config()
+        .map_err(|source| DaemonClientError::Config {
             key: "web_config_file",
             source: Box::new(source),
         })?;
-    let Some(tls) = loaded.tls else {
+    let Some(tls) = loaded.as_ref().and_then(|w| w.tls.as_ref()) else {
         return Ok(None);
     };
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let mut files = vec![tls.cert_file];
+    let mut files = vec![tls.files().cert_file.clone()];
     files.extend(config.push.ca_file.clone());
     for file in files {
         use rustls_pki_types::pem::PemObject;
