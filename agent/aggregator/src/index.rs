@@ -491,5 +491,4 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "index_tests.rs"]
 mod tests;

@@ -616,5 +616,4 @@ fn unsupported(v: u32) -> String {
 }
 
 #[cfg(test)]
-#[path = "report_tests.rs"]
 mod tests;
