@@ -3,7 +3,7 @@
 //! `check`) and the aggregator alike. A flag is a field with its doc and `--help` text; the line
 //! in its `overrides` method names the config key it sets, so flag and key cannot drift apart.
 
-use agent::config::{Config, LogFormat, parse_override};
+use agent::config::{Config, ConfigError, LogFormat, parse_override};
 use agent::oneshot::{self, DaemonAddr, Format};
 use agent::outputs::npd;
 #[cfg(feature = "aggregator")]
@@ -34,6 +34,18 @@ pub enum Command {
     /// Run the fleet aggregator.
     #[cfg(feature = "aggregator")]
     Aggregator(AggregatorArgs),
+}
+
+/// Why a subcommand's arguments cannot be used; exit code 2 either way.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The config (its file, the flags that set keys, `--set`) is at fault, naming the key or
+    /// the file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A flag that sets no config key has a bad value.
+    #[error("{flag}: {message}")]
+    Usage { flag: &'static str, message: String },
 }
 
 /// A value a flag can carry into the config table.
@@ -191,10 +203,12 @@ impl AggregatorArgs {
         o
     }
 
-    /// The validated config, or the message for exit code 2.
-    pub fn load(&self) -> Result<AggregatorConfig, String> {
-        AggregatorConfig::load(self.config.as_deref(), &self.overrides().0)
-            .map_err(|e| e.to_string())
+    /// The validated config, or the config error (exit code 2).
+    pub fn load(&self) -> Result<AggregatorConfig, CliError> {
+        Ok(AggregatorConfig::load(
+            self.config.as_deref(),
+            &self.overrides().0,
+        )?)
     }
 }
 
@@ -257,16 +271,17 @@ impl CommonArgs {
         o
     }
 
-    /// The validated config with `extra` overrides on top, or the message for exit code 2.
-    pub fn load(&self, extra: Overrides) -> Result<Config, String> {
+    /// The validated config with `extra` overrides on top, or the config error (exit code 2).
+    pub fn load(&self, extra: Overrides) -> Result<Config, CliError> {
         let mut o = self.overrides();
         o.0.extend(extra.0);
-        let config = Config::load(self.config.as_deref(), &o.0).map_err(|e| e.to_string())?;
+        let config = Config::load(self.config.as_deref(), &o.0)?;
         if !config.host_root.is_dir() {
-            return Err(format!(
-                "config key `host_root`: {} is not a directory",
-                config.host_root.display()
-            ));
+            return Err(ConfigError::key(
+                "host_root",
+                format!("{} is not a directory", config.host_root.display()),
+            )
+            .into());
         }
         Ok(config)
     }
@@ -299,7 +314,7 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn load(&self) -> Result<Config, String> {
+    pub fn load(&self) -> Result<Config, CliError> {
         let mut o = Overrides::default();
         o.set("listen", &self.listen)
             .set("nfd.features_file", &self.nfd_features_file)
@@ -349,16 +364,20 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
-    pub fn load(&self) -> Result<Config, String> {
+    pub fn load(&self) -> Result<Config, CliError> {
         if let Some(s) = self.deadline_seconds
             && !(s.is_finite() && s > 0.0)
         {
-            return Err(format!(
-                "--deadline-seconds: must be a positive number of seconds, got {s}"
-            ));
+            return Err(CliError::Usage {
+                flag: "--deadline-seconds",
+                message: format!("must be a positive number of seconds, got {s}"),
+            });
         }
         if self.max_output_length == 0 {
-            return Err("--max-output-length: must be at least 1".into());
+            return Err(CliError::Usage {
+                flag: "--max-output-length",
+                message: "must be at least 1".into(),
+            });
         }
         self.common.load(Overrides::default())
     }
@@ -439,7 +458,12 @@ mod tests {
         let Command::Run(run) = parse(&["run", "--nfd-features-file", ".hidden"]) else {
             panic!("not run")
         };
-        assert!(run.load().unwrap_err().contains("nfd.features_file"));
+        let e = run.load().unwrap_err();
+        assert!(
+            matches!(&e, CliError::Config(ConfigError::Key { key, .. }) if key == "nfd.features_file"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("nfd.features_file"), "{e}");
     }
 
     #[cfg(feature = "aggregator")]
@@ -470,7 +494,9 @@ mod tests {
         let Command::Aggregator(a) = bad else {
             panic!()
         };
-        assert!(a.load().unwrap_err().contains("max_report_bytes"));
+        let e = a.load().unwrap_err();
+        assert!(matches!(e, CliError::Config(_)), "{e}");
+        assert!(e.to_string().contains("max_report_bytes"), "{e}");
     }
 
     #[test]
@@ -478,7 +504,7 @@ mod tests {
         let Command::Run(run) = parse(&["run", "--push-ca-file", "/nonexistent/ca.pem"]) else {
             panic!("not run")
         };
-        let e = run.load().unwrap_err();
+        let e = run.load().unwrap_err().to_string();
         assert!(
             e.contains("push.ca_file") && e.contains("/nonexistent/ca.pem"),
             "{e}"
@@ -490,7 +516,7 @@ mod tests {
         ]) else {
             panic!("not run")
         };
-        let e = run.load().unwrap_err();
+        let e = run.load().unwrap_err().to_string();
         assert!(e.contains("push.client_key_file"), "{e}");
     }
 

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     agent::outputs::push::client::install_crypto_provider();
     match Cli::parse().command {
         Command::Run(args) => match args.load() {
-            Err(e) => config_error(&e),
+            Err(e) => config_error(e),
             Ok(_) if args.common.check_config => ExitCode::SUCCESS,
             Ok(config) => {
                 init_logging(config.log_format);
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check(args) => match args.load() {
-            Err(e) => config_error(&e),
+            Err(e) => config_error(e),
             Ok(_) if args.common.check_config => ExitCode::SUCCESS,
             Ok(config) => {
                 init_logging(config.log_format);
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         },
         #[cfg(feature = "aggregator")]
         Command::Aggregator(args) => match args.load() {
-            Err(e) => config_error(&e),
+            Err(e) => config_error(e),
             Ok(_) if args.check_config => ExitCode::SUCCESS,
             Ok(config) => {
                 init_logging(config.log_format);
@@ -48,8 +48,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_error(message: &str) -> ExitCode {
-    eprintln!("gluten-node-agent: {message}");
+/// A usage or config error: printed, exit code 2.
+fn config_error(e: cli::CliError) -> ExitCode {
+    eprintln!("gluten-node-agent: {e}");
     ExitCode::from(2)
 }
 

@@ -15,7 +15,7 @@ fn rt() -> tokio::runtime::Runtime {
 /// Connects with `url`; whether the server sees this session as TLS, or the error.
 fn session_ssl(url: &str) -> Result<bool, String> {
     rt().block_on(async {
-        let client = pg_connect::connect(url).await?;
+        let client = pg_connect::connect(url).await.map_err(|e| e.to_string())?;
         let row = client
             .query_one(
                 "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",

@@ -126,6 +126,33 @@ fn the_tidy_scanner_catches_what_it_is_meant_to() {
 }
 
 #[test]
+fn unit_tests_out_of_their_file_are_the_modules_tests_rs() {
+    let root = repo_root();
+    let mut found = Vec::new();
+    for f in all_rust_files() {
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        if !rel.starts_with("agent/") {
+            continue;
+        }
+        if rel.ends_with("_tests.rs") {
+            found.push(format!("{rel}: a test file not named tests.rs"));
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, l) in text.lines().enumerate() {
+            if l.trim_start().starts_with("#[path") {
+                found.push(format!("{rel}:{}: {}", i + 1, l.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "unit tests out of their file go in `foo/tests.rs` (`#[cfg(test)] mod tests;`), \
+         never `#[path]`:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn no_source_file_is_over_900_lines() {
     let root = repo_root();
     let mut over = Vec::new();
@@ -191,9 +218,8 @@ fn check_names_appear_only_in_their_module_and_the_registry_list() {
             if f == &own_file
                 || f.starts_with(&own_dir)
                 || f == &checks_dir.join("lib.rs")
-                || f.ends_with("core/src/registry_tests.rs")
-                // Test-only modules kept in their own file (`#[cfg(test)] mod x_tests;`).
-                || f.to_string_lossy().ends_with("_tests.rs")
+                // Test-only modules kept in their own file (`#[cfg(test)] mod tests;`).
+                || f.file_name().is_some_and(|n| n == "tests.rs")
             {
                 continue;
             }

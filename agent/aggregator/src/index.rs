@@ -377,60 +377,61 @@ impl Default for NodeQuery {
     }
 }
 
+/// A query string of `/api/v1/nodes` that cannot be used, naming the parameter: the 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("query parameter `{0}`: bad percent-encoding")]
+    PercentEncoding(String),
+    #[error("query parameter `limit`: {0:?} is not a number")]
+    LimitNotNumber(String),
+    #[error("query parameter `limit`: {0} is not between 1 and {max}", max = MAX_PAGE)]
+    LimitRange(usize),
+    #[error("query parameter `cursor`: not a cursor this aggregator returned")]
+    Cursor,
+    #[error("query parameter `status`: {0:?} is not ok, warn, unknown or fail")]
+    Status(String),
+    #[error("query parameter `stale`: {0:?} is not true or false")]
+    Stale(String),
+    #[error("unknown query parameter `{0}` (limit, cursor, status, stale, check, prefix)")]
+    Unknown(String),
+}
+
 impl NodeQuery {
     /// Parses the query string of `/api/v1/nodes`; the error names the parameter.
-    pub fn parse(query: Option<&str>) -> Result<NodeQuery, String> {
+    pub fn parse(query: Option<&str>) -> Result<NodeQuery, QueryError> {
         let mut q = NodeQuery::default();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v)
-                .ok_or_else(|| format!("query parameter `{k}`: bad percent-encoding"))?;
+            let v = percent_decode(v).ok_or_else(|| QueryError::PercentEncoding(k.to_string()))?;
             match k {
                 "limit" => {
                     let n: usize = v
                         .parse()
-                        .map_err(|_| format!("query parameter `limit`: {v:?} is not a number"))?;
+                        .map_err(|_| QueryError::LimitNotNumber(v.clone()))?;
                     if !(1..=MAX_PAGE).contains(&n) {
-                        return Err(format!(
-                            "query parameter `limit`: {n} is not between 1 and {MAX_PAGE}"
-                        ));
+                        return Err(QueryError::LimitRange(n));
                     }
                     q.limit = n;
                 }
-                "cursor" => {
-                    q.after = Some(decode_cursor(&v).ok_or_else(|| {
-                        "query parameter `cursor`: not a cursor this aggregator returned"
-                            .to_string()
-                    })?)
+                "cursor" => q.after = Some(decode_cursor(&v).ok_or(QueryError::Cursor)?),
+                "status" => {
+                    q.status = Some(
+                        Status::ALL
+                            .into_iter()
+                            .find(|s| s.as_str() == v)
+                            .ok_or_else(|| QueryError::Status(v.clone()))?,
+                    )
                 }
-                "status" => q.status = Some(
-                    Status::ALL
-                        .into_iter()
-                        .find(|s| s.as_str() == v)
-                        .ok_or_else(|| {
-                            format!(
-                                "query parameter `status`: {v:?} is not ok, warn, unknown or fail"
-                            )
-                        })?,
-                ),
                 "stale" => {
                     q.stale = Some(match v.as_str() {
                         "true" => true,
                         "false" => false,
-                        _ => {
-                            return Err(format!(
-                                "query parameter `stale`: {v:?} is not true or false"
-                            ));
-                        }
+                        _ => return Err(QueryError::Stale(v)),
                     })
                 }
                 "check" => q.check = Some(v),
                 "prefix" => q.prefix = Some(v),
-                _ => {
-                    return Err(format!(
-                        "unknown query parameter `{k}` (limit, cursor, status, stale, check, prefix)"
-                    ));
-                }
+                _ => return Err(QueryError::Unknown(k.to_string())),
             }
         }
         Ok(q)
@@ -490,5 +491,4 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "index_tests.rs"]
 mod tests;

@@ -4,6 +4,8 @@
 //! other.
 
 use super::fleet::{Accepted, Beat};
+use super::store::StoreError;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// What a request asks the writer to do.
@@ -19,8 +21,22 @@ pub enum WriteOutcome {
     Beat { known: bool },
 }
 
+/// Why a request's work was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The writer task is gone (shutting down).
+    #[error("writer stopped")]
+    Stopped,
+    /// An earlier write failed and the store is being recovered.
+    #[error("the store cannot take writes now (recovering from an I/O error)")]
+    Recovering,
+    /// This batch's write failed.
+    #[error("{0}")]
+    Store(Arc<StoreError>),
+}
+
 /// One request on its way to the store, with whom to tell the outcome.
 pub struct Incoming {
     pub work: Work,
-    pub ack: oneshot::Sender<Result<WriteOutcome, String>>,
+    pub ack: oneshot::Sender<Result<WriteOutcome, WriteError>>,
 }

@@ -11,7 +11,7 @@
 //! ([`super::tasks::spawn_store_recovery`]) has reopened it; meanwhile writes fail at once.
 
 use super::fleet::Prev;
-use super::queue::{Incoming, Work, WriteOutcome};
+use super::queue::{Incoming, Work, WriteError, WriteOutcome};
 use super::state::{Fleet, FleetState, now_ms};
 use super::store::Known;
 use std::sync::Arc;
@@ -68,9 +68,8 @@ pub async fn run_writer(
             }
         }
         if !state.writable() {
-            let msg = "the store cannot take writes now (recovering from an I/O error)".to_string();
             for ack in report_acks.into_iter().chain(beat_acks) {
-                let _ = ack.send(Err(msg.clone()));
+                let _ = ack.send(Err(WriteError::Recovering));
             }
             continue;
         }
@@ -98,9 +97,9 @@ pub async fn run_writer(
             Err(e) => {
                 tracing::error!(error = %e, reports = reports.len(), heartbeats = beats.len(), "store write failed; recovering");
                 state.store_writable.store(false, Ordering::Relaxed);
-                let msg = e.to_string();
+                let e = Arc::new(e);
                 for ack in report_acks.into_iter().chain(beat_acks) {
-                    let _ = ack.send(Err(msg.clone()));
+                    let _ = ack.send(Err(WriteError::Store(e.clone())));
                 }
             }
         }

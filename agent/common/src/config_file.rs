@@ -16,8 +16,21 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     File { path: PathBuf, message: String },
+    /// A rule one key (by its full dotted name) breaks, wherever its value came from.
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl ConfigError {
+    /// The value of config key `key` (its full dotted name) breaks a rule: `message` says which.
+    pub fn key(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Log output format.
@@ -103,15 +116,28 @@ pub fn deserialize_naming_key<T: DeserializeOwned>(
         .map_err(|e| config_error(file, KeyError::at("", e).to_string()))
 }
 
+/// A `--set` argument that is not `KEY=VALUE`: a config problem (exit code 2), naming the
+/// argument as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    #[error("--set {arg:?}: expected KEY=VALUE, e.g. scratch.write_probe=false")]
+    NoEquals { arg: String },
+    #[error("--set {arg:?}: bad key {key:?}")]
+    BadKey { arg: String, key: String },
+}
+
 /// Parses one `--set KEY=VALUE`: the value is TOML (`30`, `true`, `["/a", "/b"]`, `"x"`), and a
 /// bare word that is not TOML is taken as a string (`--set push.url=http://a:9900`).
-pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
-    let (key, raw) = s.split_once('=').ok_or_else(|| {
-        format!("--set {s:?}: expected KEY=VALUE, e.g. scratch.write_probe=false")
-    })?;
+pub fn parse_override(s: &str) -> Result<(String, toml::Value), OverrideError> {
+    let (key, raw) = s
+        .split_once('=')
+        .ok_or_else(|| OverrideError::NoEquals { arg: s.to_string() })?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
-        return Err(format!("--set {s:?}: bad key {key:?}"));
+        return Err(OverrideError::BadKey {
+            arg: s.to_string(),
+            key: key.to_string(),
+        });
     }
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()

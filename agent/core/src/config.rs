@@ -9,8 +9,10 @@ pub use common::config_file::{
     read_table,
 };
 use serde::{Deserialize, Serialize};
+use serve::web_config::{WebConfig, WebConfigError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default address of the agent's HTTP server.
@@ -47,6 +49,11 @@ pub struct Config {
     /// by serde directly).
     #[serde(skip)]
     checks: Vec<(Registration, Box<dyn Section>)>,
+    /// The web config of `web_config_file` as [`Config::load`] read it (with its TLS files), and
+    /// that path: what the daemon serves with and `check --from-daemon` trusts, so the files are
+    /// read once at start.
+    #[serde(skip)]
+    web: Option<(PathBuf, Arc<WebConfig>)>,
 }
 
 impl Default for Config {
@@ -174,6 +181,11 @@ impl Config {
                 in_file(e)
             })?;
         config.checks = sections;
+        if let Some(path) = &config.web_config_file {
+            let web = WebConfig::load(path)
+                .map_err(|e| ConfigError::key("web_config_file", e.to_string()))?;
+            config.web = Some((path.clone(), Arc::new(web)));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -192,6 +204,7 @@ impl Config {
             nfd: Default::default(),
             local_socket: Default::default(),
             checks: registry.iter().map(|r| (*r, r.default_section())).collect(),
+            web: None,
         }
     }
 
@@ -262,16 +275,23 @@ impl Config {
         Duration::from_secs_f64(longest)
     }
 
-    /// Rules one key alone cannot state. Messages name the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: String| {
-            Err(ConfigError::Invalid(format!("config key `{key}`: {why}")))
+    /// The web config of `web_config_file`: the one [`Config::load`] read, or (for a config
+    /// made another way, or pointed at another file since) the file read now. `None` without
+    /// `web_config_file`.
+    pub fn web_config(&self) -> Result<Option<Arc<WebConfig>>, WebConfigError> {
+        let Some(path) = &self.web_config_file else {
+            return Ok(None);
         };
-        if let Some(path) = &self.web_config_file
-            && let Err(e) = serve::web_config::WebConfig::load(path)
-        {
-            return bad("web_config_file", e.to_string());
+        match &self.web {
+            Some((loaded, web)) if loaded == path => Ok(Some(web.clone())),
+            _ => WebConfig::load(path).map(|w| Some(Arc::new(w))),
         }
+    }
+
+    /// Rules one key alone cannot state (the web config file is read, and checked, by
+    /// [`Config::load`]). Messages name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         if !(self.interval_seconds.is_finite() && self.interval_seconds > 0.0) {
             return bad(
                 "interval_seconds",
@@ -346,8 +366,8 @@ impl Config {
                 return bad(key, format!("{} is not a readable file", p.display()));
             }
         }
-        self.nfd.validate().map_err(ConfigError::Invalid)?;
-        self.local_socket.validate().map_err(ConfigError::Invalid)?;
+        self.nfd.validate()?;
+        self.local_socket.validate()?;
         for (r, s) in self.sections() {
             if let Some(t) = s.common().timeout_seconds
                 && !(t.is_finite() && t > 0.0)

@@ -28,7 +28,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Push(#[from] crate::outputs::push::client::ClientError),
     #[error("config key `web_config_file`: {0}")]
-    WebConfig(String),
+    WebConfig(#[source] Box<serve::web_config::WebConfigError>),
     #[error(transparent)]
     LocalSocket(#[from] crate::local_socket::LocalSocketError),
 }
@@ -37,7 +37,8 @@ pub enum DaemonError {
 pub const OPEN_PATHS: &[&str] = serve::PROBE_PATHS;
 
 /// The router and serving options the web config asks for: TLS (certificate reloaded when its
-/// files change) and basic auth on everything but [`OPEN_PATHS`].
+/// files change) and basic auth on everything but [`OPEN_PATHS`]. Uses the web config that
+/// [`Config::load`] read (see [`Config::web_config`]): its files are not read again here.
 pub fn serving(
     config: &Config,
     router: axum::Router,
@@ -45,17 +46,14 @@ pub fn serving(
     let mut options = serve::Options::default();
     // Each idle connection holds ~15 KiB: 512 stay well inside the DaemonSet's 48 MiB.
     options.limits.connection_cap = 512;
-    let Some(path) = &config.web_config_file else {
+    let Some(web) = config
+        .web_config()
+        .map_err(|e| DaemonError::WebConfig(Box::new(e)))?
+    else {
         return Ok((router, options));
     };
-    let web = serve::web_config::WebConfig::load(path)
-        .map_err(|e| DaemonError::WebConfig(e.to_string()))?;
-    if let Some(files) = web.tls {
-        let tls = serve::tls::ReloadingTls::load(files)
-            .map_err(|e| DaemonError::WebConfig(e.to_string()))?;
-        options.tls = Some(Arc::new(tls));
-    }
-    let router = match web.auth {
+    options.tls = web.tls.clone();
+    let router = match &web.auth {
         Some(auth) => auth.protect(router, OPEN_PATHS),
         None => router,
     };
@@ -212,4 +210,58 @@ pub async fn run(
     })
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for localhost and its key, PEM.
+    fn self_signed() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn the_web_config_is_read_once_at_load_and_served_as_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed();
+        std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.path().join("tls.key"), key).unwrap();
+        let web = dir.path().join("web.toml");
+        std::fs::write(
+            &web,
+            "[tls_server_config]\ncert_file = \"tls.crt\"\nkey_file = \"tls.key\"\n",
+        )
+        .unwrap();
+        let set = [(
+            "web_config_file".to_string(),
+            toml::Value::String(web.display().to_string()),
+        )];
+        let config = Config::load(None, &set).unwrap();
+        // Loading read the web config and its TLS files; serving uses what was read: with the
+        // files gone, the server still gets its certificate.
+        for f in ["web.toml", "tls.crt", "tls.key"] {
+            std::fs::remove_file(dir.path().join(f)).unwrap();
+        }
+        let (_, options) = serving(&config, axum::Router::new()).unwrap();
+        assert!(options.tls.is_some());
+        let (a, b) = (config.web_config().unwrap(), config.web_config().unwrap());
+        assert!(Arc::ptr_eq(&a.unwrap(), &b.unwrap()));
+        // A config made another way reads the file when asked (here gone: named in the error).
+        let mut other = Config::default();
+        other.web_config_file = Some(web);
+        let Err(e) = serving(&other, axum::Router::new()) else {
+            panic!("served without its web config file");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("web_config_file") && e.contains("web.toml"),
+            "{e}"
+        );
+    }
 }

@@ -12,4 +12,4 @@ pub mod outputs;
 pub mod snapshot;
 
 #[cfg(test)]
-mod registry_tests;
+mod tests;

@@ -8,6 +8,7 @@
 //! and only then renamed into place: the public path never exists with looser permissions. A
 //! socket left by a daemon that died is replaced; one a live daemon answers on is not.
 
+use common::config_file::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -57,38 +58,39 @@ impl std::fmt::Display for GroupName {
 
 impl LocalSocketConfig {
     /// Rules for the keys; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(path) = &self.path
             && !path.is_absolute()
         {
-            return Err(format!(
-                "config key `local_socket.path`: {}: must be an absolute path",
-                path.display()
+            return Err(ConfigError::key(
+                "local_socket.path",
+                format!("{}: must be an absolute path", path.display()),
             ));
         }
+        let mode = |why: String| Err(ConfigError::key("local_socket.mode", why));
         if self.mode & !0o777 != 0 {
-            return Err(format!(
-                "config key `local_socket.mode`: {:#o} is not a permission mode (at most 0o777)",
+            return mode(format!(
+                "{:#o} is not a permission mode (at most 0o777)",
                 self.mode
             ));
         }
         if self.mode & 0o007 != 0 {
-            return Err(format!(
-                "config key `local_socket.mode`: {:#o} grants others access, but the socket has \
-                 no authentication: use the group (e.g. 0o660 with `local_socket.group`)",
+            return mode(format!(
+                "{:#o} grants others access, but the socket has no authentication: use the \
+                 group (e.g. 0o660 with `local_socket.group`)",
                 self.mode
             ));
         }
         if self.mode & 0o200 == 0 {
-            return Err(format!(
-                "config key `local_socket.mode`: {:#o}: the owner must be able to connect (0o200)",
+            return mode(format!(
+                "{:#o}: the owner must be able to connect (0o200)",
                 self.mode
             ));
         }
         if let Some(GroupName::Name(n)) = &self.group
             && n.is_empty()
         {
-            return Err("config key `local_socket.group`: must not be empty".into());
+            return Err(ConfigError::key("local_socket.group", "must not be empty"));
         }
         Ok(())
     }
@@ -100,7 +102,57 @@ impl LocalSocketConfig {
 pub struct LocalSocketError {
     pub key: &'static str,
     pub what: String,
-    pub why: String,
+    #[source]
+    pub why: BindProblem,
+}
+
+/// Which step of binding the socket failed, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum BindProblem {
+    #[error("no socket to bind")]
+    Unset,
+    #[error("no such group")]
+    NoSuchGroup,
+    #[error("{0}")]
+    Group(#[source] nix::Error),
+    #[error("has no directory")]
+    NoDirectory,
+    #[error("must name a file")]
+    NoFileName,
+    #[error("creating {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Inspect(#[source] std::io::Error),
+    #[error("exists and is not a socket")]
+    NotASocket,
+    #[error("another daemon is serving on it")]
+    Live,
+    #[error("removing the stale socket: {0}")]
+    RemoveStale(#[source] std::io::Error),
+    #[error("binding {}: {source}", tmp.display())]
+    Bind {
+        tmp: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("giving {} to it: {source}", path.display())]
+    Chown {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("setting mode {mode:#o}: {source}")]
+    Mode {
+        mode: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("renaming into place: {0}")]
+    Rename(#[source] std::io::Error),
 }
 
 /// The bound socket: its listener, and its file (removed when `file` is dropped).
@@ -135,12 +187,12 @@ fn gid_of(group: &GroupName) -> Result<nix::unistd::Gid, LocalSocketError> {
             Ok(None) => Err(LocalSocketError {
                 key: "group",
                 what: name.clone(),
-                why: "no such group".into(),
+                why: BindProblem::NoSuchGroup,
             }),
             Err(e) => Err(LocalSocketError {
                 key: "group",
                 what: name.clone(),
-                why: e.to_string(),
+                why: BindProblem::Group(e),
             }),
         },
     }
@@ -152,35 +204,41 @@ pub fn bind(config: &LocalSocketConfig) -> Result<Bound, LocalSocketError> {
     let path = config.path.clone().ok_or_else(|| LocalSocketError {
         key: "path",
         what: "unset".into(),
-        why: "no socket to bind".into(),
+        why: BindProblem::Unset,
     })?;
-    let err = |why: String| LocalSocketError {
+    let err = |why: BindProblem| LocalSocketError {
         key: "path",
         what: path.display().to_string(),
         why,
     };
     let gid = config.group.as_ref().map(gid_of).transpose()?;
-    let dir = path
-        .parent()
-        .ok_or_else(|| err("has no directory".into()))?;
+    let dir = path.parent().ok_or_else(|| err(BindProblem::NoDirectory))?;
     if !dir.is_dir() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| {
+            err(BindProblem::CreateDir {
+                dir: dir.to_path_buf(),
+                source,
+            })
+        })?;
         // Readers need to reach the socket: the directory is searchable, not listable by others.
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o751));
     }
     replace_stale(&path).map_err(err)?;
     let name = path
         .file_name()
-        .ok_or_else(|| err("must name a file".into()))?;
+        .ok_or_else(|| err(BindProblem::NoFileName))?;
     let tmp = dir.join(format!(
         ".{}.{}.new",
         name.to_string_lossy(),
         std::process::id()
     ));
     let _ = std::fs::remove_file(&tmp);
-    let listener = tokio::net::UnixListener::bind(&tmp)
-        .map_err(|e| err(format!("binding {}: {e}", tmp.display())))?;
+    let listener = tokio::net::UnixListener::bind(&tmp).map_err(|source| {
+        err(BindProblem::Bind {
+            tmp: tmp.clone(),
+            source,
+        })
+    })?;
     let set_up = || -> Result<(), LocalSocketError> {
         if let Some(gid) = gid {
             nix::unistd::chown(&tmp, None, Some(gid)).map_err(|e| LocalSocketError {
@@ -190,12 +248,21 @@ pub fn bind(config: &LocalSocketConfig) -> Result<Bound, LocalSocketError> {
                     .as_ref()
                     .map(|g| g.to_string())
                     .unwrap_or_default(),
-                why: format!("giving {} to it: {e}", path.display()),
+                why: BindProblem::Chown {
+                    path: path.clone(),
+                    source: e,
+                },
             })?;
         }
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(config.mode))
-            .map_err(|e| err(format!("setting mode {:#o}: {e}", config.mode)))?;
-        std::fs::rename(&tmp, &path).map_err(|e| err(format!("renaming into place: {e}")))
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(config.mode)).map_err(
+            |source| {
+                err(BindProblem::Mode {
+                    mode: config.mode,
+                    source,
+                })
+            },
+        )?;
+        std::fs::rename(&tmp, &path).map_err(|e| err(BindProblem::Rename(e)))
     };
     if let Err(e) = set_up() {
         let _ = std::fs::remove_file(&tmp);
@@ -208,19 +275,19 @@ pub fn bind(config: &LocalSocketConfig) -> Result<Bound, LocalSocketError> {
 }
 
 /// Removes a socket no daemon answers on; refuses a live one and anything not a socket.
-fn replace_stale(path: &Path) -> Result<(), String> {
+fn replace_stale(path: &Path) -> Result<(), BindProblem> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(BindProblem::Inspect(e)),
     };
     if !meta.file_type().is_socket() {
-        return Err("exists and is not a socket".into());
+        return Err(BindProblem::NotASocket);
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err("another daemon is serving on it".into());
+        return Err(BindProblem::Live);
     }
-    std::fs::remove_file(path).map_err(|e| format!("removing the stale socket: {e}"))
+    std::fs::remove_file(path).map_err(BindProblem::RemoveStale)
 }
 
 #[cfg(test)]
@@ -234,15 +301,30 @@ mod tests {
             path: Some("run/agent.sock".into()),
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().contains("local_socket.path"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("local_socket.path")
+        );
         c.path = Some(DEFAULT_PATH.into());
         assert!(c.validate().is_ok());
         c.mode = 0o666;
-        assert!(c.validate().unwrap_err().contains("grants others"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("grants others")
+        );
         c.mode = 0o1660;
-        assert!(c.validate().unwrap_err().contains("local_socket.mode"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("local_socket.mode")
+        );
         c.mode = 0o060;
-        assert!(c.validate().unwrap_err().contains("owner"));
+        assert!(c.validate().unwrap_err().to_string().contains("owner"));
     }
 
     #[tokio::test]

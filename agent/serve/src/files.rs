@@ -10,6 +10,72 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Why a file was not read (without its path: the caller names it, see [`FileError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("is {kind}, not a regular file: not read")]
+    NotRegular { kind: &'static str },
+    #[error("is {len} bytes, over the limit of {max} bytes: not read")]
+    TooLarge { len: u64, max: u64 },
+    #[error("grew over the limit of {max} bytes while read")]
+    Grew { max: u64 },
+    #[error("not read within {0:?} (a hung filesystem?)")]
+    TimedOut(Duration),
+    #[error("the reading thread ended without an answer")]
+    ThreadLost,
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+/// A reading thread could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start a thread to read it: {0}")]
+pub struct SpawnError(#[source] pub std::io::Error);
+
+/// A file that could not be read as text, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: ReadError,
+    },
+    #[error("{}: not UTF-8 text: {source}", path.display())]
+    NotUtf8 {
+        path: PathBuf,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
+}
+
+impl FileError {
+    /// The file at fault.
+    pub fn path(&self) -> &Path {
+        match self {
+            FileError::Read { path, .. } | FileError::NotUtf8 { path, .. } => path,
+        }
+    }
+
+    /// `bytes` as text, or the error naming `path`.
+    pub fn text_of(path: &Path, bytes: Vec<u8>) -> Result<String, FileError> {
+        String::from_utf8(bytes).map_err(|source| FileError::NotUtf8 {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// `source` about `path`.
+    pub fn read(path: &Path, source: ReadError) -> FileError {
+        FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Largest certificate, key, CA, token or web config file read (PEM bundles of a few hundred
 /// CAs fit).
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
@@ -37,45 +103,45 @@ fn kind(ft: &std::fs::FileType) -> &'static str {
 /// The contents of `path` when it is a regular file of at most `max` bytes; an error saying why
 /// not. Opens without blocking (`O_NONBLOCK`: a FIFO with no writer does not hang the open).
 /// Blocks as long as the filesystem does: see [`read_regular_within`].
-pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+        .open(path)?;
+    let meta = file.metadata()?;
     if !meta.file_type().is_file() {
-        return Err(format!(
-            "is {}, not a regular file: not read",
-            kind(&meta.file_type())
-        ));
+        return Err(ReadError::NotRegular {
+            kind: kind(&meta.file_type()),
+        });
     }
     if meta.len() > max {
-        return Err(format!(
-            "is {} bytes, over the limit of {max} bytes: not read",
-            meta.len()
-        ));
+        return Err(ReadError::TooLarge {
+            len: meta.len(),
+            max,
+        });
     }
     let mut out = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
+    file.take(max + 1).read_to_end(&mut out)?;
     if out.len() as u64 > max {
-        return Err(format!("grew over the limit of {max} bytes while read"));
+        return Err(ReadError::Grew { max });
     }
     Ok(out)
 }
 
 /// [`read_regular`] on a thread of its own, waiting at most `deadline` (the thread is left to
 /// finish, or to hang, on its own: it holds nothing of the caller's).
-pub fn read_regular_within(path: &Path, max: u64, deadline: Duration) -> Result<Vec<u8>, String> {
+pub fn read_regular_within(
+    path: &Path,
+    max: u64,
+    deadline: Duration,
+) -> Result<Vec<u8>, ReadError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let owned: PathBuf = path.to_path_buf();
     spawn(move || {
         let _ = tx.send(read_regular(&owned, max));
     })?;
     rx.recv_timeout(deadline)
-        .unwrap_or_else(|_| Err(format!("not read within {deadline:?} (a hung filesystem?)")))
+        .unwrap_or(Err(ReadError::TimedOut(deadline)))
 }
 
 /// [`read_regular_within`] for async callers: the worker is not blocked while the file is read.
@@ -83,7 +149,7 @@ pub async fn read_regular_async(
     path: &Path,
     max: u64,
     deadline: Duration,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ReadError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let owned: PathBuf = path.to_path_buf();
     spawn(move || {
@@ -91,26 +157,26 @@ pub async fn read_regular_async(
     })?;
     match tokio::time::timeout(deadline, rx).await {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err("the reading thread ended without an answer".into()),
-        Err(_) => Err(format!("not read within {deadline:?} (a hung filesystem?)")),
+        Ok(Err(_)) => Err(ReadError::ThreadLost),
+        Err(_) => Err(ReadError::TimedOut(deadline)),
     }
 }
 
 /// [`read_regular_within`] with the defaults, as UTF-8 text; errors name the file.
-pub fn read_text(path: &Path) -> Result<String, String> {
+pub fn read_text(path: &Path) -> Result<String, FileError> {
     let bytes = read_regular_within(path, MAX_FILE_BYTES, READ_DEADLINE)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| format!("{}: not UTF-8 text: {e}", path.display()))
+        .map_err(|e| FileError::read(path, e))?;
+    FileError::text_of(path, bytes)
 }
 
 /// Runs `f` on a detached thread of its own (a small stack: it only reads a file).
-pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<(), SpawnError> {
     std::thread::Builder::new()
         .name("file-read".into())
         .stack_size(256 * 1024)
         .spawn(f)
         .map(|_| ())
-        .map_err(|e| format!("cannot start a thread to read it: {e}"))
+        .map_err(SpawnError)
 }
 
 #[cfg(test)]
@@ -124,14 +190,18 @@ mod tests {
         let ok = dir.path().join("ok");
         std::fs::write(&ok, "abc").unwrap();
         assert_eq!(read_regular(&ok, 3).unwrap(), b"abc");
-        let e = read_regular(&ok, 2).unwrap_err();
+        let e = read_regular(&ok, 2).unwrap_err().to_string();
         assert!(e.contains("over the limit of 2 bytes"), "{e}");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&ok, &link).unwrap();
         assert_eq!(read_regular(&link, 3).unwrap(), b"abc");
-        let e = read_regular(Path::new("/dev/zero"), MAX_FILE_BYTES).unwrap_err();
+        let e = read_regular(Path::new("/dev/zero"), MAX_FILE_BYTES)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a character device"), "{e}");
-        let e = read_regular(dir.path(), MAX_FILE_BYTES).unwrap_err();
+        let e = read_regular(dir.path(), MAX_FILE_BYTES)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a directory"), "{e}");
     }
 
@@ -141,10 +211,12 @@ mod tests {
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let t0 = Instant::now();
-        let e = read_regular_within(&fifo, MAX_FILE_BYTES, Duration::from_secs(5)).unwrap_err();
+        let e = read_regular_within(&fifo, MAX_FILE_BYTES, Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a FIFO"), "{e}");
         assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
-        let e = read_text(&fifo).unwrap_err();
+        let e = read_text(&fifo).unwrap_err().to_string();
         assert!(e.contains(&fifo.display().to_string()), "{e}");
     }
 }

@@ -610,8 +610,7 @@ async fn mutual_tls_from_the_web_config_requires_a_client_certificate_of_its_ca(
     )
     .unwrap();
     let web = web_config::WebConfig::load(&path).unwrap();
-    let reloading = Arc::new(tls::ReloadingTls::load(web.tls.unwrap()).unwrap());
-    let srv = start(short(), Some(reloading), app()).await;
+    let srv = start(short(), Some(web.tls.unwrap()), app()).await;
     // Without a client certificate the handshake (or the first read) fails.
     let anon = tls_get(srv.addr, &server.ca_pem, "/livez").await;
     assert!(

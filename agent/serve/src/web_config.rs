@@ -14,9 +14,11 @@
 //! prometheus = "$2y$10$..."                 # bcrypt hashes (htpasswd -nBC 10 "" | tr -d ':\n')
 //! ```
 //!
-//! Unknown keys are errors naming the full key. The certificate, key and CA files are re-read
-//! when they change, and so are the users (the file checked at most once a second); which TLS
-//! files, whether there is TLS and whether there is basic auth at all are read at start. A good password is remembered (as a SHA-256
+//! Unknown keys are errors naming the full key. [`WebConfig::load`] reads the file and its TLS
+//! files once, at start; the loaded value is what serves (a caller passes it on rather than
+//! loading again). The certificate, key and CA files are re-read when they change, and so are
+//! the users (the file checked at most once a second); which TLS files, whether there is TLS
+//! and whether there is basic auth at all are read at start. A good password is remembered (as a SHA-256
 //! of user, password and hash) so a scrape does not pay bcrypt each time; unknown users cost a
 //! bcrypt like known ones (no timing oracle).
 //!
@@ -29,7 +31,7 @@
 //! right now and the fleet-wide rate of such runs ([`DIRTY_RUNS_PER_SECOND`]) allows, else 429,
 //! while a new user's first login waits at most for one run in progress.
 
-use super::tls::{ClientAuth, MinVersion, TlsFiles};
+use super::tls::{ClientAuth, MinVersion, ReloadingTls, TlsFiles};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -44,10 +46,47 @@ use std::time::{Duration, Instant};
 
 /// A web config file that cannot be used, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
-#[error("web config file {}: {message}", path.display())]
+#[error("web config file {}: {problem}", path.display())]
 pub struct WebConfigError {
     pub path: PathBuf,
-    pub message: String,
+    #[source]
+    pub problem: WebConfigProblem,
+}
+
+/// What is wrong in a web config file (the file itself is named by [`WebConfigError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigProblem {
+    #[error(transparent)]
+    Read(#[from] crate::files::FileError),
+    #[error("{0}")]
+    Syntax(#[from] toml::de::Error),
+    /// A key of the file, by its full name, and what is wrong with its value.
+    #[error("key `{key}`: {message}")]
+    Key { key: String, message: String },
+    #[error("[tls_server_config]: {0}")]
+    Tls(#[from] super::tls::TlsError),
+    #[error("bcrypt: {0}")]
+    Bcrypt(#[from] bcrypt::BcryptError),
+}
+
+impl WebConfigProblem {
+    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        WebConfigProblem::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn of_shape(e: serde_path_to_error::Error<toml::de::Error>) -> Self {
+        WebConfigProblem::key(e.path().to_string(), e.inner().message())
+    }
+
+    fn not_bcrypt(user: &str, e: bcrypt::BcryptError) -> Self {
+        WebConfigProblem::key(
+            format!("basic_auth_users.{user}"),
+            format!("not a bcrypt hash ({e})"),
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -85,24 +124,31 @@ enum MinVersionName {
     TLS13,
 }
 
-/// A loaded web config: TLS files (if any) and basic auth (if any users).
+/// A loaded web config: TLS (if any; its files already read, re-read when they change) and
+/// basic auth (if any users).
 pub struct WebConfig {
-    pub tls: Option<TlsFiles>,
+    pub tls: Option<Arc<ReloadingTls>>,
     pub auth: Option<Arc<BasicAuth>>,
 }
 
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.as_ref().map(|t| t.files()))
+            .field("basic_auth", &self.auth.is_some())
+            .finish()
+    }
+}
+
 impl WebConfig {
-    /// Reads and checks `path`: TOML shape, the TLS files (loaded once here, so a bad file
-    /// fails at start), the bcrypt hashes.
+    /// Reads and checks `path`: TOML shape, the TLS files (read here, once: a bad file fails at
+    /// start, and the server uses what was read), the bcrypt hashes.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let err = |message: String| WebConfigError {
+        let err = |problem: WebConfigProblem| WebConfigError {
             path: path.to_path_buf(),
-            message,
+            problem,
         };
-        let text = crate::files::read_text(path).map_err(err)?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        let shape: FileShape = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| err(format!("key `{}`: {}", e.path(), e.inner().message())))?;
+        let shape = read_shape(path).map_err(err)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let tls = match shape.tls_server_config {
             None => None,
@@ -122,13 +168,14 @@ impl WebConfig {
                     },
                 };
                 if files.client_auth != ClientAuth::None && files.client_ca_file.is_none() {
-                    return Err(err(
-                        "key `tls_server_config.client_ca_file`: needed when client_auth_type verifies client certificates".into(),
-                    ));
+                    return Err(err(WebConfigProblem::key(
+                        "tls_server_config.client_ca_file",
+                        "needed when client_auth_type verifies client certificates",
+                    )));
                 }
-                super::tls::ReloadingTls::load(files.clone())
-                    .map_err(|e| err(format!("[tls_server_config]: {e}")))?;
-                Some(files)
+                Some(Arc::new(
+                    ReloadingTls::load(files).map_err(|e| err(e.into()))?,
+                ))
             }
         };
         let auth = if shape.basic_auth_users.is_empty() {
@@ -279,15 +326,19 @@ fn file_stamp(path: &Path) -> Option<FileStamp> {
     Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
-/// The users of a web config file, their hashes checked.
-fn read_users(path: &Path) -> Result<BTreeMap<String, String>, String> {
+/// A web config file read and parsed into its shape (unknown keys refused).
+fn read_shape(path: &Path) -> Result<FileShape, WebConfigProblem> {
     let text = crate::files::read_text(path)?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
-    let shape: FileShape = serde_path_to_error::deserialize(toml::Value::Table(table))
-        .map_err(|e| format!("key `{}`: {}", e.path(), e.inner().message()))?;
+    let table: toml::Table = toml::from_str(&text)?;
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(WebConfigProblem::of_shape)
+}
+
+/// The users of a web config file, their hashes checked.
+fn read_users(path: &Path) -> Result<BTreeMap<String, String>, WebConfigProblem> {
+    let shape = read_shape(path)?;
     for (user, hash) in &shape.basic_auth_users {
         hash.parse::<bcrypt::HashParts>()
-            .map_err(|e| format!("key `basic_auth_users.{user}`: not a bcrypt hash ({e})"))?;
+            .map_err(|e| WebConfigProblem::not_bcrypt(user, e))?;
     }
     Ok(shape.basic_auth_users)
 }
@@ -326,16 +377,15 @@ fn reload_if_changed(
 
 impl BasicAuth {
     /// Users and their bcrypt hashes; an error names the user whose hash is not bcrypt.
-    pub fn new(users: BTreeMap<String, String>) -> Result<BasicAuth, String> {
+    pub fn new(users: BTreeMap<String, String>) -> Result<BasicAuth, WebConfigProblem> {
         let mut cost = 4;
         for (user, hash) in &users {
             let parts: bcrypt::HashParts = hash
                 .parse()
-                .map_err(|e| format!("key `basic_auth_users.{user}`: not a bcrypt hash ({e})"))?;
+                .map_err(|e| WebConfigProblem::not_bcrypt(user, e))?;
             cost = cost.max(parts.get_cost());
         }
-        let dummy = bcrypt::hash("gluten-node-agent: no such user", cost)
-            .map_err(|e| format!("bcrypt: {e}"))?;
+        let dummy = bcrypt::hash("gluten-node-agent: no such user", cost)?;
         Ok(BasicAuth {
             users: Arc::new(arc_swap::ArcSwap::from_pointee(users)),
             source: None,

@@ -104,7 +104,7 @@ pub fn push_for_node(st: &FleetState, ids: &[Identity], node: &str) -> Result<()
             node,
             "push refused: {why}"
         );
-        Box::new(error(StatusCode::FORBIDDEN, why))
+        Box::new(error(StatusCode::FORBIDDEN, why.to_string()))
     })
 }
 

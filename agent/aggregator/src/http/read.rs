@@ -105,7 +105,7 @@ pub async fn nodes(
     }
     let q = match NodeQuery::parse(query.as_deref()) {
         Ok(q) => q,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        Err(why) => return error(StatusCode::BAD_REQUEST, why.to_string()),
     };
     let st2 = st.clone();
     let pretty = wants_pretty(query.as_deref());

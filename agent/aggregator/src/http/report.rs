@@ -5,7 +5,7 @@
 
 use super::{auth, error, json};
 use crate::fleet::{Accepted, Beat};
-use crate::queue::{Incoming, Work, WriteOutcome};
+use crate::queue::{Incoming, Work, WriteError, WriteOutcome};
 use crate::state::FleetState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
@@ -35,12 +35,22 @@ pub const MAX_FACTS_BYTES: usize = 64 * 1024;
 /// Largest heartbeat body.
 pub const MAX_HEARTBEAT_BYTES: usize = 4096;
 
+/// A report over one of the limits above: what was measured, its size, the limit and its name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} is {n}, over the limit of {max} ({name})")]
+pub struct OverLimit {
+    pub what: String,
+    pub n: usize,
+    pub max: usize,
+    pub name: &'static str,
+}
+
 /// Why a report is over a limit, naming the limit; `Ok` within all of them. `body_len` is the
 /// size of the JSON it came from: no check's facts can exceed [`MAX_FACTS_BYTES`] in a smaller
 /// body, so they are measured only in a larger one.
-pub fn within_limits(r: &NodeReport, body_len: usize) -> Result<(), String> {
-    let over = |what: String, n: usize, max: usize, name: &str| {
-        Err(format!("{what} is {n}, over the limit of {max} ({name})"))
+pub fn within_limits(r: &NodeReport, body_len: usize) -> Result<(), OverLimit> {
+    let over = |what: String, n: usize, max: usize, name: &'static str| {
+        Err(OverLimit { what, n, max, name })
     };
     let inv = &r.node.inventory;
     if inv.len() > MAX_INVENTORY_KEYS {
@@ -251,7 +261,7 @@ pub fn decode_report(bytes: &[u8]) -> Result<NodeReport, Rejected> {
             trunc(&report.generated_at)
         )));
     }
-    within_limits(&report, bytes.len()).map_err(Rejected::Unprocessable)?;
+    within_limits(&report, bytes.len()).map_err(|e| Rejected::Unprocessable(e.to_string()))?;
     Ok(report)
 }
 
@@ -417,11 +427,11 @@ fn with_protocol(mut r: Response) -> Response {
 }
 
 /// Sends `work` to the writer and waits for the outcome.
-async fn store(st: &FleetState, work: Work) -> Result<WriteOutcome, String> {
+async fn store(st: &FleetState, work: Work) -> Result<WriteOutcome, WriteError> {
     let (ack, done) = oneshot::channel();
     match st.writer.send(Incoming { work, ack }).await {
-        Ok(()) => done.await.unwrap_or_else(|_| Err("writer stopped".into())),
-        Err(_) => Err("writer stopped".into()),
+        Ok(()) => done.await.unwrap_or(Err(WriteError::Stopped)),
+        Err(_) => Err(WriteError::Stopped),
     }
 }
 
@@ -606,5 +616,4 @@ fn unsupported(v: u32) -> String {
 }
 
 #[cfg(test)]
-#[path = "report_tests.rs"]
 mod tests;

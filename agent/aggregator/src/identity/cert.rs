@@ -2,17 +2,31 @@
 //! CN when it has no SAN extension at all. The certificate was verified by TLS against
 //! `tls_client_ca_file` before any of this runs; this only reads names out of it.
 
+use x509_parser::error::X509Error;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Why a client certificate names no node.
+#[derive(Debug, thiserror::Error)]
+pub enum CertNameError {
+    #[error("unparsable: {0}")]
+    Unparsable(#[source] x509_parser::nom::Err<X509Error>),
+    #[error("bad subjectAltName extension: {0}")]
+    BadSubjectAltName(#[source] X509Error),
+    #[error("its subjectAltName holds no DNS name (the CN is used only without a SAN)")]
+    NoDnsName,
+    #[error("it has neither a subjectAltName nor a subject CN")]
+    Nameless,
+}
 
 /// The node names a (verified) client certificate carries: every DNS SAN (any of them may be
 /// pushed for), or the subject CN when the certificate has no SAN extension. An error when it
 /// cannot be parsed, or names nothing (a SAN extension without a DNS name, no CN).
-pub fn node_names(der: &[u8]) -> Result<Vec<String>, String> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unparsable: {e}"))?;
+pub fn node_names(der: &[u8]) -> Result<Vec<String>, CertNameError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(CertNameError::Unparsable)?;
     let san = cert
         .subject_alternative_name()
-        .map_err(|e| format!("bad subjectAltName extension: {e}"))?;
+        .map_err(CertNameError::BadSubjectAltName)?;
     if let Some(san) = san {
         let dns: Vec<String> = san
             .value
@@ -24,9 +38,7 @@ pub fn node_names(der: &[u8]) -> Result<Vec<String>, String> {
             })
             .collect();
         if dns.is_empty() {
-            return Err(
-                "its subjectAltName holds no DNS name (the CN is used only without a SAN)".into(),
-            );
+            return Err(CertNameError::NoDnsName);
         }
         return Ok(dns);
     }
@@ -38,7 +50,7 @@ pub fn node_names(der: &[u8]) -> Result<Vec<String>, String> {
         .map(str::to_string);
     match cn {
         Some(cn) if !cn.is_empty() => Ok(vec![cn]),
-        _ => Err("it has neither a subjectAltName nor a subject CN".into()),
+        _ => Err(CertNameError::Nameless),
     }
 }
 
@@ -68,7 +80,9 @@ mod tests {
             vec!["node-cn"]
         );
         // A SAN of IP addresses only: the CN does not count.
-        let e = node_names(&cert(&["10.0.0.1"], Some("node-cn"))).unwrap_err();
+        let e = node_names(&cert(&["10.0.0.1"], Some("node-cn")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no DNS name"), "{e}");
         assert!(node_names(b"junk").is_err());
     }

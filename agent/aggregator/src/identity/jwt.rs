@@ -13,6 +13,74 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A JWKS file that cannot be used (a configuration problem), naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a JWKS (a JSON object with `keys`): {source}", path.display())]
+    NotJwks {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: keys[{index}]: {source}", path.display())]
+    Key {
+        path: PathBuf,
+        index: usize,
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error("{}: no RS256 or ES256 (P-256) signing key", path.display())]
+    NoSigningKey { path: PathBuf },
+}
+
+/// Why a service-account token is refused: the sentence of the 401.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenRefused {
+    #[error("not a JWT: {0}")]
+    NotJwt(#[source] jsonwebtoken::errors::Error),
+    #[error("algorithm {0:?} is not accepted (RS256 or ES256)")]
+    Algorithm(Algorithm),
+    #[error("no {alg:?} key with kid {kid:?} in {}", file.display())]
+    NoKey {
+        alg: Algorithm,
+        kid: String,
+        file: PathBuf,
+    },
+    #[error("the signature does not verify with any key of {}", file.display())]
+    Signature { file: PathBuf },
+    #[error("expired (exp is past, {LEEWAY_SECONDS} s leeway)")]
+    Expired,
+    #[error("not valid yet (nbf is ahead, {LEEWAY_SECONDS} s leeway)")]
+    NotYetValid,
+    #[error("issuer (iss) is not {0:?} (service_account_issuer)")]
+    Issuer(String),
+    #[error("audience (aud) is not {0:?} (service_account_audience)")]
+    Audience(String),
+    #[error("subject (sub) is not {0:?} (service_account_subject)")]
+    Subject(String),
+    #[error("the {0} claim is missing")]
+    MissingClaim(String),
+    #[error("invalid: {0}")]
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    #[error(
+        "the token{} has no kubernetes.io.node.name claim, so it names no node \
+         (Kubernetes 1.30 and later put the pod's node in projected service-account tokens)",
+        pod_note(.pod)
+    )]
+    NoNode { pod: Option<String> },
+}
+
+fn pod_note(pod: &Option<String>) -> String {
+    pod.as_ref()
+        .map_or(String::new(), |p| format!(" (pod {p:?})"))
+}
+
 /// Seconds of clock skew allowed on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 60;
 
@@ -56,15 +124,20 @@ pub fn looks_like_jwt(token: &str) -> bool {
 
 /// The RS256 and ES256 (P-256) signing keys of a JWKS file; other keys are skipped. An error
 /// naming the file when it is unreadable, not a JWKS, or holds no usable key.
-fn read_keys(path: &Path) -> Result<Vec<Key>, String> {
-    let bad = |why: String| format!("{}: {why}", path.display());
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+fn read_keys(path: &Path) -> Result<Vec<Key>, JwksError> {
+    let path_buf = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|source| JwksError::Read {
+        path: path_buf(),
+        source,
+    })?;
     #[derive(Deserialize)]
     struct Set {
         keys: Vec<serde_json::Value>,
     }
-    let set: Set = serde_json::from_str(&text)
-        .map_err(|e| bad(format!("not a JWKS (a JSON object with `keys`): {e}")))?;
+    let set: Set = serde_json::from_str(&text).map_err(|source| JwksError::NotJwks {
+        path: path_buf(),
+        source,
+    })?;
     let mut keys = Vec::new();
     for (i, v) in set.keys.into_iter().enumerate() {
         let Ok(jwk) = serde_json::from_value::<Jwk>(v) else {
@@ -86,7 +159,11 @@ fn read_keys(path: &Path) -> Result<Vec<Key>, String> {
         {
             continue;
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|e| bad(format!("keys[{i}]: {e}")))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|source| JwksError::Key {
+            path: path_buf(),
+            index: i,
+            source,
+        })?;
         keys.push(Key {
             kid: jwk.common.key_id.clone(),
             alg,
@@ -94,7 +171,7 @@ fn read_keys(path: &Path) -> Result<Vec<Key>, String> {
         });
     }
     if keys.is_empty() {
-        return Err(bad("no RS256 or ES256 (P-256) signing key".into()));
+        return Err(JwksError::NoSigningKey { path: path_buf() });
     }
     Ok(keys)
 }
@@ -119,7 +196,7 @@ struct Named {
 
 impl Verifier {
     /// Reads the JWKS now; an error names the file.
-    pub fn load(file: &Path, expect: Expect) -> Result<Verifier, String> {
+    pub fn load(file: &Path, expect: Expect) -> Result<Verifier, JwksError> {
         let seen = stamp(file);
         let keys = read_keys(file)?;
         Ok(Verifier {
@@ -154,14 +231,11 @@ impl Verifier {
     }
 
     /// The node a service-account token speaks for, or why it is refused.
-    pub fn verify(&self, token: &str) -> Result<String, String> {
+    pub fn verify(&self, token: &str) -> Result<String, TokenRefused> {
         self.reload_if_changed();
-        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(TokenRefused::NotJwt)?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
-            return Err(format!(
-                "algorithm {:?} is not accepted (RS256 or ES256)",
-                header.alg
-            ));
+            return Err(TokenRefused::Algorithm(header.alg));
         }
         let keys = self.keys.load();
         let candidates: Vec<&Key> = keys
@@ -170,12 +244,11 @@ impl Verifier {
             .filter(|k| header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
             .collect();
         if candidates.is_empty() {
-            return Err(format!(
-                "no {:?} key with kid {:?} in {}",
-                header.alg,
-                header.kid.as_deref().unwrap_or("(none)"),
-                self.file.display()
-            ));
+            return Err(TokenRefused::NoKey {
+                alg: header.alg,
+                kid: header.kid.as_deref().unwrap_or("(none)").to_string(),
+                file: self.file.clone(),
+            });
         }
         let e = &self.expect;
         let mut validation = Validation::new(header.alg);
@@ -192,53 +265,32 @@ impl Verifier {
                 Err(err) => return Err(self.describe(err)),
             }
         }
-        Err(format!(
-            "the signature does not verify with any key of {}",
-            self.file.display()
-        ))
+        Err(TokenRefused::Signature {
+            file: self.file.clone(),
+        })
     }
 
-    fn describe(&self, err: jsonwebtoken::errors::Error) -> String {
+    fn describe(&self, err: jsonwebtoken::errors::Error) -> TokenRefused {
         let e = &self.expect;
         match err.kind() {
-            ErrorKind::ExpiredSignature => {
-                format!("expired (exp is past, {LEEWAY_SECONDS} s leeway)")
-            }
-            ErrorKind::ImmatureSignature => {
-                format!("not valid yet (nbf is ahead, {LEEWAY_SECONDS} s leeway)")
-            }
-            ErrorKind::InvalidIssuer => format!(
-                "issuer (iss) is not {:?} (service_account_issuer)",
-                e.issuer
-            ),
-            ErrorKind::InvalidAudience => format!(
-                "audience (aud) is not {:?} (service_account_audience)",
-                e.audience
-            ),
-            ErrorKind::InvalidSubject => format!(
-                "subject (sub) is not {:?} (service_account_subject)",
-                e.subject
-            ),
-            ErrorKind::MissingRequiredClaim(c) => format!("the {c} claim is missing"),
-            _ => format!("invalid: {err}"),
+            ErrorKind::ExpiredSignature => TokenRefused::Expired,
+            ErrorKind::ImmatureSignature => TokenRefused::NotYetValid,
+            ErrorKind::InvalidIssuer => TokenRefused::Issuer(e.issuer.clone()),
+            ErrorKind::InvalidAudience => TokenRefused::Audience(e.audience.clone()),
+            ErrorKind::InvalidSubject => TokenRefused::Subject(e.subject.clone()),
+            ErrorKind::MissingRequiredClaim(c) => TokenRefused::MissingClaim(c.clone()),
+            _ => TokenRefused::Invalid(err),
         }
     }
 }
 
-fn node_of(claims: Claims) -> Result<String, String> {
+fn node_of(claims: Claims) -> Result<String, TokenRefused> {
     let k = claims.kubernetes;
     match k.as_ref().and_then(|k| k.node.as_ref()) {
         Some(n) if !n.name.is_empty() => Ok(n.name.clone()),
-        _ => {
-            let pod = k
-                .as_ref()
-                .and_then(|k| k.pod.as_ref())
-                .map_or(String::new(), |p| format!(" (pod {:?})", p.name));
-            Err(format!(
-                "the token{pod} has no kubernetes.io.node.name claim, so it names no node \
-                 (Kubernetes 1.30 and later put the pod's node in projected service-account tokens)"
-            ))
-        }
+        _ => Err(TokenRefused::NoNode {
+            pod: k.and_then(|k| k.pod).map(|p| p.name),
+        }),
     }
 }
 
@@ -274,17 +326,20 @@ mod tests {
         let v = Verifier::load(&f, expect.clone()).unwrap();
         assert_eq!(v.keys.load().len(), 1);
         assert_eq!(v.keys.load()[0].kid.as_deref(), Some("sig"));
-        let e = v.verify("a.b.c").unwrap_err();
+        let e = v.verify("a.b.c").unwrap_err().to_string();
         assert!(e.starts_with("not a JWT"), "{e}");
 
         std::fs::write(&f, r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#).unwrap();
-        let e = Verifier::load(&f, expect.clone()).err().unwrap();
+        let e = Verifier::load(&f, expect.clone())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("jwks.json") && e.contains("no RS256 or ES256"),
             "{e}"
         );
         std::fs::write(&f, "[]").unwrap();
-        let e = Verifier::load(&f, expect).err().unwrap();
+        let e = Verifier::load(&f, expect).err().unwrap().to_string();
         assert!(e.contains("not a JWKS"), "{e}");
     }
 }

@@ -161,21 +161,36 @@ pub fn authenticate(
     Ok(ids)
 }
 
+/// A credential that speaks for other nodes than the one pushed for: the sentence of the 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {} is {}'s: it may not push for node {node:?}", .method.describe(), nodes_of(.names))]
+pub struct OtherNode {
+    pub method: Method,
+    /// The nodes the credential is for.
+    pub names: Vec<String>,
+    /// The node pushed for.
+    pub node: String,
+}
+
+fn nodes_of(names: &[String]) -> String {
+    match names {
+        [one] => format!("node {one:?}"),
+        many => format!("nodes {many:?}"),
+    }
+}
+
 /// Whether every identity may push for `node`; the sentence of the 403 otherwise, naming the
 /// node the credential is for and the node pushed for.
-pub fn authorize(ids: &[Identity], node: &str) -> Result<(), String> {
+pub fn authorize(ids: &[Identity], node: &str) -> Result<(), OtherNode> {
     for id in ids {
         if let Some(names) = &id.nodes
             && !names.iter().any(|n| n == node)
         {
-            let of = match names.as_slice() {
-                [one] => format!("node {one:?}"),
-                many => format!("nodes {many:?}"),
-            };
-            return Err(format!(
-                "the {} is {of}'s: it may not push for node {node:?}",
-                id.method.describe()
-            ));
+            return Err(OtherNode {
+                method: id.method,
+                names: names.clone(),
+                node: node.to_string(),
+            });
         }
     }
     Ok(())
@@ -260,7 +275,7 @@ mod tests {
             nodes: Some(vec!["node-a".into()]),
         }];
         assert!(authorize(&ids, "node-a").is_ok());
-        let e = authorize(&ids, "node-b").unwrap_err();
+        let e = authorize(&ids, "node-b").unwrap_err().to_string();
         assert!(e.contains("\"node-a\"") && e.contains("\"node-b\""), "{e}");
         // With the shared token too, the certificate still binds the push to its node.
         let mut both = ids.clone();

@@ -23,6 +23,47 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why PostgreSQL could not be connected to. [`PgConnectError::Config`]: `database_url` itself
+/// (or the `sslrootcert` file it names) is at fault, a configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum PgConnectError {
+    #[error(transparent)]
+    Config(#[from] DatabaseUrlError),
+    /// rustls could not be set up.
+    #[error("{0}")]
+    Tls(#[source] rustls::Error),
+    #[error("{0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    /// The server refused, or could not be reached: SQLSTATE and message, or the cause.
+    #[error("{}", describe(.0))]
+    Server(#[source] tokio_postgres::Error),
+}
+
+/// What is wrong with `database_url` as written, naming the parameter (never the password).
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseUrlError {
+    #[error("sslmode=allow is not supported (use prefer or disable)")]
+    SslModeAllow,
+    #[error("sslmode={0} is not one of disable, prefer, require, verify-ca, verify-full")]
+    SslMode(String),
+    #[error("{0} is not supported")]
+    Unsupported(String),
+    #[error("bad percent-encoding in {0:?}")]
+    PercentEncoding(String),
+    #[error("not UTF-8 after percent-decoding: {0:?}")]
+    NotUtf8(String),
+    #[error("missing `=` after {0:?} in the connection string")]
+    MissingEquals(String),
+    #[error("unterminated quote in the value of {0:?}")]
+    UnterminatedQuote(String),
+    #[error("{0}")]
+    Syntax(#[source] tokio_postgres::Error),
+    #[error("sslrootcert {0}")]
+    RootCert(#[source] serve::tls::TlsError),
+    #[error("no system CA certificates found ({0} errors); set sslrootcert")]
+    NoSystemRoots(usize),
+}
+
 /// libpq's `sslmode` values that this client supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SslMode {
@@ -34,21 +75,15 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(v: &str) -> Result<SslMode, String> {
+    fn parse(v: &str) -> Result<SslMode, DatabaseUrlError> {
         Ok(match v {
             "disable" => SslMode::Disable,
             "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            "allow" => {
-                return Err("sslmode=allow is not supported (use prefer or disable)".into());
-            }
-            other => {
-                return Err(format!(
-                    "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
-                ));
-            }
+            "allow" => return Err(DatabaseUrlError::SslModeAllow),
+            other => return Err(DatabaseUrlError::SslMode(other.to_string())),
         })
     }
 }
@@ -63,15 +98,15 @@ pub struct ConnectSpec {
 }
 
 /// Parses `url` (URL or key/value form); errors name the parameter, never the password.
-pub fn parse(url: &str) -> Result<ConnectSpec, String> {
+pub fn parse(url: &str) -> Result<ConnectSpec, DatabaseUrlError> {
     let mut sslmode = None;
     let mut sslrootcert = None;
-    let mut take = |k: &str, v: &str| -> Result<bool, String> {
+    let mut take = |k: &str, v: &str| -> Result<bool, DatabaseUrlError> {
         match k {
             "sslmode" => sslmode = Some(SslMode::parse(v)?),
             "sslrootcert" => sslrootcert = Some(v.to_string()),
             "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
-                return Err(format!("{k} is not supported"));
+                return Err(DatabaseUrlError::Unsupported(k.to_string()));
             }
             _ => return Ok(false),
         }
@@ -107,9 +142,7 @@ pub fn parse(url: &str) -> Result<ConnectSpec, String> {
         }
         kept.join(" ")
     };
-    let mut config: tokio_postgres::Config = rest
-        .parse()
-        .map_err(|e: tokio_postgres::Error| e.to_string())?;
+    let mut config: tokio_postgres::Config = rest.parse().map_err(DatabaseUrlError::Syntax)?;
     let sslmode = sslmode.unwrap_or(SslMode::Prefer);
     config.ssl_mode(match sslmode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -141,7 +174,7 @@ pub fn parse(url: &str) -> Result<ConnectSpec, String> {
     })
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
+fn percent_decode(s: &str) -> Result<String, DatabaseUrlError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -150,7 +183,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
             let hex = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-encoding in {s:?}"))?;
+                .ok_or_else(|| DatabaseUrlError::PercentEncoding(s.to_string()))?;
             out.push(hex);
             i += 3;
         } else {
@@ -158,11 +191,11 @@ fn percent_decode(s: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("not UTF-8 after percent-decoding: {s:?}"))
+    String::from_utf8(out).map_err(|_| DatabaseUrlError::NotUtf8(s.to_string()))
 }
 
 /// libpq's `key = value` pairs; values may be single-quoted with backslash escapes.
-fn conninfo_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
+fn conninfo_pairs(s: &str) -> Result<Vec<(String, String)>, DatabaseUrlError> {
     let mut out = Vec::new();
     let mut it = s.chars().peekable();
     loop {
@@ -184,9 +217,7 @@ fn conninfo_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
             it.next();
         }
         if it.next() != Some('=') {
-            return Err(format!(
-                "missing `=` after {key:?} in the connection string"
-            ));
+            return Err(DatabaseUrlError::MissingEquals(key));
         }
         while it.peek().is_some_and(|c| c.is_whitespace()) {
             it.next();
@@ -196,7 +227,7 @@ fn conninfo_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
             it.next();
             loop {
                 match it.next() {
-                    None => return Err(format!("unterminated quote in the value of {key:?}")),
+                    None => return Err(DatabaseUrlError::UnterminatedQuote(key)),
                     Some('\'') => break,
                     Some('\\') => value.extend(it.next()),
                     Some(c) => value.push(c),
@@ -221,14 +252,14 @@ fn conninfo_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Connects as `url` says and spawns the connection's task; returns the client.
-pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, PgConnectError> {
     let spec = parse(url)?;
     if spec.sslmode == SslMode::Disable {
         let (client, conn) = spec
             .config
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(describe)?;
+            .map_err(PgConnectError::Server)?;
         spawn_connection(conn);
         return Ok(client);
     }
@@ -236,12 +267,17 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
         spec.sslmode,
         spec.sslrootcert.as_ref(),
     )?));
-    let (client, conn) = spec.config.connect(tls).await.map_err(describe)?;
+    let (client, conn) = spec
+        .config
+        .connect(tls)
+        .await
+        .map_err(PgConnectError::Server)?;
     spawn_connection(conn);
     Ok(client)
 }
 
-fn describe(e: tokio_postgres::Error) -> String {
+/// A connection error as said: the server's SQLSTATE and message, or the error and its cause.
+fn describe(e: &tokio_postgres::Error) -> String {
     use std::error::Error;
     match (e.as_db_error(), e.source()) {
         (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
@@ -265,20 +301,18 @@ where
 pub fn client_config(
     mode: SslMode,
     rootcert: Option<&PathBuf>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, PgConnectError> {
     let provider = serve::tls::provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(PgConnectError::Tls)?;
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => {
             Arc::new(EncryptOnly(provider.clone()))
         }
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let roots = match rootcert {
-                Some(path) => {
-                    serve::tls::read_roots(path).map_err(|e| format!("sslrootcert {e}"))?
-                }
+                Some(path) => serve::tls::read_roots(path).map_err(DatabaseUrlError::RootCert)?,
                 None => system_roots()?,
             };
             let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -286,7 +320,7 @@ pub fn client_config(
                 provider,
             )
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(PgConnectError::Verifier)?;
             if mode == SslMode::VerifyFull {
                 webpki
             } else {
@@ -300,15 +334,12 @@ pub fn client_config(
         .with_no_client_auth())
 }
 
-fn system_roots() -> Result<rustls::RootCertStore, String> {
+fn system_roots() -> Result<rustls::RootCertStore, DatabaseUrlError> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
-        return Err(format!(
-            "no system CA certificates found ({} errors); set sslrootcert",
-            found.errors.len()
-        ));
+        return Err(DatabaseUrlError::NoSystemRoots(found.errors.len()));
     }
     Ok(roots)
 }
@@ -546,18 +577,24 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        let e = parse("postgresql://u@h/db?sslmode=verify").unwrap_err();
+        let e = parse("postgresql://u@h/db?sslmode=verify")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("sslmode=verify") && e.contains("verify-full"),
             "{e}"
         );
-        let e = parse("host=h sslmode=allow").unwrap_err();
+        let e = parse("host=h sslmode=allow").unwrap_err().to_string();
         assert!(e.contains("allow"), "{e}");
-        let e = parse("postgresql://u@h/db?sslcert=/c.pem").unwrap_err();
+        let e = parse("postgresql://u@h/db?sslcert=/c.pem")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sslcert"), "{e}");
-        let e = parse("host=h user='x").unwrap_err();
+        let e = parse("host=h user='x").unwrap_err().to_string();
         assert!(e.contains("unterminated"), "{e}");
-        let e = parse("postgresql://u:secretpw@h/db?sslmode=nope").unwrap_err();
+        let e = parse("postgresql://u:secretpw@h/db?sslmode=nope")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secretpw"), "{e}");
     }
 }

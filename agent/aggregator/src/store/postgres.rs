@@ -199,7 +199,7 @@ async fn connect(url: &str) -> Result<Client, StoreError> {
     let what = "connecting to PostgreSQL (database_url)";
     let client = super::pg_connect::connect(url)
         .await
-        .map_err(|e| StoreError::new(what, e))?;
+        .map_err(|e| StoreError::new(what, e.to_string()))?;
     client
         .batch_execute(&format!(
             "SET statement_timeout = {}",

@@ -13,6 +13,71 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A `--from-daemon` value that is not a loopback `HOST:PORT` or `unix:/absolute/path`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DaemonAddrError {
+    #[error("{0}: the socket path must be absolute")]
+    RelativeSocket(String),
+    #[error("{arg}: neither HOST:PORT nor unix:/path ({source})")]
+    Unparsable {
+        arg: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    #[error("{0}: only a loopback address is allowed (the daemon on this node)")]
+    NotLoopback(SocketAddr),
+}
+
+/// Why the daemon's verdict could not be read. [`DaemonClientError::Config`]: the config (the
+/// web config, or a certificate file it or `push.ca_file` names) is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonClientError {
+    /// The config key and what is wrong with the file it names.
+    #[error("config key `{key}`: {source}")]
+    Config {
+        key: &'static str,
+        #[source]
+        source: Box<serve::web_config::WebConfigError>,
+    },
+    /// A certificate file trusted for HTTPS to the daemon cannot be read.
+    #[error("{}: {source}", path.display())]
+    Roots {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The daemon did not answer: who, where, and the OS's reason first.
+    #[error("cannot reach {who} ({why}): {place}")]
+    Unreachable {
+        who: &'static str,
+        why: String,
+        place: String,
+    },
+    #[error(
+        "{0} asks for basic auth (its web config); read the verdict through its local \
+         socket instead (config key `local_socket.path`, or --from-daemon unix:PATH)"
+    )]
+    BasicAuth(String),
+    #[error("{who} answered {status} to GET /health")]
+    Status {
+        who: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("{who} did not send its verdict within {timeout:?}")]
+    Timeout { who: String, timeout: Duration },
+    #[error("{who} sent no verdict ({excerpt}): {source}")]
+    NoVerdict {
+        who: String,
+        excerpt: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Largest `/health` body read from the daemon.
 const MAX_BODY: usize = 4 << 20;
 
@@ -24,22 +89,21 @@ pub enum DaemonAddr {
 }
 
 impl std::str::FromStr for DaemonAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = DaemonAddrError;
+    fn from_str(s: &str) -> Result<Self, DaemonAddrError> {
         if let Some(path) = s.strip_prefix("unix:") {
             let path = PathBuf::from(path);
             if !path.is_absolute() {
-                return Err(format!("{s}: the socket path must be absolute"));
+                return Err(DaemonAddrError::RelativeSocket(s.to_string()));
             }
             return Ok(DaemonAddr::Unix(path));
         }
-        let addr: SocketAddr = s
-            .parse()
-            .map_err(|e| format!("{s}: neither HOST:PORT nor unix:/path ({e})"))?;
+        let addr: SocketAddr = s.parse().map_err(|source| DaemonAddrError::Unparsable {
+            arg: s.to_string(),
+            source,
+        })?;
         if !addr.ip().is_loopback() {
-            return Err(format!(
-                "{addr}: only a loopback address is allowed (the daemon on this node)"
-            ));
+            return Err(DaemonAddrError::NotLoopback(addr));
         }
         Ok(DaemonAddr::Tcp(addr))
     }
@@ -67,7 +131,7 @@ pub enum Target {
 
 impl Target {
     /// The target for `addr` under `config` (see the module doc).
-    pub fn resolve(addr: &DaemonAddr, config: &Config) -> Result<Target, String> {
+    pub fn resolve(addr: &DaemonAddr, config: &Config) -> Result<Target, DaemonClientError> {
         match (addr, &config.local_socket.path) {
             (DaemonAddr::Unix(p), _) => Ok(Target::Unix(p.clone())),
             (DaemonAddr::Tcp(_), Some(p)) => Ok(Target::Unix(p.clone())),
@@ -79,7 +143,7 @@ impl Target {
     }
 
     /// Why the request failed, the OS's reason first (NPD shows only the first 80 bytes).
-    fn unreachable(&self, e: &reqwest::Error) -> String {
+    fn unreachable(&self, e: &reqwest::Error) -> DaemonClientError {
         let (who, place) = match self {
             Target::Unix(p) => ("the daemon's socket", p.display().to_string()),
             Target::Tcp { addr, .. } => ("the daemon", addr.to_string()),
@@ -96,7 +160,7 @@ impl Target {
         if e.is_timeout() {
             why = "timed out".into();
         }
-        format!("cannot reach {who} ({why}): {place}")
+        DaemonClientError::Unreachable { who, why, place }
     }
 
     fn describe(&self) -> String {
@@ -107,14 +171,14 @@ impl Target {
     }
 
     /// The daemon's verdict (its `/health`, 200 or 503), within `timeout` in all.
-    pub async fn fetch(&self, timeout: Duration) -> Result<NodeReport, String> {
+    pub async fn fetch(&self, timeout: Duration) -> Result<NodeReport, DaemonClientError> {
         let who = self.describe();
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let tls_config = |roots: rustls::RootCertStore| {
             rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
                 .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-                .map_err(|e| format!("TLS setup: {e}"))
+                .map_err(DaemonClientError::Tls)
         };
         let builder = reqwest::Client::builder()
             .timeout(timeout)
@@ -140,7 +204,7 @@ impl Target {
                 format!("https://{addr}/health"),
             ),
         };
-        let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
+        let client = builder.build().map_err(DaemonClientError::Client)?;
         let resp = client
             .get(&url)
             .send()
@@ -148,32 +212,31 @@ impl Target {
             .map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(format!(
-                "{who} asks for basic auth (its web config); read the verdict through its local \
-                 socket instead (config key `local_socket.path`, or --from-daemon unix:PATH)"
-            ));
+            return Err(DaemonClientError::BasicAuth(who));
         }
         if !(status == reqwest::StatusCode::OK
             || status == reqwest::StatusCode::SERVICE_UNAVAILABLE)
         {
-            return Err(format!("{who} answered {status} to GET /health"));
+            return Err(DaemonClientError::Status { who, status });
         }
         let body = tokio::time::timeout(
             timeout,
             crate::outputs::push::client::read_capped(resp, MAX_BODY),
         )
         .await
-        .map_err(|_| format!("{who} did not send its verdict within {timeout:?}"))?;
-        serde_json::from_slice::<NodeReport>(&body).map_err(|e| {
-            format!(
-                "{who} sent no verdict ({}): {e}",
-                crate::outputs::yarn::one_line(
-                    &String::from_utf8_lossy(&body)
-                        .chars()
-                        .take(80)
-                        .collect::<String>()
-                )
-            )
+        .map_err(|_| DaemonClientError::Timeout {
+            who: who.clone(),
+            timeout,
+        })?;
+        serde_json::from_slice::<NodeReport>(&body).map_err(|source| DaemonClientError::NoVerdict {
+            who,
+            excerpt: crate::outputs::yarn::one_line(
+                &String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(80)
+                    .collect::<String>(),
+            ),
+            source,
         })
     }
 }
@@ -181,24 +244,28 @@ impl Target {
 /// The roots for HTTPS to the daemon when its web config serves TLS: the system roots,
 /// `push.ca_file`, and the certificates of the web config's `cert_file` (a self-signed one, or a
 /// chain that carries its CA). `None` when the daemon serves plain HTTP.
-fn https_roots(config: &Config) -> Result<Option<rustls::RootCertStore>, String> {
-    let Some(web) = &config.web_config_file else {
-        return Ok(None);
-    };
-    let loaded = serve::web_config::WebConfig::load(web)
-        .map_err(|e| format!("config key `web_config_file`: {e}"))?;
-    let Some(tls) = loaded.tls else {
+fn https_roots(config: &Config) -> Result<Option<rustls::RootCertStore>, DaemonClientError> {
+    let loaded = config
+        .web_config()
+        .map_err(|source| DaemonClientError::Config {
+            key: "web_config_file",
+            source: Box::new(source),
+        })?;
+    let Some(tls) = loaded.as_ref().and_then(|w| w.tls.as_ref()) else {
         return Ok(None);
     };
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let mut files = vec![tls.cert_file];
+    let mut files = vec![tls.files().cert_file.clone()];
     files.extend(config.push.ca_file.clone());
     for file in files {
         use rustls_pki_types::pem::PemObject;
         let certs = rustls_pki_types::CertificateDer::pem_file_iter(&file)
             .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+            .map_err(|source| DaemonClientError::Roots {
+                path: file.clone(),
+                source,
+            })?;
         roots.add_parsable_certificates(certs);
     }
     Ok(Some(roots))
@@ -223,12 +290,14 @@ mod tests {
             "10.0.0.1:9899"
                 .parse::<DaemonAddr>()
                 .unwrap_err()
+                .to_string()
                 .contains("loopback")
         );
         assert!(
             "unix:agent.sock"
                 .parse::<DaemonAddr>()
                 .unwrap_err()
+                .to_string()
                 .contains("absolute")
         );
         let mut config = Config::default();

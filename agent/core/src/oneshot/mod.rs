@@ -122,9 +122,11 @@ pub fn run(request: &Request, config: &Config) -> ! {
                 .report
         }
         Some(addr) => {
-            let fetched = daemon_client::Target::resolve(addr, config).and_then(|target| {
-                crate::daemon::runtime().block_on(target.fetch(DAEMON_TIMEOUT.min(deadline)))
-            });
+            let fetched = daemon_client::Target::resolve(addr, config)
+                .and_then(|target| {
+                    crate::daemon::runtime().block_on(target.fetch(DAEMON_TIMEOUT.min(deadline)))
+                })
+                .map_err(|e| e.to_string());
             // The /livez rule: a verdict older than 3 intervals + the longest deadline is from
             // a stalled loop, and is not the node's state any more.
             let max_age =

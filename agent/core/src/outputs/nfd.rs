@@ -21,6 +21,7 @@
 //! ```
 
 use crate::snapshot::Snapshot;
+use common::config_file::ConfigError;
 use proto::{NodeReport, Status};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
@@ -40,14 +41,14 @@ pub struct NfdConfig {
 
 impl NfdConfig {
     /// Rules for `features_file`; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let Some(path) = &self.features_file else {
             return Ok(());
         };
         let bad = |why: &str| {
-            Err(format!(
-                "config key `nfd.features_file`: {}: {why}",
-                path.display()
+            Err(ConfigError::key(
+                "nfd.features_file",
+                format!("{}: {why}", path.display()),
             ))
         };
         if !path.is_absolute() {
@@ -420,7 +421,7 @@ mod tests {
         );
         assert!(NfdConfig::default().validate().is_ok());
         for bad in ["relative", "/dir/.hidden", "/"] {
-            let e = c(bad).validate().unwrap_err();
+            let e = c(bad).validate().unwrap_err().to_string();
             assert!(e.contains("nfd.features_file"), "{e}");
         }
     }

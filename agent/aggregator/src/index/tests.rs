@@ -208,7 +208,7 @@ fn bad_query_parameters_are_named() {
         ("stale=maybe", "stale"),
         ("colour=red", "colour"),
     ] {
-        let e = NodeQuery::parse(Some(q)).unwrap_err();
+        let e = NodeQuery::parse(Some(q)).unwrap_err().to_string();
         assert!(e.contains(needle), "{q}: {e}");
     }
     assert_eq!(

@@ -25,7 +25,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     for i in 0..45_000 {
         r.node.inventory.insert(format!("k{i}"), "v".into());
     }
-    let e = within_limits(&r, usize::MAX).unwrap_err();
+    let e = within_limits(&r, usize::MAX).unwrap_err().to_string();
     assert!(
         e.contains("MAX_INVENTORY_KEYS") && e.contains("45001"),
         "{e}"
@@ -42,6 +42,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     assert!(
         within_limits(&r, usize::MAX)
             .unwrap_err()
+            .to_string()
             .contains("MAX_INVENTORY_VALUE_BYTES")
     );
     let mut r = ok.clone();
@@ -49,6 +50,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     assert!(
         within_limits(&r, usize::MAX)
             .unwrap_err()
+            .to_string()
             .contains("MAX_INVENTORY_KEY_BYTES")
     );
     let mut r = ok.clone();
@@ -56,6 +58,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     assert!(
         within_limits(&r, usize::MAX)
             .unwrap_err()
+            .to_string()
             .contains("MAX_CHECKS")
     );
     let mut r = ok.clone();
@@ -63,6 +66,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     assert!(
         within_limits(&r, usize::MAX)
             .unwrap_err()
+            .to_string()
             .contains("MAX_CHECK_NAME_BYTES")
     );
     let mut r = ok.clone();
@@ -70,6 +74,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     assert!(
         within_limits(&r, usize::MAX)
             .unwrap_err()
+            .to_string()
             .contains("MAX_FINDINGS_PER_CHECK")
     );
     let mut r = ok.clone();
@@ -80,6 +85,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     assert!(
         within_limits(&r, usize::MAX)
             .unwrap_err()
+            .to_string()
             .contains("MAX_TEXT_BYTES")
     );
     let mut r = ok.clone();
@@ -87,6 +93,7 @@ fn reports_over_a_limit_are_refused_naming_it() {
     assert!(
         within_limits(&r, usize::MAX)
             .unwrap_err()
+            .to_string()
             .contains("MAX_FACTS_BYTES")
     );
     let bytes = serde_json::to_vec(&r).unwrap();
