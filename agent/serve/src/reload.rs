@@ -156,7 +156,7 @@ mod tests {
         std::fs::write(&file, "1").unwrap();
         let path = file.clone();
         let r = Reloading::load("number", vec![file.clone()], move || {
-            let text = crate::files::read_text(&path)?;
+            let text = crate::files::read_text(&path).map_err(|e| e.to_string())?;
             text.trim()
                 .parse::<u32>()
                 .map_err(|e| format!("{}: {e}", path.display()))

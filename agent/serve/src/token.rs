@@ -26,13 +26,6 @@ impl TokenError {
     }
 }
 
-/// For callers that still report errors as text (the push loop logs and retries).
-impl From<TokenError> for String {
-    fn from(e: TokenError) -> String {
-        e.to_string()
-    }
-}
-
 /// The first line of a token file, trimmed; an error naming the file when it is unreadable or
 /// its first line is empty.
 pub fn read_token(path: &Path) -> Result<String, TokenError> {

@@ -23,6 +23,29 @@ pub const FULL_REPORT_EVERY: Duration = Duration::from_secs(300);
 /// Most bytes of any response body the agent reads.
 pub const MAX_RESPONSE_BYTES: usize = 4096;
 
+/// Why one push did not reach the aggregator or was not taken; the push loop logs it and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The push token file (`push.token_file`) could not be read.
+    #[error(transparent)]
+    Token(#[from] serve::token::TokenError),
+    /// The report could not be encoded or compressed.
+    #[error("{what} the report: {source}")]
+    Encode {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// No answer: connection, TLS or timeout (the error's whole chain).
+    #[error("{0}")]
+    Send(String),
+    /// The aggregator answered, and not with success (status and its reason).
+    #[error("{0}")]
+    Refused(String),
+    /// A heartbeat answer that is not the protocol's JSON.
+    #[error("aggregator answered the heartbeat with a malformed body: {0}")]
+    Reply(#[source] serde_json::Error),
+}
+
 /// What the agent knows of the aggregator between pushes.
 #[derive(Debug, Default)]
 pub struct Protocol {
@@ -88,8 +111,11 @@ impl Protocol {
 /// The report's JSON, gzip-compressed from [`GZIP_FROM_BYTES`]: (body, `Content-Encoding`).
 pub fn encode_report(
     report: &proto::NodeReport,
-) -> Result<(Vec<u8>, Option<&'static str>), String> {
-    let json = serde_json::to_vec(report).map_err(|e| format!("encoding the report: {e}"))?;
+) -> Result<(Vec<u8>, Option<&'static str>), PushError> {
+    let json = serde_json::to_vec(report).map_err(|e| PushError::Encode {
+        what: "encoding",
+        source: e.into(),
+    })?;
     if json.len() < GZIP_FROM_BYTES {
         return Ok((json, None));
     }
@@ -100,7 +126,10 @@ pub fn encode_report(
     enc.write_all(&json)
         .and_then(|_| enc.finish())
         .map(|gz| (gz, Some("gzip")))
-        .map_err(|e| format!("compressing the report: {e}"))
+        .map_err(|source| PushError::Encode {
+            what: "compressing",
+            source,
+        })
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`] of a response body.
@@ -115,7 +144,7 @@ async fn bounded_body(mut resp: reqwest::Response) -> Vec<u8> {
     out
 }
 
-fn chain(e: &reqwest::Error) -> String {
+fn chain(e: &reqwest::Error) -> PushError {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -123,10 +152,10 @@ fn chain(e: &reqwest::Error) -> String {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    msg
+    PushError::Send(msg)
 }
 
-async fn failure(resp: reqwest::Response) -> String {
+async fn failure(resp: reqwest::Response) -> PushError {
     let status = resp.status();
     if status.is_redirection() {
         let to = resp
@@ -135,16 +164,16 @@ async fn failure(resp: reqwest::Response) -> String {
             .and_then(|v| v.to_str().ok())
             .map(|l| l.chars().take(200).collect::<String>())
             .unwrap_or_default();
-        return format!(
+        return PushError::Refused(format!(
             "aggregator answered {status} (to {to:?}): redirects are not followed, set push.url \
              to the final address"
-        );
+        ));
     }
     let body = bounded_body(resp).await;
     let why = serde_json::from_slice::<proto::ApiError>(&body)
         .map(|e| e.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
-    format!("aggregator answered {status}: {why}")
+    PushError::Refused(format!("aggregator answered {status}: {why}"))
 }
 
 /// The heartbeats endpoint next to the reports endpoint.
@@ -163,7 +192,7 @@ pub async fn push(
     settings: &PushSettings,
     snapshot: &Snapshot,
     protocol: &mut Protocol,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let token = match &settings.token_file {
         // Read on every attempt, so a rotated token is picked up without a restart.
         Some(path) => Some(serve::token::read_token_async(path).await?),
@@ -193,9 +222,7 @@ pub async fn push(
             return Err(failure(resp).await);
         } else {
             let body = bounded_body(resp).await;
-            let reply: HeartbeatReply = serde_json::from_slice(&body).map_err(|e| {
-                format!("aggregator answered the heartbeat with a malformed body: {e}")
-            })?;
+            let reply: HeartbeatReply = serde_json::from_slice(&body).map_err(PushError::Reply)?;
             protocol.heartbeat_answered(&reply);
             if !reply.full_report_required {
                 return Ok(());
