@@ -270,5 +270,5 @@ fn build_check<C: NodeCheck>(section: &dyn Section, shared: &Shared) -> Arc<dyn 
             // Only a registration's own parse or default makes the sections it builds from.
             unreachable!("section of {} built by another registration", C::NAME)
         });
-    Arc::new(Runner(C::build(settings, shared)))
+    Arc::new(Runner::<C>::build(settings, shared.clone()))
 }

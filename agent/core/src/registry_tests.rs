@@ -5,17 +5,15 @@
 
 use crate::config::Config;
 use crate::engine::{Engine, policies};
-use checks::check::{CheckError, CheckSettings, NodeCheck, Shared, Verdict};
+use checks::check::{CheckError, CheckSettings, Context, NodeCheck, Shared, Verdict};
 use checks::host::Host;
 use checks::*;
 use proto::{Finding, Status};
 use serde::{Deserialize, Serialize};
 
-/// A sixth check that exists only here.
-struct Probe {
-    settings: ProbeSettings,
-    executors: u32,
-}
+/// A sixth check that exists only here; it keeps no state.
+#[derive(Default)]
+struct Probe;
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -59,21 +57,10 @@ impl NodeCheck for Probe {
     type Settings = ProbeSettings;
     type Facts = ProbeFacts;
 
-    fn build(settings: ProbeSettings, shared: &Shared) -> Self {
-        Probe {
-            settings,
-            executors: shared.executors_per_node,
-        }
-    }
-
-    fn settings(&self) -> &ProbeSettings {
-        &self.settings
-    }
-
-    fn read(&self, _host: &Host) -> Result<ProbeFacts, CheckError> {
+    fn read(&self, _host: &Host, cx: &Context<ProbeSettings>) -> Result<ProbeFacts, CheckError> {
         Ok(ProbeFacts {
             seen: 3,
-            executors: self.executors,
+            executors: cx.shared.executors_per_node,
         })
     }
 

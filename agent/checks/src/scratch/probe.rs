@@ -224,8 +224,9 @@ impl Scratch {
         &self,
         host: &Host,
         dirs: &[PathBuf],
+        settings: &Settings,
     ) -> Vec<(Option<DirProbe>, Option<SystemTime>, bool)> {
-        let timeout = Duration::from_secs_f64(self.settings.dir_timeout_seconds);
+        let timeout = Duration::from_secs_f64(settings.dir_timeout_seconds);
         let mut stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
         stuck.retain(|_, s| !s.done.load(Ordering::Acquire));
         let mut pending = Vec::new();
@@ -236,12 +237,7 @@ impl Scratch {
             }
             let (tx, rx) = std::sync::mpsc::channel();
             let done = Arc::new(AtomicBool::new(false));
-            let (h, d, st, flag) = (
-                host.clone(),
-                dir.clone(),
-                self.settings.clone(),
-                done.clone(),
-            );
+            let (h, d, st, flag) = (host.clone(), dir.clone(), settings.clone(), done.clone());
             let probe = self.probe;
             let started = SystemTime::now();
             let spawned = std::thread::Builder::new()
@@ -367,7 +363,7 @@ mod tests {
             ..Settings::default()
         };
         let mut check = scratch(settings, None, 1);
-        check.probe = hanging_probe;
+        check.check_mut().probe = hanging_probe;
         let h = Host::new(root.path());
         let by_path = |o: &Outcome, p: &str| {
             o.facts["dirs"]
@@ -409,6 +405,7 @@ mod tests {
         let freed = (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
             check
+                .check()
                 .stuck
                 .lock()
                 .unwrap()
@@ -461,7 +458,7 @@ mod tests {
             ..Settings::default()
         };
         let mut check = scratch(settings, Some("/etc/spark-defaults.conf".into()), 3);
-        check.probe = hanging_cache_probe;
+        check.check_mut().probe = hanging_cache_probe;
         let h = Host::new(root.path());
 
         // A cache path that is also a scratch dir is probed once and reported in both places.

@@ -18,9 +18,9 @@ use super::probe::{CAN_DLOPEN, probe_all};
 use super::producer::{record_of, record_of_map, unreadable};
 use super::scan::{Scan, scan_ranges, scan_reader};
 use super::search::{Found, Search};
-use super::settings::default_cpu_flags;
+use super::settings::{Settings, default_cpu_flags};
 use super::{FileKey, SUMMARY_CACHE_ENTRIES, VeloxLibrary};
-use crate::check::CheckError;
+use crate::check::{CheckError, Context};
 use crate::host::Host;
 use cpu_isa::aarch64;
 use std::collections::BTreeSet;
@@ -229,6 +229,7 @@ impl VeloxLibrary {
         &self,
         host: &Host,
         jar: &Path,
+        jars_configured: usize,
         facts: &mut Facts,
     ) -> Vec<(LibraryFacts, Arc<ElfSummary>, Arc<Scan>, Siblings)> {
         let shown = jar.display().to_string();
@@ -247,10 +248,7 @@ impl VeloxLibrary {
             }
         };
         let arch = jar_arch(host.arch());
-        let parsed = match self
-            .jars
-            .get(&local, &shown, arch, self.settings.jars.len())
-        {
+        let parsed = match self.jars.get(&local, &shown, arch, jars_configured) {
             Ok(p) => p,
             Err((partial, e)) => {
                 // What was read before the error is still reported, as before the cache.
@@ -525,8 +523,12 @@ impl VeloxLibrary {
     }
 
     /// Reads everything the check judges (see the module doc).
-    pub(super) fn read_facts(&self, host: &Host) -> Result<Facts, CheckError> {
-        let settings = &self.settings;
+    pub(super) fn read_facts(
+        &self,
+        host: &Host,
+        cx: &Context<Settings>,
+    ) -> Result<Facts, CheckError> {
+        let settings = &cx.settings;
         let exec_root = settings
             .executor_root
             .as_ref()
@@ -548,7 +550,7 @@ impl VeloxLibrary {
             vendor: vendor.as_deref(),
         };
         let glibc = self.glibc(root, &cpu);
-        let spark = spark_facts(host, self.spark_defaults.as_deref())?;
+        let spark = spark_facts(host, cx.shared.spark_defaults.as_deref())?;
         let library_path: Vec<String> = settings
             .library_path
             .iter()
@@ -597,7 +599,7 @@ impl VeloxLibrary {
             facts.libraries.push(lf);
         }
         for jar in &settings.jars {
-            let build = self.read_jar(root, jar, &mut facts);
+            let build = self.read_jar(root, jar, settings.jars.len(), &mut facts);
             let jar_id = facts.jars.last().and_then(|j| jar_identity(&j.build_info));
             for (mut lf, s, scan, siblings) in build {
                 lf.role = "configured".into();
