@@ -9,16 +9,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
-pub use crate::error::{CheckError, ParseError};
+pub use crate::error::{CheckError, ParseError, SettingsError};
 
 /// What every check's settings type provides: its config table's own keys (strict, with
 /// defaults), plus rules that span fields.
 pub trait CheckSettings:
     DeserializeOwned + Serialize + Default + Clone + std::fmt::Debug + Send + Sync + 'static
 {
-    /// Rules that span fields. The message starts with the key in backticks, without the
-    /// section: "`fail_free_ratio` (0.3) must be below `warn_free_ratio` (0.2)".
-    fn validate(&self) -> Result<(), String> {
+    /// Rules that span fields. The error names the key within the table, without the section,
+    /// and the problem: `SettingsError::new("fail_free_ratio", "(0.3) must be below
+    /// `warn_free_ratio` (0.2)")`; the registry adds the table.
+    fn validate(&self) -> Result<(), SettingsError> {
         Ok(())
     }
 }

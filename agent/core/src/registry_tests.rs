@@ -5,7 +5,9 @@
 
 use crate::config::Config;
 use crate::engine::{Engine, policies};
-use checks::check::{CheckError, CheckSettings, Context, NodeCheck, Shared, Verdict};
+use checks::check::{
+    CheckError, CheckSettings, Context, NodeCheck, SettingsError, Shared, Verdict,
+};
 use checks::host::Host;
 use checks::*;
 use proto::{Finding, Status};
@@ -38,9 +40,12 @@ impl Default for ProbeSettings {
 }
 
 impl CheckSettings for ProbeSettings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         if self.want == 13 {
-            return Err(format!("`want` must not be 13, got {}", self.want));
+            return Err(SettingsError::new(
+                "want",
+                format!("must not be 13, got {}", self.want),
+            ));
         }
         Ok(())
     }

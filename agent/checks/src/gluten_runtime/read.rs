@@ -75,7 +75,7 @@ impl GlutenRuntime {
         let os_release = match read_os_release(root) {
             Ok(b) => b,
             Err(e) => {
-                facts.os_gate.os_release_error = Some(e);
+                facts.os_gate.os_release_error = Some(e.to_string());
                 None
             }
         };
@@ -149,7 +149,7 @@ impl GlutenRuntime {
                     },
                     Err(e) => JarFacts {
                         found: local.exists(),
-                        error: Some(e),
+                        error: Some(e.to_string()),
                         ..JarFacts::default()
                     },
                 },
@@ -251,7 +251,7 @@ fn spark_conf(host: &Host, spark_defaults: Option<&Path>, spark: &mut SparkFacts
 
 /// The bytes of the root's `/etc/os-release` (Gluten reads bytes: `Properties.load` of an
 /// `InputStream` is ISO-8859-1), at most [`MAX_OS_RELEASE`]; `None` when it does not exist.
-fn read_os_release(root: &Host) -> Result<Option<Vec<u8>>, String> {
+fn read_os_release(root: &Host) -> Result<Option<Vec<u8>>, CheckError> {
     let file = match root.open("/etc/os-release") {
         Ok(f) => f,
         Err(CheckError::Io { source, .. })
@@ -260,12 +260,12 @@ fn read_os_release(root: &Host) -> Result<Option<Vec<u8>>, String> {
         {
             return Ok(None);
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     let mut bytes = Vec::new();
     file.take(MAX_OS_RELEASE)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("reading {}: {e}", root.path("/etc/os-release").display()))?;
+        .map_err(|e| CheckError::io(&root.path("/etc/os-release"), e))?;
     Ok(Some(bytes))
 }
 

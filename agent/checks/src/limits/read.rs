@@ -224,7 +224,7 @@ fn read_cores(host: &Host) -> Cores {
                 c.dir_free_bytes = Some(free);
                 None
             }
-            Err(e) => Some(e),
+            Err(e) => Some(e.to_string()),
         },
     };
     c.core_pattern = Some(pattern);
@@ -233,10 +233,13 @@ fn read_cores(host: &Host) -> Cores {
 }
 
 /// Bytes an unprivileged writer may still use in the host dir `dir` (statvfs `f_bavail`).
-fn free_bytes(host: &Host, dir: &Path) -> Result<u64, String> {
-    let local = host.resolve(dir).map_err(|e| e.to_string())?;
-    let v = nix::sys::statvfs::statvfs(&local)
-        .map_err(|e| format!("statvfs of {}: {e}", local.display()))?;
+fn free_bytes(host: &Host, dir: &Path) -> Result<u64, CheckError> {
+    let local = host.resolve(dir)?;
+    let v = nix::sys::statvfs::statvfs(&local).map_err(|source| CheckError::Call {
+        call: "statvfs",
+        path: local.clone(),
+        source,
+    })?;
     // The block counters are 32-bit on some targets.
     #[allow(clippy::unnecessary_cast)]
     Ok((v.blocks_available() as u64).saturating_mul(v.fragment_size() as u64))

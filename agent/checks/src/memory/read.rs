@@ -85,7 +85,7 @@ pub(super) fn plan(host: &Host, s: &Settings) -> Result<Option<SparkPlan>, Check
     if let Some(path) = &s.spark_defaults {
         conf = host.parse(path, |t| Ok(parse_spark_defaults(t)))?;
     }
-    let explicit = s.explicit_spark().map_err(CheckError::Other)?;
+    let explicit = s.explicit_spark()?;
     conf.overlay(&explicit);
     SparkPlan::from_conf(&conf, s.executors_per_node)
         .map(Some)

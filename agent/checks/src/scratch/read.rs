@@ -62,7 +62,7 @@ impl Scratch {
                     }
                     Some(Err(e)) => {
                         d.write_probe_ok = Some(false);
-                        d.write_probe_error = Some(e.clone());
+                        d.write_probe_error = Some(e.to_string());
                     }
                     None => {}
                 }

@@ -3,7 +3,7 @@
 //! libc and libstdc++ the executor would load, reads the CPU flags, runs the dlopen probe, and
 //! returns typed [`Facts`].
 
-use super::closure::{Obj, origin_of, walk};
+use super::closure::{LoadError, Obj, origin_of, walk};
 use super::cpuinfo::{EXTRA_ISA_FLAGS, parse_cpuinfo_flags, parse_cpuinfo_vendor};
 use super::elf::{ElfSummary, host_elf_kind, machine_name, max_version};
 use super::elf_read::{elf_summary, string_ranges};
@@ -112,21 +112,14 @@ struct Loaded {
     id: (u64, u64),
 }
 
-/// Why a library could not be summarised.
-enum LoadError {
-    Missing,
-    /// Not ELF, truncated, malformed: the loader would refuse it too.
-    Broken(String),
-    /// We could not read it (permissions, I/O).
-    Unreadable(String),
-}
-
 impl VeloxLibrary {
     /// Summarises the local file `local` through mmap, from the cache when unchanged.
     fn load(&self, local: &Path, shown: &str) -> Result<Loaded, LoadError> {
         let meta = match std::fs::metadata(local) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::Missing(shown.to_string()));
+            }
             Err(e) => return Err(LoadError::Unreadable(format!("reading {shown}: {e}"))),
         };
         let key = FileKey::of(&meta);
@@ -193,7 +186,7 @@ impl VeloxLibrary {
             ..LibraryFacts::default()
         };
         match loaded {
-            Err(LoadError::Missing) => f.found = false,
+            Err(LoadError::Missing(_)) => f.found = false,
             Err(LoadError::Broken(e)) => {
                 f.error = Some(e);
                 f.broken = true;
@@ -254,7 +247,7 @@ impl VeloxLibrary {
                 // What was read before the error is still reported, as before the cache.
                 jf.native_arches = partial.native_arches;
                 jf.build_info = partial.build_info;
-                jf.error = Some(e);
+                jf.error = Some(e.to_string());
                 facts.jars.push(jf);
                 return libs;
             }
@@ -391,14 +384,8 @@ impl VeloxLibrary {
         }
         objs.push(root);
         let at = objs.len() - 1;
-        let load = |local: &Path, shown: &str| {
-            self.load(local, shown)
-                .map(|l| (l.summary, l.id, l.scan))
-                .map_err(|e| match e {
-                    LoadError::Missing => format!("{shown}: no such file"),
-                    LoadError::Broken(e) | LoadError::Unreadable(e) => e,
-                })
-        };
+        let load =
+            |local: &Path, shown: &str| self.load(local, shown).map(|l| (l.summary, l.id, l.scan));
         let closure = walk(search, objs, at, &load, lf);
         lf.needs = needs_of(&closure, search.root);
         if let Some(root) = closure.first() {
@@ -429,7 +416,7 @@ impl VeloxLibrary {
                     None,
                 )
             }
-            Err(_) => (Err(LoadError::Missing), None),
+            Err(_) => (Err(LoadError::Missing(shown.to_string())), None),
         };
         let opened = loaded
             .as_ref()
