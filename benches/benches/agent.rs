@@ -106,7 +106,7 @@ fn velox(c: &mut Criterion) {
         ..velox_library::Settings::default()
     };
     let host = Host::new(&root).with_arch("x86_64");
-    let warm = Runner(velox_library::VeloxLibrary::new(settings.clone()));
+    let warm = Runner::<velox_library::VeloxLibrary>::new(settings.clone());
     warm.run(&host).unwrap();
     g.bench_function("check_pyvelox_warm", |b| {
         b.iter(|| warm.run(black_box(&host)).unwrap())
@@ -115,7 +115,7 @@ fn velox(c: &mut Criterion) {
     // (the page cache is warm; a truly cold disk read is not what a 15 s round sees).
     g.bench_function("check_pyvelox_fresh_cache", |b| {
         b.iter(|| {
-            Runner(velox_library::VeloxLibrary::new(settings.clone()))
+            Runner::<velox_library::VeloxLibrary>::new(settings.clone())
                 .run(black_box(&host))
                 .unwrap()
         })

@@ -3,7 +3,7 @@
 //! crafted JDK 8 and 11 homes. Each root is an executor image: Spark under /opt/spark, its
 //! `conf/spark-defaults.conf`, the Gluten jar where the test puts it, JDKs under /usr/lib/jvm.
 
-use checks::check::{Check, NodeCheck, Outcome, Runner, Shared};
+use checks::check::{Check, Outcome, Runner, Shared};
 use checks::gluten_runtime::{GlutenRuntime, Settings};
 use checks::host::Host;
 use gluten_node_tests::*;
@@ -64,13 +64,13 @@ impl Root {
     }
 
     fn check(&self, shared: Shared) -> Runner<GlutenRuntime> {
-        Runner(GlutenRuntime::build(
+        Runner::<GlutenRuntime>::build(
             Settings::default(),
-            &Shared {
+            Shared {
                 spark_defaults: Some(CONF.into()),
                 ..shared
             },
-        ))
+        )
     }
 
     fn run(&self) -> Outcome {
@@ -202,13 +202,13 @@ fn bundle_1_7_0_on_spark_3_5_5_with_jdk_17_starts() {
     assert_eq!(inv["gluten_runtime.spark_version"], "3.5.5");
 
     // A warm round reads no jar again; a new version of the jar is read again.
-    let reads = c.0.jar_reads();
+    let reads = c.check().jar_reads();
     assert_eq!(c.run(&host).unwrap().status(), Status::Ok);
-    assert_eq!(c.0.jar_reads(), reads);
+    assert_eq!(c.check().jar_reads(), reads);
     std::fs::remove_file(r.local("/opt/gluten/gluten.jar")).unwrap();
     std::fs::copy(gluten_170_bundle(), r.local("/opt/gluten/gluten.jar")).unwrap();
     assert_eq!(c.run(&host).unwrap().status(), Status::Ok);
-    assert_eq!(c.0.jar_reads(), reads + 1);
+    assert_eq!(c.check().jar_reads(), reads + 1);
 }
 
 #[test]
@@ -428,15 +428,15 @@ fn spark_home_and_jar_from_velox_library_settings_in_an_executor_root() {
     .unwrap();
     let r = Root::new("3.5.5", "");
     r.gluten("/opt/gluten/gluten.jar").jdk17();
-    let c = Runner(GlutenRuntime::build(
+    let c = Runner::<GlutenRuntime>::build(
         Settings::default(),
-        &Shared {
+        Shared {
             spark_defaults: Some("/etc/spark/spark-defaults.conf".into()),
             executor_root: Some(r.path.clone()),
             gluten_jars: vec!["/opt/gluten/gluten.jar".into()],
             ..Shared::default()
         },
-    ));
+    );
     let o = c.run(&Host::new(host.path()).with_arch("x86_64")).unwrap();
     assert_eq!(
         o.facts["spark"]["home_source"],
@@ -454,12 +454,9 @@ fn spark_home_and_jar_from_velox_library_settings_in_an_executor_root() {
 #[test]
 fn no_gluten_jar_is_a_warning_like_velox_librarys_empty_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Runner(GlutenRuntime::build(
-        Settings::default(),
-        &Shared::default(),
-    ))
-    .run(&Host::new(dir.path()).with_arch("x86_64"))
-    .unwrap();
+    let o = Runner::<GlutenRuntime>::new(Settings::default())
+        .run(&Host::new(dir.path()).with_arch("x86_64"))
+        .unwrap();
     assert_eq!(o.status(), Status::Warn);
     assert!(messages(&o, "no_gluten_jar")[0].contains("(memory.spark_defaults is not set)"));
 }

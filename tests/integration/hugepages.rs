@@ -1,7 +1,7 @@
 //! The `hugepages` check on the upstream trees and the crafted two-socket tree, against golden
 //! reports (`tests/fixtures/expected/hugepages-*.json`; `UPDATE_EXPECT=1` rewrites them).
 
-use checks::check::{Check, NodeCheck, Runner, Shared};
+use checks::check::{Check, Runner};
 use checks::host::Host;
 use checks::hugepages::{self, Hugepages};
 use gluten_node_tests::*;
@@ -15,7 +15,7 @@ fn report(root: &Path, settings_toml: &str) -> (proto::CheckResult, serde_json::
         .check::<Hugepages>()
         .settings
         .clone();
-    let outcome = Runner(Hugepages::build(settings, &Shared::default()))
+    let outcome = Runner::<Hugepages>::new(settings)
         .run(&Host::new(root))
         .unwrap();
     let golden = report_with_gauges(root, &result, &outcome);

@@ -1,7 +1,7 @@
 //! The `memory` check on the upstream trees and our crafted ones (a nested v2 cgroup, a v1 host
 //! without MemAvailable), compared with golden reports; malformed input; OOM kills across rounds.
 
-use checks::check::{Check, NodeCheck, Runner, Shared};
+use checks::check::{Check, Runner};
 use checks::host::Host;
 use checks::memory::{Memory, Settings};
 use gluten_node_tests::*;
@@ -168,7 +168,7 @@ fn oom_kills_after_the_first_round_warn() {
     std::fs::create_dir_all(root.join("proc")).unwrap();
     std::fs::write(root.join("proc/meminfo"), "MemTotal: 1048576 kB\n").unwrap();
     std::fs::write(root.join("proc/vmstat"), "oom_kill 4\n").unwrap();
-    let check = Runner(Memory::build(Settings::default(), &Shared::default()));
+    let check = Runner::<Memory>::new(Settings::default());
     let host = Host::new(root);
     let first = check.run(&host).unwrap();
     assert_eq!(

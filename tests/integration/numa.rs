@@ -1,7 +1,7 @@
 //! The `numa` check on the upstream trees and the crafted two-socket tree, against golden reports
 //! (`tests/fixtures/expected/numa-*.json`; `UPDATE_EXPECT=1` rewrites them).
 
-use checks::check::{Check, NodeCheck, Runner, Shared};
+use checks::check::{Check, Runner};
 use checks::host::Host;
 use checks::numa::Numa;
 use gluten_node_tests::*;
@@ -15,9 +15,7 @@ fn report(root: &Path, settings_toml: &str) -> (proto::CheckResult, serde_json::
         .check::<Numa>()
         .settings
         .clone();
-    let outcome = Runner(Numa::build(settings, &Shared::default()))
-        .run(&Host::new(root))
-        .unwrap();
+    let outcome = Runner::<Numa>::new(settings).run(&Host::new(root)).unwrap();
     let golden = report_with_gauges(root, &result, &outcome);
     (result, golden)
 }

@@ -354,7 +354,7 @@ fn pyvelox_libvelox_resolves_every_bundled_dependency() {
         paths: vec![PathBuf::from("/opt/pyvelox/pyvelox/libvelox.so")],
         ..Settings::default()
     };
-    let check = Runner(VeloxLibrary::new(settings.clone()));
+    let check = Runner::<VeloxLibrary>::new(settings.clone());
     let host = Host::new(&root).with_arch("x86_64");
     let t0 = std::time::Instant::now();
     let o = check.run(&host).unwrap();
@@ -397,7 +397,7 @@ fn pyvelox_libvelox_resolves_every_bundled_dependency() {
     // A bundled dependency removed: named, with the library that needs it.
     std::fs::remove_file(root.join("opt/pyvelox/pyvelox.libs/libsodium-2d1e6a3a.so.23.3.0"))
         .unwrap();
-    let o = Runner(VeloxLibrary::new(settings)).run(&host).unwrap();
+    let o = Runner::<VeloxLibrary>::new(settings).run(&host).unwrap();
     assert_eq!(o.status(), Status::Fail);
     assert!(
         o.summary().contains("libsodium-2d1e6a3a.so.23.3.0"),
@@ -425,7 +425,7 @@ fn load_probe_dlopens_in_a_child_and_survives_a_crashing_constructor() {
         load_probe: true,
         ..Settings::default()
     };
-    let o = Runner(VeloxLibrary::new(settings))
+    let o = Runner::<VeloxLibrary>::new(settings)
         .run(&Host::new("/"))
         .unwrap();
     let probes = o.facts["load_probe"].as_array().unwrap();
@@ -537,18 +537,18 @@ fn a_warm_round_does_not_decompress_the_jar_again() {
         jars: vec!["/opt/spark/jars/gluten.jar".into()],
         ..Settings::default()
     };
-    let check = Runner(VeloxLibrary::new(settings));
+    let check = Runner::<VeloxLibrary>::new(settings);
     let host = Host::new(&t.root).with_arch("x86_64");
     let cold = check.run(&host).unwrap();
     assert_eq!(cold.status(), Status::Ok, "{}", cold.summary());
     assert_eq!(
-        check.0.jar_entries_decompressed(),
+        check.check().jar_entries_decompressed(),
         2,
         "libvelox.so and libdep.so"
     );
     let warm = check.run(&host).unwrap();
     assert_eq!(
-        check.0.jar_entries_decompressed(),
+        check.check().jar_entries_decompressed(),
         2,
         "the warm round read no entry"
     );
@@ -561,7 +561,7 @@ fn a_warm_round_does_not_decompress_the_jar_again() {
         .unwrap();
     drop(f);
     let again = check.run(&host).unwrap();
-    assert_eq!(check.0.jar_entries_decompressed(), 4);
+    assert_eq!(check.check().jar_entries_decompressed(), 4);
     assert_eq!(again.facts, cold.facts);
 }
 

@@ -97,10 +97,10 @@ fn root(cpu: &str) -> Root {
 const LIB: &str = "/opt/gluten/lib/libvelox.so";
 
 fn check() -> Runner<VeloxLibrary> {
-    Runner(VeloxLibrary::new(Settings {
+    Runner::<VeloxLibrary>::new(Settings {
         paths: vec![LIB.into()],
         ..Settings::default()
-    }))
+    })
 }
 
 fn lib_path(r: &Root) -> PathBuf {
@@ -219,7 +219,7 @@ fn one_unit_of_four_with_avx512f_warns_naming_it() {
     );
     // The warm round reads the record from the cache.
     let _ = c.run(&host).unwrap();
-    assert_eq!(c.0.cpu_records_read().0, 1);
+    assert_eq!(c.check().cpu_records_read().0, 1);
 }
 
 /// An arm64 library built for Neoverse V1 (Graviton 3) on a Graviton 2 (Neoverse N1): fail,

@@ -4,7 +4,6 @@
 //! jar's identity is its build info; its RPATH of the build machine is reported. Also pyvelox's
 //! bundled OpenSSL (OPENSSLDIR /etc/pki/tls) in a Debian root.
 
-use checks::check::NodeCheck;
 use checks::check::{Check, Runner, Shared};
 use checks::host::Host;
 use checks::velox_library::{Settings, VeloxLibrary};
@@ -77,18 +76,18 @@ fn debian_root(dir: &Path, jar: &Path) -> PathBuf {
 }
 
 fn check(spark_defaults: Option<&str>) -> Runner<VeloxLibrary> {
-    Runner(VeloxLibrary::build(
+    Runner::<VeloxLibrary>::build(
         Settings {
             paths: vec![],
             jars: vec!["/opt/spark/jars/gluten.jar".into()],
             ..Settings::default()
         },
-        &Shared {
+        Shared {
             spark_defaults: spark_defaults.map(PathBuf::from),
             executors_per_node: 1,
             ..Default::default()
         },
-    ))
+    )
 }
 
 #[test]
@@ -199,7 +198,7 @@ fn the_gluten_1_7_0_jar_in_debian_rhel_and_slim_roots() {
     let o = c.run(&host).unwrap();
     assert_eq!(o.status(), Status::Ok, "{}", o.summary());
     assert_eq!(
-        c.0.jar_entries_decompressed(),
+        c.check().jar_entries_decompressed(),
         2,
         "every round after the first used the cached jar"
     );
@@ -250,7 +249,7 @@ fn the_gluten_1_7_0_jar_is_judged_by_its_producer_record() {
         o.facts["cpu_flags"].as_array().unwrap().len(),
         HASWELL_FLAGS.split_whitespace().count()
     );
-    let (read, spooled) = c.0.cpu_records_read();
+    let (read, spooled) = c.check().cpu_records_read();
     eprintln!("producer records read from files: {read}; bytes spooled out of the jar: {spooled}");
     assert!(
         spooled > 0 && spooled < 260_293_336,
@@ -290,7 +289,11 @@ fn the_gluten_1_7_0_jar_is_judged_by_its_producer_record() {
             .ends_with("folly/hash/detail/Crc32cDetail.cpp")),
         "{units:?}"
     );
-    assert_eq!(c.0.jar_entries_decompressed(), 2, "the jar was read once");
+    assert_eq!(
+        c.check().jar_entries_decompressed(),
+        2,
+        "the jar was read once"
+    );
 
     // An arm64 host (Graviton 2): the jar has linux/amd64/ only.
     std::fs::write(
@@ -320,10 +323,10 @@ fn pyvelox_openssl_in_a_debian_root_warns_naming_its_openssldir() {
     );
     std::fs::create_dir_all(root.join("usr/share/zoneinfo")).unwrap();
     std::fs::create_dir_all(root.join("etc/ssl/certs")).unwrap();
-    let c = Runner(VeloxLibrary::new(Settings {
+    let c = Runner::<VeloxLibrary>::new(Settings {
         paths: vec!["/opt/pyvelox/pyvelox/libvelox.so".into()],
         ..Settings::default()
-    }));
+    });
     let o = c.run(&Host::new(&root).with_arch("x86_64")).unwrap();
     assert_eq!(o.status(), Status::Warn, "{}", o.summary());
     assert!(

@@ -6,7 +6,7 @@
 //! difference is a failure. The test compares two views of one machine and asserts nothing
 //! about the machine itself.
 
-use checks::check::{NodeCheck, Runner};
+use checks::check::Runner;
 use checks::host::Host;
 use checks::velox_library::{Facts, Settings, VeloxLibrary};
 use gluten_node_tests::*;
@@ -47,7 +47,9 @@ fn model_views(files: &[PathBuf]) -> Vec<View> {
         required_cpu_flags: Some(vec![]),
         ..Settings::default()
     };
-    let facts: Facts = VeloxLibrary::new(settings).read(&Host::new("/")).unwrap();
+    let facts: Facts = Runner::<VeloxLibrary>::new(settings)
+        .read(&Host::new("/"))
+        .unwrap();
     facts.libraries.iter().map(view_of).collect()
 }
 
@@ -126,7 +128,7 @@ fn the_model_agrees_with_glibc_on_every_system_library_and_wheel() {
     .unwrap();
     // (d) A directory on the path that is a symlink: `..` is taken from its target.
     std::os::unix::fs::symlink(w.join("moved/pyvelox"), w.join("dirlink")).unwrap();
-    let loader = VeloxLibrary::new(Settings {
+    let loader = Runner::<VeloxLibrary>::new(Settings {
         paths: vec![],
         required_cpu_flags: Some(vec![]),
         ..Settings::default()
@@ -235,11 +237,11 @@ fn a_symlinked_library_takes_origin_from_the_link_inside_a_root() {
     )
     .unwrap();
     let run = |path: &str| {
-        let c = Runner(VeloxLibrary::new(Settings {
+        let c = Runner::<VeloxLibrary>::new(Settings {
             paths: vec![path.into()],
             required_cpu_flags: Some(vec![]),
             ..Settings::default()
-        }));
+        });
         checks::check::Check::run(&c, &Host::new(&root).with_arch("x86_64")).unwrap()
     };
     let o = run("/opt/gluten/lib/libvelox.so");

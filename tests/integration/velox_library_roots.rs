@@ -116,11 +116,11 @@ fn roots() -> Roots {
 }
 
 fn run(host: &Path, executor_root: Option<&Path>) -> checks::check::Outcome {
-    let c = Runner(VeloxLibrary::new(Settings {
+    let c = Runner::<VeloxLibrary>::new(Settings {
         paths: vec!["/opt/gluten/lib/libvelox.so".into()],
         executor_root: executor_root.map(Path::to_path_buf),
         ..Settings::default()
-    }));
+    });
     c.run(&Host::new(host).with_arch("x86_64")).unwrap()
 }
 
@@ -195,10 +195,10 @@ fn an_executor_root_of_real_debian_libraries_passes_and_its_loader_is_read() {
 #[test]
 fn an_executor_root_that_is_not_a_directory_is_unknown_and_the_flag_sets_the_key() {
     let r = roots();
-    let c = Runner(VeloxLibrary::new(Settings {
+    let c = Runner::<VeloxLibrary>::new(Settings {
         executor_root: Some(r.host.join("nope")),
         ..Settings::default()
-    }));
+    });
     let e = c.run(&Host::new(&r.host)).unwrap_err().to_string();
     assert!(e.contains("executor_root") && e.contains("nope"), "{e}");
 
@@ -229,14 +229,14 @@ fn an_executor_root_that_is_not_a_directory_is_unknown_and_the_flag_sets_the_key
 fn run_with_spark(host: &Path, conf: &str, settings: Settings) -> checks::check::Outcome {
     std::fs::create_dir_all(host.join("opt/spark/conf")).unwrap();
     std::fs::write(host.join("opt/spark/conf/spark-defaults.conf"), conf).unwrap();
-    let c = Runner(<VeloxLibrary as checks::check::NodeCheck>::build(
+    let c = Runner::<VeloxLibrary>::build(
         settings,
-        &checks::check::Shared {
+        checks::check::Shared {
             spark_defaults: Some("/opt/spark/conf/spark-defaults.conf".into()),
             executors_per_node: 1,
             ..Default::default()
         },
-    ));
+    );
     c.run(&Host::new(host).with_arch("x86_64")).unwrap()
 }
 
@@ -432,12 +432,12 @@ fn the_roots_glibc_decides_hwcaps_subdirs_and_default_dirs() {
             format!("ld.so (GNU libc) stable release version {release}.\0/lib64/\0/usr/lib64/\0"),
         )
         .unwrap();
-        let c = Runner(VeloxLibrary::new(Settings {
+        let c = Runner::<VeloxLibrary>::new(Settings {
             paths: vec!["/opt/gluten/lib/libvelox.so".into()],
             required_cpu_flags: Some(vec![]),
             executor_root: Some(e.clone()),
             ..Settings::default()
-        }));
+        });
         c.run(&Host::new(&r.host).with_arch("x86_64")).unwrap()
     };
     // glibc 2.17 has no glibc-hwcaps: the dependency is not found.

@@ -1,5 +1,6 @@
 //! The shape every node check has (`NodeCheck`: settings, a read from `Host` into typed facts, a
-//! pure evaluate), the object-safe `Check` the engine runs, what a run returns (`Outcome`), and how
+//! pure evaluate), the `Runner` that holds a check's settings and shared inputs, the object-safe
+//! `Check` the engine runs, what a run returns (`Outcome`), and how
 //! a check says it could not check (`CheckError`).
 
 use crate::host::Host;
@@ -8,16 +9,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
-pub use crate::error::{CheckError, ParseError};
+pub use crate::error::{CheckError, ParseError, SettingsError};
 
 /// What every check's settings type provides: its config table's own keys (strict, with
 /// defaults), plus rules that span fields.
 pub trait CheckSettings:
     DeserializeOwned + Serialize + Default + Clone + std::fmt::Debug + Send + Sync + 'static
 {
-    /// Rules that span fields. The message starts with the key in backticks, without the
-    /// section: "`fail_free_ratio` (0.3) must be below `warn_free_ratio` (0.2)".
-    fn validate(&self) -> Result<(), String> {
+    /// Rules that span fields. The error names the key within the table, without the section,
+    /// and the problem: `SettingsError::new("fail_free_ratio", "(0.3) must be below
+    /// `warn_free_ratio` (0.2)")`; the registry adds the table.
+    fn validate(&self) -> Result<(), SettingsError> {
         Ok(())
     }
 }
@@ -39,13 +41,27 @@ pub struct Shared {
     pub java_home: Option<PathBuf>,
 }
 
+/// What a check reads with: its own settings and the inputs checks share. The [`Runner`] holds
+/// it, so a check keeps only its real state (caches, counters) and a check without state is a
+/// unit struct.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Context<S> {
+    /// The check's own keys of its config table.
+    pub settings: S,
+    /// The inputs more than one check reads (`memory.spark_defaults`, ...).
+    pub shared: Shared,
+}
+
 /// The one shape of a node check. Every check module has the same parts in the same order:
 /// `Settings` (its config table), `Facts` (what it observed, typed), `read` (the only place that
 /// touches the machine, through `host`), and `evaluate` (pure: facts and settings in, verdict out).
+/// The check type itself holds only state kept between rounds (caches); its settings and the
+/// shared inputs are the [`Runner`]'s, handed to `read` as a [`Context`]. A check starts as its
+/// `Default`.
 ///
 /// Synchronous on purpose: a check is testable without a runtime, and the engine runs it on its
 /// own thread under a deadline, so a read stuck in the kernel cannot block anything else.
-pub trait NodeCheck: Send + Sync + Sized + 'static {
+pub trait NodeCheck: Default + Send + Sync + Sized + 'static {
     /// Stable snake_case name: config table, JSON `name`, metric label, `/health/{name}`.
     const NAME: &'static str;
     /// The check's own keys of its config table `[NAME]`.
@@ -53,16 +69,11 @@ pub trait NodeCheck: Send + Sync + Sized + 'static {
     /// What one read observed, in base units; serialised as the report's `facts`.
     type Facts: Serialize;
 
-    /// Builds the check from its settings and the inputs checks share.
-    fn build(settings: Self::Settings, shared: &Shared) -> Self;
-
-    /// The settings the check was built with.
-    fn settings(&self) -> &Self::Settings;
-
-    /// Reads the machine only through `host`. Never panics on odd input (the engine isolates a
-    /// panic anyway). `Err` means "could not check" and becomes `unknown` with the reason.
-    /// May use caches the check keeps (keyed by file identity), never the network.
-    fn read(&self, host: &Host) -> Result<Self::Facts, CheckError>;
+    /// Reads the machine only through `host`, as `cx` (settings, shared inputs) says. Never
+    /// panics on odd input (the engine isolates a panic anyway). `Err` means "could not check"
+    /// and becomes `unknown` with the reason. May use caches the check keeps (keyed by file
+    /// identity), never the network.
+    fn read(&self, host: &Host, cx: &Context<Self::Settings>) -> Result<Self::Facts, CheckError>;
 
     /// Pure: the findings, gauges and inventory that `facts` mean under `settings`. `warn` and
     /// `fail` are findings here, not errors.
@@ -131,8 +142,58 @@ pub trait Check: Send + Sync {
     fn run(&self, host: &Host) -> Result<Outcome, CheckError>;
 }
 
-/// Runs a `NodeCheck`: `read`, then `evaluate`, facts serialised into the outcome.
-pub struct Runner<C: NodeCheck>(pub C);
+/// Runs a `NodeCheck`: holds the check (its state), its settings and the shared inputs; one run
+/// is `read`, then `evaluate`, facts serialised into the outcome.
+pub struct Runner<C: NodeCheck> {
+    check: C,
+    cx: Context<C::Settings>,
+}
+
+impl<C: NodeCheck> Runner<C> {
+    /// The check at its start (`Default`) with `settings` and default shared inputs (tests,
+    /// benches).
+    pub fn new(settings: C::Settings) -> Self {
+        Self::build(settings, Shared::default())
+    }
+
+    /// The check at its start with `settings` and the shared inputs: what the registry builds.
+    pub fn build(settings: C::Settings, shared: Shared) -> Self {
+        Self::with_check(C::default(), settings, shared)
+    }
+
+    /// A given check value (e.g. with its surroundings faked) with its settings and shared inputs.
+    pub fn with_check(check: C, settings: C::Settings, shared: Shared) -> Self {
+        Runner {
+            check,
+            cx: Context { settings, shared },
+        }
+    }
+
+    /// The check's state (its caches and their counters).
+    pub fn check(&self) -> &C {
+        &self.check
+    }
+
+    /// The check's state, to change (tests stand in a probe that hangs).
+    pub fn check_mut(&mut self) -> &mut C {
+        &mut self.check
+    }
+
+    /// The settings and shared inputs the check runs with.
+    pub fn context(&self) -> &Context<C::Settings> {
+        &self.cx
+    }
+
+    /// The settings the check runs with.
+    pub fn settings(&self) -> &C::Settings {
+        &self.cx.settings
+    }
+
+    /// One read, without the evaluation: the typed facts.
+    pub fn read(&self, host: &Host) -> Result<C::Facts, CheckError> {
+        self.check.read(host, &self.cx)
+    }
+}
 
 impl<C: NodeCheck> Check for Runner<C> {
     fn name(&self) -> &'static str {
@@ -140,8 +201,8 @@ impl<C: NodeCheck> Check for Runner<C> {
     }
 
     fn run(&self, host: &Host) -> Result<Outcome, CheckError> {
-        let facts = self.0.read(host)?;
-        Ok(C::evaluate(&facts, self.0.settings()).with_facts(&facts))
+        let facts = self.read(host)?;
+        Ok(C::evaluate(&facts, &self.cx.settings).with_facts(&facts))
     }
 }
 

@@ -83,6 +83,17 @@ pub enum CheckError {
     },
     #[error("parsing {path}: {reason}")]
     Parse { path: PathBuf, reason: ParseError },
+    /// A system call on a file failed (`statvfs of /data: EACCES: Permission denied`).
+    #[error("{call} of {}: {source}", path.display())]
+    Call {
+        call: &'static str,
+        path: PathBuf,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// Settings that break a rule (the config was validated, so only a check built by hand).
+    #[error("{0}")]
+    Settings(#[from] SettingsError),
     #[error("{0}")]
     Other(String),
 }
@@ -104,6 +115,108 @@ impl CheckError {
         }
     }
 }
+
+/// Why a jar (a zip) or one of its entries could not be read. `jar` is the jar as the
+/// configuration or the classpath names it, `entry` the name inside it.
+#[derive(Debug, thiserror::Error)]
+pub enum JarError {
+    #[error("reading {jar}: {source}")]
+    Read {
+        jar: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{jar} is not a regular file")]
+    NotAFile { jar: String },
+    #[error("{jar}: not a jar: {source}")]
+    NotAJar {
+        jar: String,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    #[error("{jar}!{entry}: {source}")]
+    Entry {
+        jar: String,
+        entry: String,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    #[error("{jar}!{entry}: {source}")]
+    EntryRead {
+        jar: String,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{jar}!{entry}: {size} bytes is too large")]
+    TooLarge {
+        jar: String,
+        entry: String,
+        size: u64,
+    },
+}
+
+/// A rule of a check's settings that the configuration breaks: the key it is about and what is
+/// wrong with it. `CheckSettings::validate` names the key within the check's table
+/// (`pools[1].min_free`); the registry adds the table ([`SettingsError::in_table`]), so the key
+/// becomes the full config key (`hugepages.pools[1].min_free`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    /// The config key: within the table until [`SettingsError::in_table`], the full key after.
+    pub key: String,
+    /// What is wrong, as a sentence that follows the key: "must be at least 1, got 0".
+    pub problem: String,
+    /// The check's table (`memory`), once named.
+    pub table: Option<&'static str>,
+}
+
+impl SettingsError {
+    /// A broken rule about `key` (within the check's table).
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        SettingsError {
+            key: key.into(),
+            problem: problem.into(),
+            table: None,
+        }
+    }
+
+    /// The same error with `table` named: the key becomes the full config key.
+    pub fn in_table(self, table: &'static str) -> Self {
+        if self.table.is_some() {
+            return self;
+        }
+        SettingsError {
+            key: format!("{table}.{}", self.key),
+            problem: self.problem,
+            table: Some(table),
+        }
+    }
+
+    /// The key within the check's table.
+    pub fn field(&self) -> &str {
+        match self.table {
+            Some(t) => self
+                .key
+                .strip_prefix(t)
+                .and_then(|k| k.strip_prefix('.'))
+                .unwrap_or(&self.key),
+            None => &self.key,
+        }
+    }
+}
+
+/// "`min_open_files` must be at least 1, got 0"; with the table named, prefixed by `config
+/// [limits]: `.
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(t) = self.table {
+            write!(f, "config [{t}]: ")?;
+        }
+        write!(f, "`{}` {}", self.field(), self.problem)
+    }
+}
+
+impl std::error::Error for SettingsError {}
 
 #[cfg(test)]
 mod tests {
@@ -146,6 +259,26 @@ mod tests {
         assert_eq!(ParseError::new("bad value \"é\"").0, "bad value \"é\"");
         let e = ParseError::new("é".repeat(MAX_REASON_BYTES));
         assert!(e.0.len() <= MAX_REASON_BYTES && e.0.ends_with("..."));
+    }
+
+    #[test]
+    fn settings_errors_name_the_key_then_the_full_key() {
+        let e = SettingsError::new(
+            "pools[1].min_free",
+            "must not exceed `pools[1].min_total` (2)",
+        );
+        assert_eq!(
+            e.to_string(),
+            "`pools[1].min_free` must not exceed `pools[1].min_total` (2)"
+        );
+        let e = e.in_table("hugepages");
+        assert_eq!(e.key, "hugepages.pools[1].min_free");
+        assert_eq!(e.field(), "pools[1].min_free");
+        assert_eq!(
+            e.to_string(),
+            "config [hugepages]: `pools[1].min_free` must not exceed `pools[1].min_total` (2)"
+        );
+        assert_eq!(e.clone().in_table("hugepages"), e);
     }
 
     #[test]

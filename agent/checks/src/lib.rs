@@ -26,7 +26,7 @@ pub mod numa;
 pub mod scratch;
 pub mod velox_library;
 
-use crate::check::{Check, CheckSettings, NodeCheck, Runner, Shared};
+use crate::check::{Check, CheckSettings, NodeCheck, Runner, SettingsError, Shared};
 use serde::de::DeserializeOwned;
 use std::any::Any;
 use std::sync::Arc;
@@ -153,8 +153,9 @@ pub struct CheckSection<T> {
 pub trait Section: Any + Send + Sync + std::fmt::Debug {
     fn common(&self) -> &Common;
     fn common_mut(&mut self) -> &mut Common;
-    /// The check's own rules that span fields (`CheckSettings::validate`).
-    fn validate_settings(&self) -> Result<(), String>;
+    /// The check's own rules that span fields (`CheckSettings::validate`), the key of the error
+    /// in `table` (the check's name): `memory.executors_per_node`.
+    fn validate_settings(&self, table: &'static str) -> Result<(), SettingsError>;
     /// The check's own settings as JSON (every key, `null` when unset): what the configuration
     /// reference documents.
     fn settings_json(&self) -> serde_json::Value;
@@ -170,8 +171,8 @@ impl<T: CheckSettings> Section for CheckSection<T> {
     fn common_mut(&mut self) -> &mut Common {
         &mut self.common
     }
-    fn validate_settings(&self) -> Result<(), String> {
-        self.settings.validate()
+    fn validate_settings(&self, table: &'static str) -> Result<(), SettingsError> {
+        self.settings.validate().map_err(|e| e.in_table(table))
     }
     fn settings_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.settings).unwrap_or_else(|e| {
@@ -270,5 +271,5 @@ fn build_check<C: NodeCheck>(section: &dyn Section, shared: &Shared) -> Arc<dyn 
             // Only a registration's own parse or default makes the sections it builds from.
             unreachable!("section of {} built by another registration", C::NAME)
         });
-    Arc::new(Runner(C::build(settings, shared)))
+    Arc::new(Runner::<C>::build(settings, shared.clone()))
 }

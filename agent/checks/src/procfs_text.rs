@@ -57,16 +57,21 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, u64)>, ParseError> {
 }
 
 /// `Node 3 MemFree` -> `MemFree`; a key without the prefix is returned as it is.
-fn strip_node_prefix(key: &str) -> Result<&str, String> {
+fn strip_node_prefix(key: &str) -> Result<&str, ParseError> {
     let Some(rest) = key.strip_prefix("Node ") else {
         return Ok(key);
     };
     let rest = rest.trim_start();
     let (num, name) = rest
         .split_once(char::is_whitespace)
-        .ok_or_else(|| format!("no key after {}", excerpt(key)))?;
-    num.parse::<u32>()
-        .map_err(|_| format!("bad node number {} in {}", excerpt(num), excerpt(key)))?;
+        .ok_or_else(|| ParseError::new(format!("no key after {}", excerpt(key))))?;
+    num.parse::<u32>().map_err(|_| {
+        ParseError::new(format!(
+            "bad node number {} in {}",
+            excerpt(num),
+            excerpt(key)
+        ))
+    })?;
     Ok(name.trim())
 }
 

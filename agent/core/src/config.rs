@@ -377,8 +377,8 @@ impl Config {
                     format!("must be a positive number of seconds, got {t}"),
                 );
             }
-            s.validate_settings()
-                .map_err(|why| ConfigError::Invalid(format!("config [{}]: {why}", r.name)))?;
+            s.validate_settings(r.name)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }

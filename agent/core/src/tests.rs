@@ -5,17 +5,17 @@
 
 use crate::config::Config;
 use crate::engine::{Engine, policies};
-use checks::check::{CheckError, CheckSettings, NodeCheck, Shared, Verdict};
+use checks::check::{
+    CheckError, CheckSettings, Context, NodeCheck, SettingsError, Shared, Verdict,
+};
 use checks::host::Host;
 use checks::*;
 use proto::{Finding, Status};
 use serde::{Deserialize, Serialize};
 
-/// A sixth check that exists only here.
-struct Probe {
-    settings: ProbeSettings,
-    executors: u32,
-}
+/// A sixth check that exists only here; it keeps no state.
+#[derive(Default)]
+struct Probe;
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -40,9 +40,12 @@ impl Default for ProbeSettings {
 }
 
 impl CheckSettings for ProbeSettings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         if self.want == 13 {
-            return Err(format!("`want` must not be 13, got {}", self.want));
+            return Err(SettingsError::new(
+                "want",
+                format!("must not be 13, got {}", self.want),
+            ));
         }
         Ok(())
     }
@@ -59,21 +62,10 @@ impl NodeCheck for Probe {
     type Settings = ProbeSettings;
     type Facts = ProbeFacts;
 
-    fn build(settings: ProbeSettings, shared: &Shared) -> Self {
-        Probe {
-            settings,
-            executors: shared.executors_per_node,
-        }
-    }
-
-    fn settings(&self) -> &ProbeSettings {
-        &self.settings
-    }
-
-    fn read(&self, _host: &Host) -> Result<ProbeFacts, CheckError> {
+    fn read(&self, _host: &Host, cx: &Context<ProbeSettings>) -> Result<ProbeFacts, CheckError> {
         Ok(ProbeFacts {
             seen: 3,
-            executors: self.executors,
+            executors: cx.shared.executors_per_node,
         })
     }
 

@@ -5,6 +5,7 @@
 //! per version (cached by device, inode, size and mtime).
 
 use super::facts::{JarFacts, Library, PackageClasses};
+use crate::error::JarError;
 use crate::file_key::FileKey;
 use crate::spark_conf::parse_java_properties;
 use std::collections::{BTreeMap, HashMap};
@@ -26,10 +27,16 @@ const CACHE_ENTRIES: usize = 1024;
 
 /// What a jar holds, as far as this check cares. The path, placement and `found` are the
 /// caller's.
-pub fn read_jar(local: &Path, shown: &str) -> Result<JarFacts, String> {
-    let file = std::fs::File::open(local).map_err(|e| format!("reading {shown}: {e}"))?;
+pub fn read_jar(local: &Path, shown: &str) -> Result<JarFacts, JarError> {
+    let file = std::fs::File::open(local).map_err(|source| JarError::Read {
+        jar: shown.to_string(),
+        source,
+    })?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::with_capacity(16 * 1024, file))
-        .map_err(|e| format!("{shown}: not a jar: {e}"))?;
+        .map_err(|source| JarError::NotAJar {
+            jar: shown.to_string(),
+            source,
+        })?;
     let names: Vec<String> = zip
         .file_names_raw()
         .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -38,13 +45,21 @@ pub fn read_jar(local: &Path, shown: &str) -> Result<JarFacts, String> {
         entries: names.len(),
         ..JarFacts::default()
     };
-    let text = |zip: &mut zip::ZipArchive<_>, i: usize, name: &str| -> Result<String, String> {
+    let text = |zip: &mut zip::ZipArchive<_>, i: usize, name: &str| -> Result<String, JarError> {
         let mut s = Vec::new();
         zip.by_index(i)
-            .map_err(|e| format!("{shown}!{name}: {e}"))?
+            .map_err(|source| JarError::Entry {
+                jar: shown.to_string(),
+                entry: name.to_string(),
+                source,
+            })?
             .take(MAX_TEXT_BYTES)
             .read_to_end(&mut s)
-            .map_err(|e| format!("{shown}!{name}: {e}"))?;
+            .map_err(|source| JarError::EntryRead {
+                jar: shown.to_string(),
+                entry: name.to_string(),
+                source,
+            })?;
         Ok(String::from_utf8_lossy(&s).into_owned())
     };
     let mut classes = Vec::new();
@@ -89,7 +104,11 @@ pub fn read_jar(local: &Path, shown: &str) -> Result<JarFacts, String> {
             let n = zip
                 .by_index(i)
                 .and_then(|mut e| Ok(read_up_to(&mut e, &mut head)?))
-                .map_err(|e| format!("{shown}!{name}: {e}"))?;
+                .map_err(|source| JarError::Entry {
+                    jar: shown.to_string(),
+                    entry: name.clone(),
+                    source,
+                })?;
             let Some(major) = class_major(&head[..n]) else {
                 continue;
             };
@@ -249,10 +268,15 @@ pub struct JarCache {
 impl JarCache {
     /// The jar at `local`, from the cache while its (device, inode, size, mtime) holds. A jar
     /// that fails to read is not cached.
-    pub fn get(&self, local: &Path, shown: &str) -> Result<Arc<JarFacts>, String> {
-        let meta = std::fs::metadata(local).map_err(|e| format!("reading {shown}: {e}"))?;
+    pub fn get(&self, local: &Path, shown: &str) -> Result<Arc<JarFacts>, JarError> {
+        let meta = std::fs::metadata(local).map_err(|source| JarError::Read {
+            jar: shown.to_string(),
+            source,
+        })?;
         if !meta.is_file() {
-            return Err(format!("{shown} is not a regular file"));
+            return Err(JarError::NotAFile {
+                jar: shown.to_string(),
+            });
         }
         let key = FileKey::of(&meta);
         if let Some((k, j)) = self.jars.lock().ok().and_then(|c| c.get(local).cloned())

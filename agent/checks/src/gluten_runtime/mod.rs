@@ -31,23 +31,18 @@ pub use settings::Settings;
 pub use spark::{classpath, jar_name, java_feature, jdk_release_version, release_version};
 
 use crate::Registration;
-use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::check::{CheckError, Context, NodeCheck, Verdict};
 use crate::host::Host;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 /// This check in the registry (`checks::ALL`).
 pub const REGISTRATION: Registration = Registration::of::<GlutenRuntime>();
 
-/// The check: its settings, the shared inputs it reads, and the jars it has read.
+/// The check: the jars it has read. Its settings and the shared inputs it reads
+/// (`memory.spark_defaults`; `velox_library.executor_root`, `.jars`, `.java_home`) come from the
+/// runner.
+#[derive(Default)]
 pub struct GlutenRuntime {
-    settings: Settings,
-    /// `memory.spark_defaults` (a host path).
-    spark_defaults: Option<PathBuf>,
-    /// `velox_library.executor_root`, `.jars`, `.java_home`.
-    executor_root: Option<PathBuf>,
-    gluten_jars: Vec<PathBuf>,
-    java_home: Option<PathBuf>,
     jars: bundle::JarCache,
 }
 
@@ -64,23 +59,8 @@ impl NodeCheck for GlutenRuntime {
     type Settings = Settings;
     type Facts = Facts;
 
-    fn build(settings: Settings, shared: &Shared) -> Self {
-        GlutenRuntime {
-            settings,
-            spark_defaults: shared.spark_defaults.clone(),
-            executor_root: shared.executor_root.clone(),
-            gluten_jars: shared.gluten_jars.clone(),
-            java_home: shared.java_home.clone(),
-            jars: bundle::JarCache::default(),
-        }
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
-        self.read_facts(host)
+    fn read(&self, host: &Host, cx: &Context<Settings>) -> Result<Facts, CheckError> {
+        self.read_facts(host, cx)
     }
 
     fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {

@@ -3,7 +3,6 @@
 //! inside it). Problems found here are facts (`error`, `found`), not errors: the evaluate turns
 //! them into findings.
 
-use super::GlutenRuntime;
 use super::bundle::properties;
 use super::facts::{Facts, JarFacts, JarLoaders, JdkFacts, Library, SparkFacts};
 use super::spark::{
@@ -11,8 +10,9 @@ use super::spark::{
     SPARK_HOME_ENV, USER_CLASS_PATH_FIRST, jar_name, java_feature, jdk_release_version,
     manifest_value, minor_of, release_version, scala_suffix,
 };
+use super::{GlutenRuntime, Settings};
 use super::{gate, os_gate};
-use crate::check::CheckError;
+use crate::check::{CheckError, Context};
 use crate::host::Host;
 use crate::spark_conf::{SparkConf, parse_spark_defaults};
 use std::collections::BTreeSet;
@@ -31,8 +31,13 @@ const JDK_HOMES: [&str; 1] = ["/opt/java/openjdk"];
 
 impl GlutenRuntime {
     /// Reads everything the check judges (see the module doc).
-    pub(super) fn read_facts(&self, host: &Host) -> Result<Facts, CheckError> {
-        let exec_root = self
+    pub(super) fn read_facts(
+        &self,
+        host: &Host,
+        cx: &Context<Settings>,
+    ) -> Result<Facts, CheckError> {
+        let exec_root = cx
+            .shared
             .executor_root
             .as_ref()
             .map(|r| Host::new(r).with_arch(host.arch()));
@@ -44,10 +49,14 @@ impl GlutenRuntime {
             )));
         }
         let mut facts = Facts {
-            executor_root: self.executor_root.as_ref().map(|r| r.display().to_string()),
+            executor_root: cx
+                .shared
+                .executor_root
+                .as_ref()
+                .map(|r| r.display().to_string()),
             ..Facts::default()
         };
-        let conf = self.spark_conf(host, &mut facts.spark);
+        let conf = spark_conf(host, cx.shared.spark_defaults.as_deref(), &mut facts.spark);
         let cp = spark::classpath(&conf);
         facts.spark.extra_class_path = cp.extra_raw.clone();
         facts.spark.jars = cp.jars_raw.clone();
@@ -66,7 +75,7 @@ impl GlutenRuntime {
         let os_release = match read_os_release(root) {
             Ok(b) => b,
             Err(e) => {
-                facts.os_gate.os_release_error = Some(e);
+                facts.os_gate.os_release_error = Some(e.to_string());
                 None
             }
         };
@@ -76,12 +85,13 @@ impl GlutenRuntime {
         }
 
         // Spark's installation.
-        let home = if let Some(h) = &self.settings.spark_home {
+        let home = if let Some(h) = &cx.settings.spark_home {
             Some((h.display().to_string(), "gluten_runtime.spark_home"))
         } else if let Some(h) = conf.get(SPARK_HOME_ENV) {
             Some((h.trim().to_string(), SPARK_HOME_ENV))
         } else {
-            self.spark_defaults
+            cx.shared
+                .spark_defaults
                 .as_deref()
                 .and_then(Path::parent)
                 .filter(|c| c.file_name().is_some_and(|n| n == "conf"))
@@ -126,7 +136,7 @@ impl GlutenRuntime {
                 }
             }
         }
-        for p in &self.gluten_jars {
+        for p in &cx.shared.gluten_jars {
             push(p.display().to_string(), "velox_library.jars", true);
         }
         for (path, placement, named) in wanted.into_iter().take(MAX_JARS) {
@@ -139,7 +149,7 @@ impl GlutenRuntime {
                     },
                     Err(e) => JarFacts {
                         found: local.exists(),
-                        error: Some(e),
+                        error: Some(e.to_string()),
                         ..JarFacts::default()
                     },
                 },
@@ -198,13 +208,13 @@ impl GlutenRuntime {
         // The JDK.
         if let Some(h) = conf.get(JAVA_HOME_ENV) {
             facts.java.selected = Some(jdk(root, h.trim(), JAVA_HOME_ENV));
-        } else if let Some(h) = &self.settings.java_home {
+        } else if let Some(h) = &cx.settings.java_home {
             facts.java.selected = Some(jdk(
                 root,
                 &h.display().to_string(),
                 "gluten_runtime.java_home",
             ));
-        } else if let Some(h) = &self.java_home {
+        } else if let Some(h) = &cx.shared.java_home {
             facts.java.selected = Some(jdk(
                 root,
                 &h.display().to_string(),
@@ -217,31 +227,31 @@ impl GlutenRuntime {
         }
         Ok(facts)
     }
+}
 
-    /// The executors' `spark-defaults.conf` (a host path, like the memory check's), or an empty
-    /// conf with the reason in `spark.error`.
-    fn spark_conf(&self, host: &Host, spark: &mut SparkFacts) -> SparkConf {
-        let Some(path) = &self.spark_defaults else {
-            return SparkConf::default();
-        };
-        spark.defaults = Some(path.display().to_string());
-        match host.read_optional(path) {
-            Ok(Some(text)) => parse_spark_defaults(&text),
-            Ok(None) => {
-                spark.error = Some(format!("{} does not exist", path.display()));
-                SparkConf::default()
-            }
-            Err(e) => {
-                spark.error = Some(e.to_string());
-                SparkConf::default()
-            }
+/// The executors' `spark-defaults.conf` (a host path, like the memory check's), or an empty
+/// conf with the reason in `spark.error`.
+fn spark_conf(host: &Host, spark_defaults: Option<&Path>, spark: &mut SparkFacts) -> SparkConf {
+    let Some(path) = spark_defaults else {
+        return SparkConf::default();
+    };
+    spark.defaults = Some(path.display().to_string());
+    match host.read_optional(path) {
+        Ok(Some(text)) => parse_spark_defaults(&text),
+        Ok(None) => {
+            spark.error = Some(format!("{} does not exist", path.display()));
+            SparkConf::default()
+        }
+        Err(e) => {
+            spark.error = Some(e.to_string());
+            SparkConf::default()
         }
     }
 }
 
 /// The bytes of the root's `/etc/os-release` (Gluten reads bytes: `Properties.load` of an
 /// `InputStream` is ISO-8859-1), at most [`MAX_OS_RELEASE`]; `None` when it does not exist.
-fn read_os_release(root: &Host) -> Result<Option<Vec<u8>>, String> {
+fn read_os_release(root: &Host) -> Result<Option<Vec<u8>>, CheckError> {
     let file = match root.open("/etc/os-release") {
         Ok(f) => f,
         Err(CheckError::Io { source, .. })
@@ -250,12 +260,12 @@ fn read_os_release(root: &Host) -> Result<Option<Vec<u8>>, String> {
         {
             return Ok(None);
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     let mut bytes = Vec::new();
     file.take(MAX_OS_RELEASE)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("reading {}: {e}", root.path("/etc/os-release").display()))?;
+        .map_err(|e| CheckError::io(&root.path("/etc/os-release"), e))?;
     Ok(Some(bytes))
 }
 

@@ -2,7 +2,7 @@
 //! executors' `spark-defaults.conf` does not say. The executor root, the Gluten jars and the
 //! fallback `JAVA_HOME` are `velox_library`'s (`executor_root`, `jars`, `java_home`).
 
-use crate::check::CheckSettings;
+use crate::check::{CheckSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ pub struct Settings {
 }
 
 impl CheckSettings for Settings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         for (key, p) in [
             ("spark_home", &self.spark_home),
             ("java_home", &self.java_home),
@@ -28,9 +28,12 @@ impl CheckSettings for Settings {
             if let Some(p) = p
                 && !p.is_absolute()
             {
-                return Err(format!(
-                    "`{key}` ({}) must be an absolute path in the executor root",
-                    p.display()
+                return Err(SettingsError::new(
+                    key,
+                    format!(
+                        "({}) must be an absolute path in the executor root",
+                        p.display()
+                    ),
                 ));
             }
         }
@@ -51,13 +54,19 @@ mod tests {
         assert!(
             s.validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("`spark_home` (opt/spark)")
         );
         let s = Settings {
             java_home: Some("jdk".into()),
             ..Settings::default()
         };
-        assert!(s.validate().unwrap_err().starts_with("`java_home` (jdk)"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("`java_home` (jdk)")
+        );
         assert!(Settings::default().validate().is_ok());
     }
 }

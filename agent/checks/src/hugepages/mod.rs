@@ -23,13 +23,12 @@ pub use read::*;
 pub use settings::*;
 
 use crate::Registration;
-use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::check::{CheckError, Context, NodeCheck, Verdict};
 use crate::host::Host;
 
-/// The check: its settings; every read is fresh (no state between rounds).
-pub struct Hugepages {
-    settings: Settings,
-}
+/// The check: no state, every read is fresh.
+#[derive(Default)]
+pub struct Hugepages;
 
 /// This check in the registry (`checks::ALL`).
 pub const REGISTRATION: Registration = Registration::of::<Hugepages>();
@@ -39,15 +38,7 @@ impl NodeCheck for Hugepages {
     type Settings = Settings;
     type Facts = Facts;
 
-    fn build(settings: Settings, _shared: &Shared) -> Self {
-        Hugepages { settings }
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
+    fn read(&self, host: &Host, _cx: &Context<Settings>) -> Result<Facts, CheckError> {
         read_facts(host)
     }
 

@@ -225,7 +225,7 @@ mod tests {
             "proc/vmstat",
             "nr_free_pages 1\nthp_fault_alloc x\n",
         );
-        let e = Hugepages::build(Settings::default(), &Shared::default())
+        let e = crate::check::Runner::<Hugepages>::new(Settings::default())
             .read(&host)
             .err()
             .unwrap()

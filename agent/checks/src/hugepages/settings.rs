@@ -1,7 +1,7 @@
 //! `[hugepages]` settings: the THP mode this node should run and the hugetlb pools it needs.
 
 use super::*;
-use crate::check::CheckSettings;
+use crate::check::{CheckSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 
 /// A THP `enabled` mode as `thp_expected` names it.
@@ -61,28 +61,37 @@ pub struct RequiredPool {
 }
 
 impl CheckSettings for Settings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         for (i, p) in self.pools.iter().enumerate() {
             if p.size_bytes < 4096 || !p.size_bytes.is_power_of_two() {
-                return Err(format!(
-                    "`pools[{i}].size_bytes` ({}) must be a page size: a power of two of at least 4096 bytes, e.g. 2097152 or 1073741824",
-                    p.size_bytes
+                return Err(SettingsError::new(
+                    format!("pools[{i}].size_bytes"),
+                    format!(
+                        "({}) must be a page size: a power of two of at least 4096 bytes, e.g. 2097152 or 1073741824",
+                        p.size_bytes
+                    ),
                 ));
             }
             if p.min_free > 0 && p.min_total > 0 && p.min_free > p.min_total {
-                return Err(format!(
-                    "`pools[{i}].min_free` ({}) must not exceed `pools[{i}].min_total` ({})",
-                    p.min_free, p.min_total
+                return Err(SettingsError::new(
+                    format!("pools[{i}].min_free"),
+                    format!(
+                        "({}) must not exceed `pools[{i}].min_total` ({})",
+                        p.min_free, p.min_total
+                    ),
                 ));
             }
             if let Some(j) = self.pools[..i]
                 .iter()
                 .position(|q| q.size_bytes == p.size_bytes && q.numa_node == p.numa_node)
             {
-                return Err(format!(
-                    "`pools[{i}]` names the same pool as `pools[{j}]` (size_bytes {}, numa_node {})",
-                    p.size_bytes,
-                    node_name(p.numa_node)
+                return Err(SettingsError::new(
+                    format!("pools[{i}]"),
+                    format!(
+                        "names the same pool as `pools[{j}]` (size_bytes {}, numa_node {})",
+                        p.size_bytes,
+                        node_name(p.numa_node)
+                    ),
                 ));
             }
         }
@@ -106,6 +115,7 @@ mod tests {
         assert!(
             s.validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("`pools[0].size_bytes` (3000)")
         );
         s.pools[0].size_bytes = M2;
@@ -114,6 +124,7 @@ mod tests {
         assert!(
             s.validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("`pools[0].min_free` (3)")
         );
         s.pools[0].min_free = 1;
@@ -121,6 +132,7 @@ mod tests {
         assert!(
             s.validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("`pools[1]` names the same pool")
         );
         s.pools[1].numa_node = Some(1);

@@ -22,15 +22,12 @@ pub use read::{OwnEnvironment, detect_container};
 pub use settings::*;
 
 use crate::Registration;
-use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::check::{CheckError, Context, NodeCheck, Verdict};
 use crate::host::Host;
-use std::path::PathBuf;
 
-/// The check: its settings, the Spark conf from `Shared`, and what it knows of its own
-/// surroundings (for container detection).
+/// The check: what it knows of its own surroundings (for container detection). Its settings and
+/// the Spark conf (`Shared::spark_defaults`) come from the runner.
 pub struct Limits {
-    settings: Settings,
-    spark_defaults: Option<PathBuf>,
     own: OwnEnvironment,
 }
 
@@ -39,12 +36,15 @@ pub const REGISTRATION: Registration = Registration::of::<Limits>();
 
 impl Limits {
     /// The check with the surroundings given rather than this process's (tests, fixtures).
-    pub fn with_environment(settings: Settings, shared: &Shared, own: OwnEnvironment) -> Self {
-        Limits {
-            settings,
-            spark_defaults: shared.spark_defaults.clone(),
-            own,
-        }
+    pub fn with_environment(own: OwnEnvironment) -> Self {
+        Limits { own }
+    }
+}
+
+/// The surroundings of this process.
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::with_environment(OwnEnvironment::of_this_process())
     }
 }
 
@@ -54,16 +54,8 @@ impl NodeCheck for Limits {
     type Facts = Facts;
 
     /// `spark_defaults` (for the executors' Java options) comes from `Shared`.
-    fn build(settings: Settings, shared: &Shared) -> Self {
-        Limits::with_environment(settings, shared, OwnEnvironment::of_this_process())
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
-        self.read_facts(host)
+    fn read(&self, host: &Host, cx: &Context<Settings>) -> Result<Facts, CheckError> {
+        self.read_facts(host, cx)
     }
 
     fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {

@@ -4,7 +4,7 @@
 //! host read goes through `Host`; only the container detection looks at the agent's own root.
 
 use super::*;
-use crate::check::CheckError;
+use crate::check::{CheckError, Context};
 use crate::host::Host;
 use crate::spark_conf::parse_spark_defaults;
 use std::path::{Path, PathBuf};
@@ -59,20 +59,24 @@ use crate::error::excerpt;
 
 impl Limits {
     /// One read.
-    pub(super) fn read_facts(&self, host: &Host) -> Result<Facts, CheckError> {
-        let (source, limits) = self.source(host);
+    pub(super) fn read_facts(
+        &self,
+        host: &Host,
+        cx: &Context<Settings>,
+    ) -> Result<Facts, CheckError> {
+        let (source, limits) = self.source(host, &cx.settings);
         Ok(Facts {
             source,
             limits,
-            java_options: self.java_options(host),
+            java_options: java_options(host, cx.shared.spark_defaults.as_deref()),
             cores: read_cores(host),
-            min_open_files: self.settings.min_open_files,
+            min_open_files: cx.settings.min_open_files,
         })
     }
 
     /// Whose limits stand for the executors', and those limits.
-    fn source(&self, host: &Host) -> (Source, Option<Rlimits>) {
-        let pid_file = &self.settings.launcher_pid_file;
+    fn source(&self, host: &Host, s: &Settings) -> (Source, Option<Rlimits>) {
+        let pid_file = &s.launcher_pid_file;
         let shown = pid_file.display();
         let unknown = |reason: String| (Source::Unknown { reason }, None);
         let text = match host.read_regular_optional(pid_file) {
@@ -80,7 +84,7 @@ impl Limits {
             Err(e) => return unknown(format!("`launcher_pid_file`: {e}")),
         };
         let Some(text) = text else {
-            return self.in_container(host);
+            return self.in_container(host, s);
         };
         let pid = match parse_pid(&text) {
             Ok(p) => p,
@@ -111,9 +115,9 @@ impl Limits {
 
     /// No pid file: in a container, the agent's own limits (the runtime's defaults that every
     /// pod gets); elsewhere, unknown.
-    fn in_container(&self, host: &Host) -> (Source, Option<Rlimits>) {
-        let shown = self.settings.launcher_pid_file.display();
-        let container = match self.settings.in_container {
+    fn in_container(&self, host: &Host, s: &Settings) -> (Source, Option<Rlimits>) {
+        let shown = s.launcher_pid_file.display();
+        let container = match s.in_container {
             Some(true) => Some("`in_container` = true".to_string()),
             Some(false) => None,
             None => detect_container(&self.own),
@@ -155,31 +159,31 @@ impl Limits {
             None,
         )
     }
+}
 
-    /// Whether the executors' Java options turn `MaxFDLimit` off, from the shared
-    /// `spark-defaults.conf`.
-    fn java_options(&self, host: &Host) -> JavaOptions {
-        let Some(path) = &self.spark_defaults else {
-            return JavaOptions::default();
-        };
-        let mut j = JavaOptions {
-            spark_defaults: Some(path.clone()),
-            ..JavaOptions::default()
-        };
-        match host.read_optional(path) {
-            Ok(Some(text)) => {
-                let conf = parse_spark_defaults(&text);
-                let opts: Vec<&str> = JAVA_OPTION_KEYS
-                    .iter()
-                    .filter_map(|k| conf.get(k))
-                    .collect();
-                j.max_fd_limit_off = max_fd_limit_off(&opts.join(" "));
-            }
-            Ok(None) => j.error = Some(format!("{} is missing", host.path(path).display())),
-            Err(e) => j.error = Some(e.to_string()),
+/// Whether the executors' Java options turn `MaxFDLimit` off, from the shared
+/// `spark-defaults.conf`.
+fn java_options(host: &Host, spark_defaults: Option<&Path>) -> JavaOptions {
+    let Some(path) = spark_defaults else {
+        return JavaOptions::default();
+    };
+    let mut j = JavaOptions {
+        spark_defaults: Some(path.to_path_buf()),
+        ..JavaOptions::default()
+    };
+    match host.read_optional(path) {
+        Ok(Some(text)) => {
+            let conf = parse_spark_defaults(&text);
+            let opts: Vec<&str> = JAVA_OPTION_KEYS
+                .iter()
+                .filter_map(|k| conf.get(k))
+                .collect();
+            j.max_fd_limit_off = max_fd_limit_off(&opts.join(" "));
         }
-        j
+        Ok(None) => j.error = Some(format!("{} is missing", host.path(path).display())),
+        Err(e) => j.error = Some(e.to_string()),
     }
+    j
 }
 
 /// `/proc/<pid>/limits` (host path `p`) parsed; none when missing; errors name the file.
@@ -220,7 +224,7 @@ fn read_cores(host: &Host) -> Cores {
                 c.dir_free_bytes = Some(free);
                 None
             }
-            Err(e) => Some(e),
+            Err(e) => Some(e.to_string()),
         },
     };
     c.core_pattern = Some(pattern);
@@ -229,10 +233,13 @@ fn read_cores(host: &Host) -> Cores {
 }
 
 /// Bytes an unprivileged writer may still use in the host dir `dir` (statvfs `f_bavail`).
-fn free_bytes(host: &Host, dir: &Path) -> Result<u64, String> {
-    let local = host.resolve(dir).map_err(|e| e.to_string())?;
-    let v = nix::sys::statvfs::statvfs(&local)
-        .map_err(|e| format!("statvfs of {}: {e}", local.display()))?;
+fn free_bytes(host: &Host, dir: &Path) -> Result<u64, CheckError> {
+    let local = host.resolve(dir)?;
+    let v = nix::sys::statvfs::statvfs(&local).map_err(|source| CheckError::Call {
+        call: "statvfs",
+        path: local.clone(),
+        source,
+    })?;
     // The block counters are 32-bit on some targets.
     #[allow(clippy::unnecessary_cast)]
     Ok((v.blocks_available() as u64).saturating_mul(v.fragment_size() as u64))

@@ -1,7 +1,7 @@
 //! `[limits]` settings: where the executors' launcher writes its pid, the open-files floor, and
 //! the container detection override.
 
-use crate::check::CheckSettings;
+use crate::check::{CheckSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -44,15 +44,21 @@ impl Default for Settings {
 }
 
 impl CheckSettings for Settings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         if !self.launcher_pid_file.is_absolute() {
-            return Err(format!(
-                "`launcher_pid_file` must be an absolute host path, got {:?}",
-                self.launcher_pid_file
+            return Err(SettingsError::new(
+                "launcher_pid_file",
+                format!(
+                    "must be an absolute host path, got {:?}",
+                    self.launcher_pid_file
+                ),
             ));
         }
         if self.min_open_files == 0 {
-            return Err("`min_open_files` must be at least 1, got 0".into());
+            return Err(SettingsError::new(
+                "min_open_files",
+                "must be at least 1, got 0",
+            ));
         }
         Ok(())
     }
@@ -70,14 +76,16 @@ mod tests {
             ..Settings::default()
         }
         .validate()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("`launcher_pid_file`"), "{e}");
         let e = Settings {
             min_open_files: 0,
             ..Settings::default()
         }
         .validate()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("`min_open_files`"), "{e}");
     }
 }

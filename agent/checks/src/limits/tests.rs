@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::check::Check;
-use crate::check::{Outcome, Runner};
+use crate::check::{Outcome, Runner, Shared};
 use proto::Status;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The kernel-format fixture files (`tests/fixtures/limits/`).
 fn fixture(name: &str) -> String {
@@ -59,7 +59,7 @@ fn run_with(
         executors_per_node: 1,
         ..Shared::default()
     };
-    Runner(Limits::with_environment(settings, &shared, own))
+    Runner::with_check(Limits::with_environment(own), settings, shared)
         .run(&Host::new(r))
         .unwrap()
 }

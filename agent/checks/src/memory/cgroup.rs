@@ -145,7 +145,7 @@ pub(super) fn default_mount(version: u8) -> CgroupMount {
 }
 
 impl Memory {
-    pub(super) fn locate(&self, host: &Host) -> Result<Option<Located>, CheckError> {
+    pub(super) fn locate(&self, host: &Host, s: &Settings) -> Result<Option<Located>, CheckError> {
         let mounts = host
             .parse_optional("/proc/self/mountinfo", parse_cgroup_mounts)?
             .unwrap_or_default();
@@ -164,7 +164,7 @@ impl Memory {
                 source,
             }
         };
-        if let Some(path) = &self.settings.cgroup {
+        if let Some(path) = &s.cgroup {
             // The memory controller is on v1 when a v1 memory hierarchy is mounted (hybrid).
             let version = if v1.is_some() { 1 } else { 2 };
             return Ok(Some(pick(version, path.clone(), "config")));

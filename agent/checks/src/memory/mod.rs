@@ -27,17 +27,17 @@ pub use settings::*;
 pub use spark_plan::*;
 
 use crate::Registration;
-use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::check::{CheckError, Context, NodeCheck, Shared, Verdict};
 use crate::host::Host;
 use std::sync::Mutex;
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 
-/// The check: its settings and the OOM kill counters first seen (the check lives as long as the
-/// agent, so an increase is "since the agent started").
+/// The check: the OOM kill counters first seen (the check lives as long as the agent, so an
+/// increase is "since the agent started").
+#[derive(Default)]
 pub struct Memory {
-    settings: Settings,
     baselines: Mutex<Baselines>,
 }
 
@@ -49,19 +49,8 @@ impl NodeCheck for Memory {
     type Settings = Settings;
     type Facts = Facts;
 
-    fn build(settings: Settings, _shared: &Shared) -> Self {
-        Memory {
-            settings,
-            baselines: Mutex::new(Baselines::default()),
-        }
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
-        self.read_facts(host)
+    fn read(&self, host: &Host, cx: &Context<Settings>) -> Result<Facts, CheckError> {
+        self.read_facts(host, &cx.settings)
     }
 
     fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {

@@ -45,10 +45,10 @@ impl Memory {
     }
 
     /// One read: meminfo, the cgroup, PSI, OOM kills (against their baselines), the plan.
-    pub(super) fn read_facts(&self, host: &Host) -> Result<Facts, CheckError> {
+    pub(super) fn read_facts(&self, host: &Host, s: &Settings) -> Result<Facts, CheckError> {
         let fields = host.parse("/proc/meminfo", parse_meminfo)?;
         let meminfo = Meminfo::from_fields(&fields);
-        let mut cgroup = match self.locate(host)? {
+        let mut cgroup = match self.locate(host, s)? {
             Some(at) => Some(self.read_cgroup(host, at)?),
             None => None,
         };
@@ -63,7 +63,7 @@ impl Memory {
         if let Some(c) = cgroup.as_mut() {
             c.oom_kill_at_start = cg_start;
         }
-        let plan = self.plan(host)?;
+        let plan = plan(host, s)?;
         Ok(Facts {
             meminfo,
             cgroup,
@@ -71,27 +71,28 @@ impl Memory {
             oom_kill,
             oom_kill_at_start,
             plan,
-            reserve_bytes: self.settings.reserve_bytes,
+            reserve_bytes: s.reserve_bytes,
         })
     }
+}
 
-    pub(super) fn plan(&self, host: &Host) -> Result<Option<SparkPlan>, CheckError> {
-        if !self.settings.has_plan() {
-            return Ok(None);
-        }
-        let mut conf = SparkConf::default();
-        if let Some(path) = &self.settings.spark_defaults {
-            conf = host.parse(path, |t| Ok(parse_spark_defaults(t)))?;
-        }
-        let explicit = self.settings.explicit_spark().map_err(CheckError::Other)?;
-        conf.overlay(&explicit);
-        SparkPlan::from_conf(&conf, self.settings.executors_per_node)
-            .map(Some)
-            .map_err(|e| match &self.settings.spark_defaults {
-                Some(p) => CheckError::parse(&host.path(p), e),
-                None => CheckError::Other(format!("[memory.spark]: {e}")),
-            })
+/// The Spark executor plan the settings name (`spark_defaults`, `[memory.spark]`), if any.
+pub(super) fn plan(host: &Host, s: &Settings) -> Result<Option<SparkPlan>, CheckError> {
+    if !s.has_plan() {
+        return Ok(None);
     }
+    let mut conf = SparkConf::default();
+    if let Some(path) = &s.spark_defaults {
+        conf = host.parse(path, |t| Ok(parse_spark_defaults(t)))?;
+    }
+    let explicit = s.explicit_spark()?;
+    conf.overlay(&explicit);
+    SparkPlan::from_conf(&conf, s.executors_per_node)
+        .map(Some)
+        .map_err(|e| match &s.spark_defaults {
+            Some(p) => CheckError::parse(&host.path(p), e),
+            None => CheckError::Other(format!("[memory.spark]: {e}")),
+        })
 }
 
 #[cfg(test)]
@@ -100,7 +101,7 @@ mod tests {
 
     #[test]
     fn oom_baselines_are_kept_and_reset_when_the_counter_drops() {
-        let m = Memory::build(Settings::default(), &Shared::default());
+        let m = Memory::default();
         assert_eq!(m.baselines(Some(3), Some(("/a", 1))), (Some(3), Some(1)));
         assert_eq!(m.baselines(Some(5), Some(("/a", 2))), (Some(3), Some(1)));
         // Another cgroup, or a counter that went down: a new baseline.

@@ -2,7 +2,7 @@
 //! cgroup to inspect, the reserve and the pressure thresholds.
 
 use super::*;
-use crate::check::CheckSettings;
+use crate::check::{CheckSettings, SettingsError};
 use crate::spark_conf::SparkConf;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,7 +51,7 @@ impl Default for Settings {
 
 impl Settings {
     /// The explicit `[memory.spark]` keys as Spark would see them (strings).
-    pub fn explicit_spark(&self) -> Result<SparkConf, String> {
+    pub fn explicit_spark(&self) -> Result<SparkConf, SettingsError> {
         let mut conf = SparkConf::default();
         for (k, v) in &self.spark {
             let s = match v {
@@ -60,8 +60,9 @@ impl Settings {
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 other => {
-                    return Err(format!(
-                        "`spark.\"{k}\"`: expected a string, number or boolean, got {other}"
+                    return Err(SettingsError::new(
+                        format!("spark.\"{k}\""),
+                        format!("must be a string, number or boolean, got {other}"),
                     ));
                 }
             };
@@ -77,24 +78,33 @@ impl Settings {
 }
 
 impl CheckSettings for Settings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         if self.executors_per_node == 0 {
-            return Err("`executors_per_node` must be at least 1, got 0".into());
+            return Err(SettingsError::new(
+                "executors_per_node",
+                "must be at least 1, got 0",
+            ));
         }
         if let Some(c) = &self.cgroup
             && !c.starts_with('/')
         {
-            return Err(format!(
-                "`cgroup` must be a cgroup path starting with '/' (as in /proc/<pid>/cgroup), got {c:?}"
+            return Err(SettingsError::new(
+                "cgroup",
+                format!(
+                    "must be a cgroup path starting with '/' (as in /proc/<pid>/cgroup), got {c:?}"
+                ),
             ));
         }
         if !(self.psi_some_avg60_warn.is_finite()
             && self.psi_some_avg60_warn > 0.0
             && self.psi_some_avg60_warn <= 100.0)
         {
-            return Err(format!(
-                "`psi_some_avg60_warn` is a percentage in (0, 100], got {}",
-                self.psi_some_avg60_warn
+            return Err(SettingsError::new(
+                "psi_some_avg60_warn",
+                format!(
+                    "is a percentage in (0, 100], got {}",
+                    self.psi_some_avg60_warn
+                ),
             ));
         }
         for (key, v) in [
@@ -102,28 +112,39 @@ impl CheckSettings for Settings {
             ("cgroup_usage_fail_ratio", self.cgroup_usage_fail_ratio),
         ] {
             if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                return Err(format!("`{key}` must be in (0, 1], got {v}"));
+                return Err(SettingsError::new(
+                    key,
+                    format!("must be in (0, 1], got {v}"),
+                ));
             }
         }
         if self.cgroup_usage_warn_ratio >= self.cgroup_usage_fail_ratio {
-            return Err(format!(
-                "`cgroup_usage_warn_ratio` ({}) must be below `cgroup_usage_fail_ratio` ({})",
-                self.cgroup_usage_warn_ratio, self.cgroup_usage_fail_ratio
+            return Err(SettingsError::new(
+                "cgroup_usage_warn_ratio",
+                format!(
+                    "({}) must be below `cgroup_usage_fail_ratio` ({})",
+                    self.cgroup_usage_warn_ratio, self.cgroup_usage_fail_ratio
+                ),
             ));
         }
         for k in self.spark.keys() {
             if !SPARK_KEYS.iter().any(|(known, _)| known == k) {
                 let known: Vec<&str> = SPARK_KEYS.iter().map(|(k, _)| *k).collect();
-                return Err(format!(
-                    "`spark.\"{k}\"` is not a key the memory plan reads (known: {})",
-                    known.join(", ")
+                return Err(SettingsError::new(
+                    format!("spark.\"{k}\""),
+                    format!(
+                        "is not a key the memory plan reads (known: {})",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
         let conf = self.explicit_spark()?;
         SparkPlan::from_conf(&conf, self.executors_per_node)
             .map(|_| ())
-            .map_err(|e| format!("`spark`: {e}"))
+            .map_err(|e| {
+                SettingsError::new("spark", format!("does not make an executor plan: {e}"))
+            })
     }
 }
 
@@ -136,7 +157,7 @@ mod tests {
         let ok = Settings::default();
         assert!(ok.validate().is_ok());
         let bad = |s: Settings, key: &str| {
-            let e = s.validate().unwrap_err();
+            let e = s.validate().unwrap_err().to_string();
             assert!(e.starts_with(&format!("`{key}")), "{e}");
         };
         bad(

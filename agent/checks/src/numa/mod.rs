@@ -21,7 +21,7 @@ pub use read::read_facts;
 pub use settings::Settings;
 
 use crate::Registration;
-use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::check::{CheckError, Context, NodeCheck, Verdict};
 use crate::host::Host;
 
 const NUMA_BALANCING: &str = "/proc/sys/kernel/numa_balancing";
@@ -29,10 +29,9 @@ const NUMA_BALANCING: &str = "/proc/sys/kernel/numa_balancing";
 /// nodes (bit 2 is memory tiering only).
 const NUMA_BALANCING_NORMAL: u32 = 1;
 
-/// The check: its settings; every read is fresh.
-pub struct Numa {
-    settings: Settings,
-}
+/// The check: no state, every read is fresh.
+#[derive(Default)]
+pub struct Numa;
 
 /// This check in the registry (`checks::ALL`).
 pub const REGISTRATION: Registration = Registration::of::<Numa>();
@@ -42,15 +41,7 @@ impl NodeCheck for Numa {
     type Settings = Settings;
     type Facts = Facts;
 
-    fn build(settings: Settings, _shared: &Shared) -> Self {
-        Numa { settings }
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
+    fn read(&self, host: &Host, _cx: &Context<Settings>) -> Result<Facts, CheckError> {
         read_facts(host)
     }
 

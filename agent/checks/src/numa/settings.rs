@@ -1,6 +1,6 @@
 //! The `[numa]` table.
 
-use crate::check::CheckSettings;
+use crate::check::{CheckSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 
 /// `[numa]` settings.
@@ -20,11 +20,14 @@ impl Default for Settings {
 }
 
 impl CheckSettings for Settings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         let r = self.max_free_skew_ratio;
         if !(r.is_finite() && r > 0.0 && r <= 1.0) {
-            return Err(format!(
-                "`max_free_skew_ratio` ({r}) must be in (0, 1]: it compares (max free - min free) / max free across nodes"
+            return Err(SettingsError::new(
+                "max_free_skew_ratio",
+                format!(
+                    "({r}) must be in (0, 1]: it compares (max free - min free) / max free across nodes"
+                ),
             ));
         }
         Ok(())

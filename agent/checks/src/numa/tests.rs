@@ -179,7 +179,8 @@ fn skew_threshold_is_configurable_and_validated() {
             max_free_skew_ratio: bad,
         }
         .validate()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("`max_free_skew_ratio`"), "{e}");
     }
     assert!(toml::from_str::<Settings>("skew = 1").is_err());

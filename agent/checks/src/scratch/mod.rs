@@ -33,21 +33,27 @@ pub use settings::*;
 pub use ssd_cache::*;
 
 use crate::Registration;
-use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::check::{CheckError, Context, NodeCheck, Verdict};
 use crate::host::Host;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-/// The check: its settings, the Spark plan from `Shared`, the per-dir probe, the stuck dirs.
+/// The check: the per-dir probe and the dirs still stuck. Its settings and the Spark plan
+/// (`Shared::spark_defaults`, `Shared::executors_per_node`) come from the runner.
 pub struct Scratch {
-    settings: Settings,
-    spark_defaults: Option<PathBuf>,
-    /// `Shared::executors_per_node`: how many executors' SSD cache files the cache path holds.
-    executors_per_node: u32,
     probe: ProbeFn,
     /// Dirs whose per-dir thread is still running past its deadline, by configured path.
     stuck: Mutex<HashMap<PathBuf, Stuck>>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            probe: probe_dir,
+            stuck: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// This check in the registry (`checks::ALL`).
@@ -59,50 +65,35 @@ impl NodeCheck for Scratch {
     type Facts = Facts;
 
     /// The Spark plan (`spark_defaults`, `executors_per_node`) comes from `Shared`.
-    fn build(settings: Settings, shared: &Shared) -> Self {
-        Scratch {
-            settings,
-            spark_defaults: shared.spark_defaults.clone(),
-            executors_per_node: shared.executors_per_node.max(1),
-            probe: probe_dir,
-            stuck: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
+    fn read(&self, host: &Host, cx: &Context<Settings>) -> Result<Facts, CheckError> {
+        self.read_facts(host, cx)
     }
 
     fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {
         evaluate(facts, settings)
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
-        self.read_facts(host)
     }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::check::Outcome;
+    use crate::check::{Check, Outcome, Runner, Shared};
 
     pub(crate) fn scratch(
         settings: Settings,
         spark_defaults: Option<PathBuf>,
         executors: u32,
-    ) -> Scratch {
+    ) -> Runner<Scratch> {
         let shared = Shared {
             spark_defaults,
             executors_per_node: executors,
             ..Shared::default()
         };
-        Scratch::build(settings, &shared)
+        Runner::build(settings, shared)
     }
 
     /// One run as the engine does it: read, evaluate, facts serialised.
-    pub(crate) fn run(check: &Scratch, h: &Host) -> Outcome {
-        let facts = check.read(h).unwrap();
-        Scratch::evaluate(&facts, check.settings()).with_facts(&facts)
+    pub(crate) fn run(check: &Runner<Scratch>, h: &Host) -> Outcome {
+        check.run(h).unwrap()
     }
 }

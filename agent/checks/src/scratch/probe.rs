@@ -23,14 +23,15 @@ pub const LEFTOVER_WALK_CAP: usize = 100_000;
 pub(super) const LEFTOVER_NAMES_LISTED: usize = 10;
 
 /// What the per-dir thread saw.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(super) struct DirProbe {
     pub(super) resolved: Option<PathBuf>,
     pub(super) exists: Option<bool>,
     pub(super) is_dir: Option<bool>,
     pub(super) error: Option<String>,
     pub(super) statvfs: Option<(u64, u64, u64, u64, u64)>,
-    pub(super) write: Option<Result<f64, String>>,
+    /// The write probe's seconds, or the step that failed.
+    pub(super) write: Option<Result<f64, WriteProbeError>>,
     pub(super) leftovers: Option<Leftovers>,
 }
 
@@ -102,9 +103,22 @@ pub(super) fn probe_dir(host: &Host, dir: &Path, s: &Settings) -> DirProbe {
     p
 }
 
+/// Which step of the write probe failed, with the error.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteProbeError {
+    #[error("creating a file: {0}")]
+    Create(#[source] std::io::Error),
+    #[error("writing 1 MiB: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("fsync: {0}")]
+    Sync(#[source] std::io::Error),
+    #[error("removing the probe file: {0}")]
+    Remove(#[source] std::io::Error),
+}
+
 /// Creates a uniquely named file (O_CREAT|O_EXCL), writes 1 MiB, fsyncs and removes it; returns
-/// the seconds that took, or the error text naming the step.
-pub fn write_probe(dir: &Path) -> Result<f64, String> {
+/// the seconds that took, or the step that failed.
+pub fn write_probe(dir: &Path) -> Result<f64, WriteProbeError> {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -120,13 +134,13 @@ pub fn write_probe(dir: &Path) -> Result<f64, String> {
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(|e| format!("creating a file: {e}"))?;
+        .map_err(WriteProbeError::Create)?;
     let result = f
         .write_all(&vec![0u8; WRITE_PROBE_BYTES])
-        .map_err(|e| format!("writing 1 MiB: {e}"))
-        .and_then(|()| f.sync_all().map_err(|e| format!("fsync: {e}")));
+        .map_err(WriteProbeError::Write)
+        .and_then(|()| f.sync_all().map_err(WriteProbeError::Sync));
     drop(f);
-    let removed = std::fs::remove_file(&path).map_err(|e| format!("removing the probe file: {e}"));
+    let removed = std::fs::remove_file(&path).map_err(WriteProbeError::Remove);
     result?;
     removed?;
     Ok(t0.elapsed().as_secs_f64())
@@ -224,8 +238,9 @@ impl Scratch {
         &self,
         host: &Host,
         dirs: &[PathBuf],
+        settings: &Settings,
     ) -> Vec<(Option<DirProbe>, Option<SystemTime>, bool)> {
-        let timeout = Duration::from_secs_f64(self.settings.dir_timeout_seconds);
+        let timeout = Duration::from_secs_f64(settings.dir_timeout_seconds);
         let mut stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
         stuck.retain(|_, s| !s.done.load(Ordering::Acquire));
         let mut pending = Vec::new();
@@ -236,12 +251,7 @@ impl Scratch {
             }
             let (tx, rx) = std::sync::mpsc::channel();
             let done = Arc::new(AtomicBool::new(false));
-            let (h, d, st, flag) = (
-                host.clone(),
-                dir.clone(),
-                self.settings.clone(),
-                done.clone(),
-            );
+            let (h, d, st, flag) = (host.clone(), dir.clone(), settings.clone(), done.clone());
             let probe = self.probe;
             let started = SystemTime::now();
             let spawned = std::thread::Builder::new()
@@ -304,7 +314,9 @@ mod tests {
         let secs = write_probe(dir.path()).unwrap();
         assert!(secs >= 0.0);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let e = write_probe(&dir.path().join("missing")).unwrap_err();
+        let e = write_probe(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("creating a file: No such file or directory"),
             "{e}"
@@ -367,7 +379,7 @@ mod tests {
             ..Settings::default()
         };
         let mut check = scratch(settings, None, 1);
-        check.probe = hanging_probe;
+        check.check_mut().probe = hanging_probe;
         let h = Host::new(root.path());
         let by_path = |o: &Outcome, p: &str| {
             o.facts["dirs"]
@@ -409,6 +421,7 @@ mod tests {
         let freed = (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
             check
+                .check()
                 .stuck
                 .lock()
                 .unwrap()
@@ -461,7 +474,7 @@ mod tests {
             ..Settings::default()
         };
         let mut check = scratch(settings, Some("/etc/spark-defaults.conf".into()), 3);
-        check.probe = hanging_cache_probe;
+        check.check_mut().probe = hanging_cache_probe;
         let h = Host::new(root.path());
 
         // A cache path that is also a scratch dir is probed once and reported in both places.

@@ -2,18 +2,23 @@
 //! conf, then every dir probed with its mount and block device.
 
 use super::*;
-use crate::check::CheckError;
+use crate::check::{CheckError, Context, Shared};
 use crate::host::Host;
 use crate::spark_conf::parse_spark_defaults;
 use crate::time::rfc3339;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 impl Scratch {
     /// One read: the dirs (and the SSD cache path) probed under their deadline, each with its
     /// mount and block device.
-    pub(super) fn read_facts(&self, host: &Host) -> Result<Facts, CheckError> {
-        let (dirs, dirs_source) = self.dirs(host)?;
-        let cache = self.ssd_cache(host)?;
+    pub(super) fn read_facts(
+        &self,
+        host: &Host,
+        cx: &Context<Settings>,
+    ) -> Result<Facts, CheckError> {
+        let spark_defaults = cx.shared.spark_defaults.as_deref();
+        let (dirs, dirs_source) = dirs(host, &cx.settings, spark_defaults)?;
+        let cache = ssd_cache(host, spark_defaults)?;
         let mountinfo = self.mountinfo(host)?;
         // The SSD cache path is probed like a scratch dir (same deadline, same stuck set); it
         // is probed once when it is also a scratch dir.
@@ -23,7 +28,7 @@ impl Scratch {
         {
             probed.push(c.path.clone());
         }
-        let probes = self.probe_all(host, &probed);
+        let probes = self.probe_all(host, &probed, &cx.settings);
         let mut block_cache: HashMap<(u32, u32), Option<BlockFacts>> = HashMap::new();
         let mut facts = Facts {
             dirs_source,
@@ -57,7 +62,7 @@ impl Scratch {
                     }
                     Some(Err(e)) => {
                         d.write_probe_ok = Some(false);
-                        d.write_probe_error = Some(e.clone());
+                        d.write_probe_error = Some(e.to_string());
                     }
                     None => {}
                 }
@@ -111,68 +116,88 @@ impl Scratch {
             let at = probed.iter().position(|p| p == &c.path).unwrap_or(0);
             facts.ssd_cache = all
                 .get(at)
-                .map(|d| SsdCacheFacts::new(c, self.executors_per_node, d));
+                .map(|d| SsdCacheFacts::new(c, executors_per_node(&cx.shared), d));
         }
         all.truncate(dirs.len());
         facts.dirs = all;
         facts.shared_devices = shared_devices(&facts.dirs);
         Ok(facts)
     }
+}
 
-    /// Velox's SSD cache as `spark_defaults` configures it (a missing file: none).
-    pub(super) fn ssd_cache(&self, host: &Host) -> Result<Option<SsdCacheConf>, CheckError> {
-        let Some(path) = &self.spark_defaults else {
-            return Ok(None);
-        };
-        let Some(text) = host.read_optional(path)? else {
-            return Ok(None);
-        };
-        ssd_cache_conf(&parse_spark_defaults(&text))
-            .map_err(|e| CheckError::parse(&host.path(path), e))
+/// `Shared::executors_per_node`: how many executors' SSD cache files the cache path holds (at
+/// least one).
+fn executors_per_node(shared: &Shared) -> u32 {
+    shared.executors_per_node.max(1)
+}
+
+/// Velox's SSD cache as `spark_defaults` configures it (a missing file: none).
+pub(super) fn ssd_cache(
+    host: &Host,
+    spark_defaults: Option<&Path>,
+) -> Result<Option<SsdCacheConf>, CheckError> {
+    let Some(path) = spark_defaults else {
+        return Ok(None);
+    };
+    let Some(text) = host.read_optional(path)? else {
+        return Ok(None);
+    };
+    ssd_cache_conf(&parse_spark_defaults(&text)).map_err(|e| CheckError::parse(&host.path(path), e))
+}
+
+/// The dirs to check and where that list came from.
+pub(super) fn dirs(
+    host: &Host,
+    s: &Settings,
+    spark_defaults: Option<&Path>,
+) -> Result<(Vec<PathBuf>, String), CheckError> {
+    if let Some(d) = &s.dirs {
+        return Ok((d.clone(), "config".into()));
     }
-
-    /// The dirs to check and where that list came from.
-    pub(super) fn dirs(&self, host: &Host) -> Result<(Vec<PathBuf>, String), CheckError> {
-        if let Some(d) = &self.settings.dirs {
-            return Ok((d.clone(), "config".into()));
-        }
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut sources = Vec::new();
-        if let Some(conf) = &self.spark_defaults
-            && let Some(text) = host.read_optional(conf)?
-            && let Some(d) = parse_spark_defaults(&text).local_dirs()
-        {
-            dirs.extend(d);
-            sources.push(format!("spark.local.dir in {}", conf.display()));
-        }
-        if let Some(site) = &self.settings.yarn_site {
-            let text = host.read_to_string(site)?;
-            let parsed = super::yarn_site::parse_yarn_site(&text)
-                .map_err(|reason| CheckError::parse(site, reason))?;
-            if let Some(d) = parsed {
-                for dir in d {
-                    if !dirs.contains(&dir) {
-                        dirs.push(dir);
-                    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut sources = Vec::new();
+    if let Some(conf) = spark_defaults
+        && let Some(text) = host.read_optional(conf)?
+        && let Some(d) = parse_spark_defaults(&text).local_dirs()
+    {
+        dirs.extend(d);
+        sources.push(format!("spark.local.dir in {}", conf.display()));
+    }
+    if let Some(site) = &s.yarn_site {
+        let text = host.read_to_string(site)?;
+        let parsed = super::yarn_site::parse_yarn_site(&text)
+            .map_err(|reason| CheckError::parse(site, reason))?;
+        if let Some(d) = parsed {
+            for dir in d {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
                 }
-                sources.push(format!(
-                    "{} in {}",
-                    super::yarn_site::LOCAL_DIRS_KEY,
-                    site.display()
-                ));
             }
+            sources.push(format!(
+                "{} in {}",
+                super::yarn_site::LOCAL_DIRS_KEY,
+                site.display()
+            ));
         }
-        if dirs.is_empty() {
-            return Ok((vec![PathBuf::from("/tmp")], "default".into()));
-        }
-        Ok((dirs, sources.join("; ")))
     }
+    if dirs.is_empty() {
+        return Ok((vec![PathBuf::from("/tmp")], "default".into()));
+    }
+    Ok((dirs, sources.join("; ")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scratch::tests::scratch;
+
+    fn dirs_of(
+        check: crate::check::Runner<Scratch>,
+        h: &Host,
+    ) -> Result<(Vec<PathBuf>, String), CheckError> {
+        let cx = check.context();
+        dirs(h, &cx.settings, cx.shared.spark_defaults.as_deref())
+    }
 
     #[test]
     fn dirs_default_to_spark_local_dir_then_tmp() {
@@ -185,20 +210,24 @@ mod tests {
         .unwrap();
         let h = Host::new(root.path());
         let conf = Some(PathBuf::from("/etc/spark/spark-defaults.conf"));
-        let (d, src) = scratch(Settings::default(), conf, 1).dirs(&h).unwrap();
+        let (d, src) = dirs_of(scratch(Settings::default(), conf, 1), &h).unwrap();
         assert_eq!(d, [PathBuf::from("/d1"), PathBuf::from("/d2")]);
         assert_eq!(src, "spark.local.dir in /etc/spark/spark-defaults.conf");
-        let (d, src) = scratch(Settings::default(), Some("/nope.conf".into()), 1)
-            .dirs(&h)
-            .unwrap();
+        let (d, src) = dirs_of(
+            scratch(Settings::default(), Some("/nope.conf".into()), 1),
+            &h,
+        )
+        .unwrap();
         assert_eq!((d, src.as_str()), (vec![PathBuf::from("/tmp")], "default"));
         let s = Settings {
             dirs: Some(vec!["/x".into()]),
             ..Settings::default()
         };
-        let (d, src) = scratch(s, Some("/etc/spark/spark-defaults.conf".into()), 1)
-            .dirs(&h)
-            .unwrap();
+        let (d, src) = dirs_of(
+            scratch(s, Some("/etc/spark/spark-defaults.conf".into()), 1),
+            &h,
+        )
+        .unwrap();
         assert_eq!((d, src.as_str()), (vec![PathBuf::from("/x")], "config"));
     }
 
@@ -224,7 +253,7 @@ mod tests {
             ..Settings::default()
         };
         let conf = Some(PathBuf::from("/etc/spark/spark-defaults.conf"));
-        let (d, src) = scratch(s.clone(), conf, 1).dirs(&h).unwrap();
+        let (d, src) = dirs_of(scratch(s.clone(), conf, 1), &h).unwrap();
         assert_eq!(d, [PathBuf::from("/d1"), PathBuf::from("/y2")]);
         assert_eq!(
             src,
@@ -232,7 +261,7 @@ mod tests {
              /etc/hadoop/yarn-site.xml"
         );
         // Only YARN's dirs when Spark names none.
-        let (d, _) = scratch(s.clone(), None, 1).dirs(&h).unwrap();
+        let (d, _) = dirs_of(scratch(s.clone(), None, 1), &h).unwrap();
         assert_eq!(d, [PathBuf::from("/d1"), PathBuf::from("/y2")]);
         // A malformed or missing yarn-site is an error naming the file.
         std::fs::write(
@@ -240,8 +269,7 @@ mod tests {
             "<configuration>",
         )
         .unwrap();
-        let e = scratch(s.clone(), None, 1)
-            .dirs(&h)
+        let e = dirs_of(scratch(s.clone(), None, 1), &h)
             .unwrap_err()
             .to_string();
         assert!(
@@ -252,7 +280,9 @@ mod tests {
             yarn_site: Some("/etc/hadoop/nope.xml".into()),
             ..Settings::default()
         };
-        let e = scratch(missing, None, 1).dirs(&h).unwrap_err().to_string();
+        let e = dirs_of(scratch(missing, None, 1), &h)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope.xml"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! `[scratch]` settings: which dirs, the free-space and inode thresholds, the probes.
 
-use crate::check::CheckSettings;
+use crate::check::{CheckSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -53,36 +53,45 @@ impl Default for Settings {
 }
 
 impl CheckSettings for Settings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         for (key, v) in [
             ("warn_free_ratio", self.warn_free_ratio),
             ("fail_free_ratio", self.fail_free_ratio),
             ("min_free_inodes_ratio", self.min_free_inodes_ratio),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("`{key}` ({v}) must be between 0 and 1"));
+                return Err(SettingsError::new(
+                    key,
+                    format!("({v}) must be between 0 and 1"),
+                ));
             }
         }
         if self.fail_free_ratio > self.warn_free_ratio {
-            return Err(format!(
-                "`fail_free_ratio` ({}) must not be above `warn_free_ratio` ({})",
-                self.fail_free_ratio, self.warn_free_ratio
+            return Err(SettingsError::new(
+                "fail_free_ratio",
+                format!(
+                    "({}) must not be above `warn_free_ratio` ({})",
+                    self.fail_free_ratio, self.warn_free_ratio
+                ),
             ));
         }
         if !(self.dir_timeout_seconds.is_finite() && self.dir_timeout_seconds > 0.0) {
-            return Err(format!(
-                "`dir_timeout_seconds` ({}) must be a positive number",
-                self.dir_timeout_seconds
+            return Err(SettingsError::new(
+                "dir_timeout_seconds",
+                format!("({}) must be a positive number", self.dir_timeout_seconds),
             ));
         }
         if let Some(dirs) = &self.dirs {
             if dirs.is_empty() {
-                return Err("`dirs` must not be empty (leave it out for the default)".into());
+                return Err(SettingsError::new(
+                    "dirs",
+                    "must not be empty (leave it out for the default)",
+                ));
             }
             if let Some(d) = dirs.iter().find(|d| !d.is_absolute()) {
-                return Err(format!(
-                    "`dirs` entry {} must be an absolute path",
-                    d.display()
+                return Err(SettingsError::new(
+                    "dirs",
+                    format!("entry {} must be an absolute path", d.display()),
                 ));
             }
         }
@@ -101,7 +110,7 @@ mod tests {
         let bad = |f: fn(&mut Settings)| {
             let mut s = Settings::default();
             f(&mut s);
-            s.validate().unwrap_err()
+            s.validate().unwrap_err().to_string()
         };
         assert!(
             bad(|s| s.fail_free_ratio = 0.3)

@@ -155,9 +155,23 @@ pub(super) fn expand_dst(entry: &str, origin: Option<&str>, g: &Glibc) -> Option
     Some(out)
 }
 
+/// Why a library could not be summarised (a configured one, or one the closure walk found).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LoadError {
+    /// No such file (the path as shown).
+    #[error("{0}: no such file")]
+    Missing(String),
+    /// Not ELF, truncated, malformed: the loader would refuse it too.
+    #[error("{0}")]
+    Broken(String),
+    /// We could not read it (permissions, I/O).
+    #[error("{0}")]
+    Unreadable(String),
+}
+
 /// Loads a file the search found: its summary and (device, inode), or why it cannot be read.
 pub(super) type LoadFn<'a> =
-    dyn Fn(&Path, &str) -> Result<(Arc<ElfSummary>, (u64, u64), Arc<Scan>), String> + 'a;
+    dyn Fn(&Path, &str) -> Result<(Arc<ElfSummary>, (u64, u64), Arc<Scan>), LoadError> + 'a;
 
 /// Walks the closure of `objs[root]` (the other objects are already loaded: the interpreter,
 /// jar siblings) and fills `facts` (`resolved`, `missing_dependencies`, `missing_versions`).
@@ -250,7 +264,9 @@ pub(super) fn walk(
                         queue.push_back(objs.len() - 1);
                     }
                     Err(e) => {
-                        facts.missing_dependencies.push(missing(Some(e)));
+                        facts
+                            .missing_dependencies
+                            .push(missing(Some(e.to_string())));
                         objs.push(fake(name));
                     }
                 },

@@ -9,6 +9,7 @@ use super::facts::CpuNeedsFacts;
 use super::producer::{Spool, unreadable};
 use super::scan::{Scan, Scanner};
 use crate::check::ParseError;
+use crate::error::JarError;
 use crate::spark_conf::parse_spark_defaults;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -68,7 +69,7 @@ impl JarCache {
         shown: &str,
         arch: &str,
         bound: usize,
-    ) -> Result<Arc<ParsedJar>, (ParsedJar, String)> {
+    ) -> Result<Arc<ParsedJar>, (ParsedJar, Box<JarError>)> {
         let key = std::fs::metadata(local).ok().map(|m| FileKey::of(&m));
         if let Some(key) = key
             && let Some((k, a, p)) = self.jars.lock().ok().and_then(|c| c.get(local).cloned())
@@ -79,7 +80,7 @@ impl JarCache {
         }
         let mut parsed = ParsedJar::default();
         if let Err(e) = self.parse_jar(local, shown, arch, &mut parsed) {
-            return Err((parsed, e));
+            return Err((parsed, Box::new(e)));
         }
         let parsed = Arc::new(parsed);
         if let Some(key) = key
@@ -102,9 +103,12 @@ impl JarCache {
         shown: &str,
         arch: &str,
         out: &mut ParsedJar,
-    ) -> Result<(), String> {
-        let file = std::fs::File::open(local).map_err(|e| format!("reading {shown}: {e}"))?;
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("{shown}: not a jar: {e}"))?;
+    ) -> Result<(), JarError> {
+        let jar = || shown.to_string();
+        let file =
+            std::fs::File::open(local).map_err(|source| JarError::Read { jar: jar(), source })?;
+        let mut zip = zip::ZipArchive::new(file)
+            .map_err(|source| JarError::NotAJar { jar: jar(), source })?;
         let want = format!("linux/{arch}/");
         let mut wanted = Vec::new();
         for i in 0..zip.len() {
@@ -130,10 +134,18 @@ impl JarCache {
             if name.rsplit('/').next() == Some("gluten-build-info.properties") {
                 let mut text = String::new();
                 zip.by_index(i)
-                    .map_err(|e| format!("{shown}!{name}: {e}"))?
+                    .map_err(|source| JarError::Entry {
+                        jar: jar(),
+                        entry: name.clone(),
+                        source,
+                    })?
                     .take(1 << 20)
                     .read_to_string(&mut text)
-                    .map_err(|e| format!("{shown}!{name}: {e}"))?;
+                    .map_err(|source| JarError::EntryRead {
+                        jar: jar(),
+                        entry: name.clone(),
+                        source,
+                    })?;
                 out.build_info = parse_build_info(&text);
             }
         }
@@ -143,9 +155,17 @@ impl JarCache {
             let size = zip
                 .by_index_raw(i)
                 .map(|e| e.size())
-                .map_err(|e| format!("{path}: {e}"))?;
+                .map_err(|source| JarError::Entry {
+                    jar: jar(),
+                    entry: name.clone(),
+                    source,
+                })?;
             if size > MAX_JAR_ENTRY_BYTES {
-                return Err(format!("{path}: {size} bytes is too large"));
+                return Err(JarError::TooLarge {
+                    jar: jar(),
+                    entry: name,
+                    size,
+                });
             }
             self.decompressed.fetch_add(1, Ordering::Relaxed);
             let (spool, spool_error) = match Spool::new() {
@@ -175,7 +195,7 @@ impl JarCache {
                     self.spooled.fetch_add(s.written, Ordering::Relaxed);
                     s.finish(size)
                 }
-                (_, Some(e)) => unreadable(e),
+                (_, Some(e)) => unreadable(e.to_string()),
                 _ => unreadable(format!("{path}: the entry could not be read to its end")),
             };
             out.entries.push(JarEntry {

@@ -50,7 +50,7 @@ pub use settings::{
 };
 
 use crate::Registration;
-use crate::check::{CheckError, NodeCheck, Shared, Verdict};
+use crate::check::{CheckError, Context, NodeCheck, Shared, Verdict};
 use crate::host::Host;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,9 +68,10 @@ use crate::file_key::FileKey;
 /// A file's summary and strings scan, with the identity they were read at.
 type Summarised = (FileKey, Arc<ElfSummary>, Arc<scan::Scan>);
 
-/// The check: its settings and the caches its reads keep, keyed by file identity.
+/// The check: the caches its reads keep, keyed by file identity. Its settings and the shared
+/// inputs (`Shared::spark_defaults`) come from the runner.
+#[derive(Default)]
 pub struct VeloxLibrary {
-    settings: Settings,
     /// ELF summaries by local path.
     cache: Mutex<HashMap<PathBuf, Summarised>>,
     /// Parsed jars.
@@ -83,16 +84,9 @@ pub struct VeloxLibrary {
     cpu_records: Mutex<HashMap<PathBuf, (FileKey, Arc<CpuNeedsFacts>)>>,
     /// Producer records read from files (not from the cache) so far.
     cpu_records_read: std::sync::atomic::AtomicU64,
-    /// The executors' `spark-defaults.conf` (shared input `spark_defaults`).
-    spark_defaults: Option<PathBuf>,
 }
 
 impl VeloxLibrary {
-    /// The check with default shared inputs (for tests and benches).
-    pub fn new(settings: Settings) -> Self {
-        Self::build(settings, &Shared::default())
-    }
-
     /// How many `.so` entries this check has decompressed out of jars since it was created: a
     /// jar is read again only when its (device, inode, size, mtime) changes. For tests.
     pub fn jar_entries_decompressed(&self) -> u64 {
@@ -114,25 +108,8 @@ impl NodeCheck for VeloxLibrary {
     type Settings = Settings;
     type Facts = Facts;
 
-    fn build(settings: Settings, shared: &Shared) -> Self {
-        VeloxLibrary {
-            settings,
-            cache: Mutex::new(HashMap::new()),
-            jars: jar::JarCache::default(),
-            loader_cache: Mutex::new(None),
-            digests: Mutex::new(HashMap::new()),
-            cpu_records: Mutex::new(HashMap::new()),
-            cpu_records_read: Default::default(),
-            spark_defaults: shared.spark_defaults.clone(),
-        }
-    }
-
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn read(&self, host: &Host) -> Result<Facts, CheckError> {
-        self.read_facts(host)
+    fn read(&self, host: &Host, cx: &Context<Settings>) -> Result<Facts, CheckError> {
+        self.read_facts(host, cx)
     }
 
     fn evaluate(facts: &Facts, settings: &Settings) -> Verdict {

@@ -165,17 +165,25 @@ pub(super) struct Spool {
     error: Option<String>,
 }
 
+/// The temporary file of a spool could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("creating a temporary file in {}: {source}", dir.display())]
+pub struct SpoolError {
+    /// `TMPDIR` or its default.
+    pub dir: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// The ELF and program headers are always written.
 const KEEP_HEAD: u64 = 64 * 1024;
 
 impl Spool {
     /// An unnamed temporary file (`O_TMPFILE` where the file system has it) in `TMPDIR`.
-    pub fn new() -> Result<Spool, String> {
-        let file = tempfile::tempfile().map_err(|e| {
-            format!(
-                "creating a temporary file in {}: {e}",
-                std::env::temp_dir().display()
-            )
+    pub fn new() -> Result<Spool, SpoolError> {
+        let file = tempfile::tempfile().map_err(|source| SpoolError {
+            dir: std::env::temp_dir(),
+            source,
         })?;
         Ok(Spool {
             file,

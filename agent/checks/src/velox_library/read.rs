@@ -3,7 +3,7 @@
 //! libc and libstdc++ the executor would load, reads the CPU flags, runs the dlopen probe, and
 //! returns typed [`Facts`].
 
-use super::closure::{Obj, origin_of, walk};
+use super::closure::{LoadError, Obj, origin_of, walk};
 use super::cpuinfo::{EXTRA_ISA_FLAGS, parse_cpuinfo_flags, parse_cpuinfo_vendor};
 use super::elf::{ElfSummary, host_elf_kind, machine_name, max_version};
 use super::elf_read::{elf_summary, string_ranges};
@@ -18,9 +18,9 @@ use super::probe::{CAN_DLOPEN, probe_all};
 use super::producer::{record_of, record_of_map, unreadable};
 use super::scan::{Scan, scan_ranges, scan_reader};
 use super::search::{Found, Search};
-use super::settings::default_cpu_flags;
+use super::settings::{Settings, default_cpu_flags};
 use super::{FileKey, SUMMARY_CACHE_ENTRIES, VeloxLibrary};
-use crate::check::CheckError;
+use crate::check::{CheckError, Context};
 use crate::host::Host;
 use cpu_isa::aarch64;
 use std::collections::BTreeSet;
@@ -112,21 +112,14 @@ struct Loaded {
     id: (u64, u64),
 }
 
-/// Why a library could not be summarised.
-enum LoadError {
-    Missing,
-    /// Not ELF, truncated, malformed: the loader would refuse it too.
-    Broken(String),
-    /// We could not read it (permissions, I/O).
-    Unreadable(String),
-}
-
 impl VeloxLibrary {
     /// Summarises the local file `local` through mmap, from the cache when unchanged.
     fn load(&self, local: &Path, shown: &str) -> Result<Loaded, LoadError> {
         let meta = match std::fs::metadata(local) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::Missing(shown.to_string()));
+            }
             Err(e) => return Err(LoadError::Unreadable(format!("reading {shown}: {e}"))),
         };
         let key = FileKey::of(&meta);
@@ -193,7 +186,7 @@ impl VeloxLibrary {
             ..LibraryFacts::default()
         };
         match loaded {
-            Err(LoadError::Missing) => f.found = false,
+            Err(LoadError::Missing(_)) => f.found = false,
             Err(LoadError::Broken(e)) => {
                 f.error = Some(e);
                 f.broken = true;
@@ -229,6 +222,7 @@ impl VeloxLibrary {
         &self,
         host: &Host,
         jar: &Path,
+        jars_configured: usize,
         facts: &mut Facts,
     ) -> Vec<(LibraryFacts, Arc<ElfSummary>, Arc<Scan>, Siblings)> {
         let shown = jar.display().to_string();
@@ -247,16 +241,13 @@ impl VeloxLibrary {
             }
         };
         let arch = jar_arch(host.arch());
-        let parsed = match self
-            .jars
-            .get(&local, &shown, arch, self.settings.jars.len())
-        {
+        let parsed = match self.jars.get(&local, &shown, arch, jars_configured) {
             Ok(p) => p,
             Err((partial, e)) => {
                 // What was read before the error is still reported, as before the cache.
                 jf.native_arches = partial.native_arches;
                 jf.build_info = partial.build_info;
-                jf.error = Some(e);
+                jf.error = Some(e.to_string());
                 facts.jars.push(jf);
                 return libs;
             }
@@ -393,14 +384,8 @@ impl VeloxLibrary {
         }
         objs.push(root);
         let at = objs.len() - 1;
-        let load = |local: &Path, shown: &str| {
-            self.load(local, shown)
-                .map(|l| (l.summary, l.id, l.scan))
-                .map_err(|e| match e {
-                    LoadError::Missing => format!("{shown}: no such file"),
-                    LoadError::Broken(e) | LoadError::Unreadable(e) => e,
-                })
-        };
+        let load =
+            |local: &Path, shown: &str| self.load(local, shown).map(|l| (l.summary, l.id, l.scan));
         let closure = walk(search, objs, at, &load, lf);
         lf.needs = needs_of(&closure, search.root);
         if let Some(root) = closure.first() {
@@ -431,7 +416,7 @@ impl VeloxLibrary {
                     None,
                 )
             }
-            Err(_) => (Err(LoadError::Missing), None),
+            Err(_) => (Err(LoadError::Missing(shown.to_string())), None),
         };
         let opened = loaded
             .as_ref()
@@ -525,8 +510,12 @@ impl VeloxLibrary {
     }
 
     /// Reads everything the check judges (see the module doc).
-    pub(super) fn read_facts(&self, host: &Host) -> Result<Facts, CheckError> {
-        let settings = &self.settings;
+    pub(super) fn read_facts(
+        &self,
+        host: &Host,
+        cx: &Context<Settings>,
+    ) -> Result<Facts, CheckError> {
+        let settings = &cx.settings;
         let exec_root = settings
             .executor_root
             .as_ref()
@@ -548,7 +537,7 @@ impl VeloxLibrary {
             vendor: vendor.as_deref(),
         };
         let glibc = self.glibc(root, &cpu);
-        let spark = spark_facts(host, self.spark_defaults.as_deref())?;
+        let spark = spark_facts(host, cx.shared.spark_defaults.as_deref())?;
         let library_path: Vec<String> = settings
             .library_path
             .iter()
@@ -597,7 +586,7 @@ impl VeloxLibrary {
             facts.libraries.push(lf);
         }
         for jar in &settings.jars {
-            let build = self.read_jar(root, jar, &mut facts);
+            let build = self.read_jar(root, jar, settings.jars.len(), &mut facts);
             let jar_id = facts.jars.last().and_then(|j| jar_identity(&j.build_info));
             for (mut lf, s, scan, siblings) in build {
                 lf.role = "configured".into();

@@ -1,7 +1,7 @@
 //! `[velox_library]` settings: which libraries and jars to check, the CPU flags they need, extra
 //! search dirs, the dlopen probe; and the defaults per architecture.
 
-use crate::check::CheckSettings;
+use crate::check::{CheckSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -65,25 +65,25 @@ impl Default for Settings {
 }
 
 impl CheckSettings for Settings {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SettingsError> {
         for (key, list) in [
             ("paths", &self.paths),
             ("jars", &self.jars),
             ("library_path", &self.library_path),
         ] {
             if let Some(p) = list.iter().find(|p| !p.is_absolute()) {
-                return Err(format!(
-                    "`{key}` ({}) must be an absolute host path",
-                    p.display()
+                return Err(SettingsError::new(
+                    key,
+                    format!("({}) must be an absolute host path", p.display()),
                 ));
             }
         }
         if let Some(r) = &self.executor_root
             && !r.is_absolute()
         {
-            return Err(format!(
-                "`executor_root` ({}) must be an absolute path",
-                r.display()
+            return Err(SettingsError::new(
+                "executor_root",
+                format!("({}) must be an absolute path", r.display()),
             ));
         }
         if let Some(flags) = &self.required_cpu_flags
@@ -91,8 +91,9 @@ impl CheckSettings for Settings {
                 .iter()
                 .find(|f| f.is_empty() || f.contains(char::is_whitespace))
         {
-            return Err(format!(
-                "`required_cpu_flags` ({f:?}) must be single words as /proc/cpuinfo spells them"
+            return Err(SettingsError::new(
+                "required_cpu_flags",
+                format!("({f:?}) must be single words as /proc/cpuinfo spells them"),
             ));
         }
         Ok(())
@@ -140,7 +141,12 @@ mod tests {
             paths: vec!["lib/x.so".into()],
             ..Settings::default()
         };
-        assert!(s.validate().unwrap_err().starts_with("`paths` (lib/x.so)"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("`paths` (lib/x.so)")
+        );
         let s = Settings {
             required_cpu_flags: Some(vec!["avx 2".into()]),
             ..Settings::default()
@@ -148,6 +154,7 @@ mod tests {
         assert!(
             s.validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("`required_cpu_flags`")
         );
         assert!(Settings::default().validate().is_ok());
