@@ -13,7 +13,7 @@
 //! `LD_DEBUG=libs`: every file it tried that the root lacks must be missing on the host too
 //! (and its directory), so no answer comes from the host.
 
-use checks::check::NodeCheck;
+use checks::check::Runner;
 use checks::host::Host;
 use checks::velox_library::{Facts, Settings, VeloxLibrary};
 use gluten_node_tests::*;
@@ -134,7 +134,7 @@ fn model_views(root: &Path, files: &[String]) -> Vec<View> {
         required_cpu_flags: Some(vec![]),
         ..Settings::default()
     };
-    let facts: Facts = VeloxLibrary::new(settings)
+    let facts: Facts = Runner::<VeloxLibrary>::new(settings)
         .read(&Host::new(root).with_arch("aarch64"))
         .unwrap();
     facts.libraries.iter().map(view_of).collect()
