@@ -282,6 +282,32 @@ mod tests {
     use super::*;
     use proto::CheckResult;
 
+    /// Every registered check's label (`gluten-node-agent.<check>`) is a valid name part of a
+    /// Kubernetes label key: at most 63 characters of `[a-z0-9._-]`, starting and ending
+    /// alphanumeric. A new check with a longer name fails here, not on a node.
+    #[test]
+    fn every_check_name_makes_a_valid_label_name() {
+        assert!(!checks::ALL.is_empty());
+        for r in checks::ALL {
+            let label = format!("{LABEL_PREFIX}{}", r.name);
+            assert!(
+                label.len() <= 63,
+                "{label}: {} characters, more than 63",
+                label.len()
+            );
+            assert!(
+                label
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c)),
+                "{label}: only a-z, 0-9, '.', '_' and '-' make a label name"
+            );
+            assert!(
+                label.ends_with(|c: char| c.is_ascii_alphanumeric()),
+                "{label}: must end alphanumeric"
+            );
+        }
+    }
+
     fn report(checks: &[(&str, Status)], identity: Option<&str>) -> NodeReport {
         let checks: Vec<CheckResult> = checks
             .iter()
