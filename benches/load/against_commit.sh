@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The agent's /metrics against an earlier commit of itself, side by side in one run: both release
+# binaries run at once on loopback (defaults, host root /), and wrk alternates between them for
+# ROUNDS rounds (the order flips every round, so drift on a shared machine falls on both). Prints
+# per-round requests/s, the medians with their spread, the bodies' sizes and each process's RSS
+# after the runs, as a Markdown table.
+#
+#   benches/load/against_commit.sh                 # against 43e5e2b, 7 rounds of 10 s, 8 connections
+#   BASE=<commit> ROUNDS=9 DURATION=15s benches/load/against_commit.sh
+#   SAME_CHECKS=1 benches/load/against_commit.sh   # this tree runs only the checks 43e5e2b had
+#   LEAN=1 benches/load/against_commit.sh          # this tree as the DaemonSet ships it (no aggregator)
+#
+# Checks added since the earlier commit add metric families, so by default the bodies differ;
+# SAME_CHECKS=1 turns the newer checks off (gluten_runtime, limits) so both serve the same
+# families and the same body size.
+#
+# Needs: wrk (Debian package), git. The earlier commit is built once into target/bench-base/
+# (a git worktree and its own target dir); traffic goes to 127.0.0.1 only and the script kills
+# what it started.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BASE=${BASE:-43e5e2b}
+ROUNDS=${ROUNDS:-7}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-8}
+THREADS=${THREADS:-2}
+BASE_PORT=${BASE_PORT:-19897}
+HEAD_PORT=${HEAD_PORT:-19898}
+OUT=${OUT:-target/bench-against-commit.md}
+
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 2; }
+mkdir -p target
+
+base_rev=$(git rev-parse --short "$BASE^{commit}")
+head_rev=$(git rev-parse --short HEAD)
+wt=target/bench-base/src
+if [ "$(git -C "$wt" rev-parse --short HEAD 2>/dev/null || true)" != "$base_rev" ]; then
+  rm -rf "$wt"
+  git worktree prune
+  git worktree add -q --detach "$wt" "$base_rev"
+fi
+echo "building $base_rev (earlier) and $head_rev (this tree)" >&2
+(cd "$wt" && CARGO_TARGET_DIR=../target cargo build --release -q -p gluten-node-agent)
+BASE_BIN=target/bench-base/target/release/gluten-node-agent
+if [ "${LEAN:-0}" = 1 ]; then
+  cargo build --release -q --no-default-features -p gluten-node-agent --target-dir target/lean
+  HEAD_BIN=target/lean/release/gluten-node-agent
+else
+  cargo build --release -q -p gluten-node-agent
+  HEAD_BIN=target/release/gluten-node-agent
+fi
+head_args=()
+if [ "${SAME_CHECKS:-0}" = 1 ]; then
+  printf '[gluten_runtime]\nenabled = false\n\n[limits]\nenabled = false\n' >target/bench-same-checks.toml
+  head_args=(--config target/bench-same-checks.toml)
+fi
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$BASE_BIN" run --listen "127.0.0.1:$BASE_PORT" 2>target/bench-base.log &
+base_pid=$!; pids+=("$base_pid")
+"$HEAD_BIN" run "${head_args[@]}" --listen "127.0.0.1:$HEAD_PORT" 2>target/bench-head.log &
+head_pid=$!; pids+=("$head_pid")
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$BASE_PORT/readyz" >/dev/null && curl -sf "http://127.0.0.1:$HEAD_PORT/readyz" >/dev/null && break
+  sleep 0.1
+done
+for p in "$base_pid" "$head_pid"; do
+  kill -0 "$p" 2>/dev/null || { echo "a server did not start: see target/bench-base.log, target/bench-head.log" >&2; exit 1; }
+done
+
+rps() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec:/ { printf "%.0f\n", $2 }'; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# median, min, max of the numbers on stdin
+stats() { sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f %d %d\n", m, v[1], v[NR] }'; }
+
+sleep 2 # the first round done
+b_rss0=$(rss_kib "$base_pid"); h_rss0=$(rss_kib "$head_pid")
+echo "warming up" >&2
+wrk -t1 -c2 -d2s "http://127.0.0.1:$BASE_PORT/metrics" >/dev/null
+wrk -t1 -c2 -d2s "http://127.0.0.1:$HEAD_PORT/metrics" >/dev/null
+
+base_runs=(); head_runs=()
+for r in $(seq "$ROUNDS"); do
+  if ((r % 2)); then
+    base_runs+=("$(rps "http://127.0.0.1:$BASE_PORT/metrics")"); head_runs+=("$(rps "http://127.0.0.1:$HEAD_PORT/metrics")")
+  else
+    head_runs+=("$(rps "http://127.0.0.1:$HEAD_PORT/metrics")"); base_runs+=("$(rps "http://127.0.0.1:$BASE_PORT/metrics")")
+  fi
+  echo "round $r: $base_rev ${base_runs[-1]} req/s, $head_rev ${head_runs[-1]} req/s" >&2
+done
+read -r bm bmin bmax < <(printf '%s\n' "${base_runs[@]}" | stats)
+read -r hm hmin hmax < <(printf '%s\n' "${head_runs[@]}" | stats)
+b_rss=$(rss_kib "$base_pid"); h_rss=$(rss_kib "$head_pid")
+b_bytes=$(curl -s "http://127.0.0.1:$BASE_PORT/metrics" | wc -c)
+h_bytes=$(curl -s "http://127.0.0.1:$HEAD_PORT/metrics" | wc -c)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+{
+  echo "\`/metrics\`, $head_rev (LEAN=${LEAN:-0}, SAME_CHECKS=${SAME_CHECKS:-0}) against $base_rev: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS interleaved rounds of wrk -t$THREADS -c$CONNS -d$DURATION on 127.0.0.1"
+  echo
+  echo "| binary | requests/s, median | min | max | body | RSS at rest | RSS after the runs |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| $base_rev (earlier) | $bm | $bmin | $bmax | $b_bytes B | $b_rss0 KiB | $b_rss KiB |"
+  echo "| $head_rev (this tree) | $hm | $hmin | $hmax | $h_bytes B | $h_rss0 KiB | $h_rss KiB |"
+  echo
+  echo "Ratio of medians, this tree / earlier: requests/s $(ratio "$hm" "$bm"), RSS at rest $(ratio "$h_rss0" "$b_rss0"), after the runs $(ratio "$h_rss" "$b_rss")."
+  echo "Rounds: earlier ${base_runs[*]}; this tree ${head_runs[*]}."
+} | tee "$OUT"
