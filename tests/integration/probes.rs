@@ -498,21 +498,13 @@ fn fifos_and_dev_zero_in_place_of_tls_and_token_files_keep_the_old_material() {
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
     let addr = loopback();
-    let ca = pki.ca_pem.clone();
-    let mut agg = Aggregator::start_with(
+    let mut agg = Aggregator::start_tls(
         addr,
-        &[
-            "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-            "--tls-cert-file",
-            cert.to_str().unwrap(),
-            "--tls-key-file",
-            key.to_str().unwrap(),
-            "--auth-token-file",
-            token.to_str().unwrap(),
-        ],
         dir.path(),
-        move |addr| get_tls(addr, "/readyz", &ca, &[]).is_ok_and(|r| r.status == 200),
+        &cert,
+        &key,
+        &pki.ca_pem,
+        &["--auth-token-file", token.to_str().unwrap()],
     );
     // The certificate becomes a FIFO nobody writes, the token a link to /dev/zero.
     std::fs::remove_file(&cert).unwrap();

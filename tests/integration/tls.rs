@@ -11,20 +11,7 @@ fn the_aggregator_serves_https_refuses_a_wrong_ca_and_follows_a_rotated_certific
     let pki = Pki::new();
     let (_, cert, key) = pki.write(&dir.path().join("tls"));
     let addr = loopback();
-    let ca = pki.ca_pem.clone();
-    let agg = Aggregator::start_with(
-        addr,
-        &[
-            "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-            "--tls-cert-file",
-            cert.to_str().unwrap(),
-            "--tls-key-file",
-            key.to_str().unwrap(),
-        ],
-        dir.path(),
-        move |addr| get_tls(addr, "/readyz", &ca, &[]).is_ok_and(|r| r.status == 200),
-    );
+    let agg = Aggregator::start_tls(addr, dir.path(), &cert, &key, &pki.ca_pem, &[]);
     let nodes = get_tls(addr, "/api/v1/nodes", &pki.ca_pem, &[]).unwrap();
     assert_eq!(nodes.status, 200, "{}", nodes.body);
     assert!(nodes.json()["nodes"].is_array(), "{}", nodes.body);

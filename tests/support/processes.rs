@@ -268,6 +268,32 @@ impl Aggregator {
         a
     }
 
+    /// An aggregator serving TLS with `cert` and `key`, its data under `dir/data` and its log in
+    /// `dir`, ready once `/readyz` answers 200 over TLS trusting `ca_pem`; `extra` flags follow.
+    pub fn start_tls(
+        addr: SocketAddr,
+        dir: &Path,
+        cert: &Path,
+        key: &Path,
+        ca_pem: &str,
+        extra: &[&str],
+    ) -> Aggregator {
+        let data = dir.join("data");
+        let mut args = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let ca = ca_pem.to_string();
+        Self::start_with(addr, &args, dir, move |addr| {
+            crate::tls::get_tls(addr, "/readyz", &ca, &[]).is_ok_and(|r| r.status == 200)
+        })
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
