@@ -5,6 +5,7 @@ use common::config_file::{ConfigError, LogFormat};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Default address of the aggregator.
 pub const DEFAULT_AGGREGATOR_LISTEN: &str = "0.0.0.0:9900";
@@ -62,6 +63,36 @@ pub struct AggregatorConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// What the files named above held when [`AggregatorConfig::load`] checked them.
+    #[serde(skip)]
+    loaded: Option<Arc<Loaded>>,
+}
+
+/// What the configuration's files held when it was loaded: the tokens, the service-account
+/// verifier and the TLS material are read once, by [`AggregatorConfig::load`], and the
+/// aggregator starts with exactly what was checked (its tasks re-read the files when they
+/// change).
+#[derive(Clone, Default)]
+pub struct Loaded {
+    /// `auth_token_file`'s tokens.
+    pub auth_tokens: Option<Vec<String>>,
+    /// `read_token_file`'s tokens.
+    pub read_tokens: Option<Vec<String>>,
+    /// The verifier of `service_account_jwks_file`.
+    pub service_accounts: Option<Arc<crate::identity::jwt::Verifier>>,
+    /// The TLS material of `tls_cert_file`, `tls_key_file` and `tls_client_ca_file`.
+    pub tls: Option<Arc<serve::tls::ReloadingTls>>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("auth_tokens", &self.auth_tokens.as_ref().map(Vec::len))
+            .field("read_tokens", &self.read_tokens.as_ref().map(Vec::len))
+            .field("service_accounts", &self.service_accounts.is_some())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Default for AggregatorConfig {
@@ -88,6 +119,7 @@ impl Default for AggregatorConfig {
             service_account_subject: DEFAULT_SERVICE_ACCOUNT_SUBJECT.into(),
             max_nodes: None,
             allow_unauthenticated_push: false,
+            loaded: None,
         }
     }
 }
@@ -102,9 +134,19 @@ impl AggregatorConfig {
         for (k, v) in overrides {
             table.insert(k.clone(), v.clone());
         }
-        let config: AggregatorConfig = common::config_file::deserialize_naming_key(&table, file)?;
-        config.validate()?;
+        let mut config: AggregatorConfig =
+            common::config_file::deserialize_naming_key(&table, file)?;
+        config.loaded = Some(Arc::new(config.validate()?));
         Ok(config)
+    }
+
+    /// What the configuration's files held when [`AggregatorConfig::load`] checked them; a
+    /// configuration built otherwise is checked and its files read now.
+    pub fn loaded(&self) -> Result<Arc<Loaded>, ConfigError> {
+        match &self.loaded {
+            Some(loaded) => Ok(loaded.clone()),
+            None => self.validate().map(Arc::new),
+        }
     }
 
     /// The in-flight body budget in force: `max_inflight_body_bytes`, at least twice
@@ -114,7 +156,8 @@ impl AggregatorConfig {
             .max(self.max_report_bytes.saturating_mul(2))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the values and reads the files they name, once.
+    fn validate(&self) -> Result<Loaded, ConfigError> {
         let bad = |key: &str, why: String| {
             Err(ConfigError::Invalid(format!("config key `{key}`: {why}")))
         };
@@ -155,21 +198,23 @@ impl AggregatorConfig {
         if self.database_url.is_none() && self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty".into());
         }
-        if let Some(path) = &self.auth_token_file {
-            serve::token::read_tokens(path).map_err(|why| {
-                ConfigError::Invalid(format!("config key `auth_token_file`: {why}"))
-            })?;
-        }
-        self.tls()?;
-        if let Some(path) = &self.read_token_file {
-            serve::token::read_tokens(path).map_err(|why| {
-                ConfigError::Invalid(format!("config key `read_token_file`: {why}"))
-            })?;
-        }
         if self.max_nodes == Some(0) {
             return bad("max_nodes", "must be at least 1".into());
         }
-        self.service_accounts()?;
+        let tokens = |key: &str, path: &Option<PathBuf>| {
+            path.as_ref()
+                .map(|path| {
+                    serve::token::read_tokens(path)
+                        .map_err(|why| ConfigError::Invalid(format!("config key `{key}`: {why}")))
+                })
+                .transpose()
+        };
+        let loaded = Loaded {
+            auth_tokens: tokens("auth_token_file", &self.auth_token_file)?,
+            tls: self.tls()?.map(Arc::new),
+            read_tokens: tokens("read_token_file", &self.read_token_file)?,
+            service_accounts: self.service_accounts()?.map(Arc::new),
+        };
         if !self.push_authenticated()
             && !self.listen.ip().is_loopback()
             && !self.allow_unauthenticated_push
@@ -185,7 +230,7 @@ impl AggregatorConfig {
                 ),
             );
         }
-        Ok(())
+        Ok(loaded)
     }
 
     /// Whether any push authentication is configured.
@@ -197,7 +242,7 @@ impl AggregatorConfig {
 
     /// The service-account token verifier, when `service_account_jwks_file` is set (with
     /// `service_account_issuer`); the JWKS is read now, so a bad file is an error naming it.
-    pub fn service_accounts(&self) -> Result<Option<crate::identity::jwt::Verifier>, ConfigError> {
+    fn service_accounts(&self) -> Result<Option<crate::identity::jwt::Verifier>, ConfigError> {
         let (file, issuer) = match (
             &self.service_account_jwks_file,
             &self.service_account_issuer,
@@ -238,9 +283,9 @@ impl AggregatorConfig {
             })
     }
 
-    /// The TLS files to serve with: both of `tls_cert_file` and `tls_key_file`, or neither;
-    /// loaded once here so a bad file is an error naming it.
-    pub fn tls(&self) -> Result<Option<serve::tls::TlsFiles>, ConfigError> {
+    /// The TLS material to serve with: both of `tls_cert_file` and `tls_key_file`, or neither;
+    /// read here so a bad file is an error naming it.
+    fn tls(&self) -> Result<Option<serve::tls::ReloadingTls>, ConfigError> {
         let mut files = match (&self.tls_cert_file, &self.tls_key_file) {
             (None, None) if self.tls_client_ca_file.is_some() => {
                 return Err(ConfigError::Invalid(
@@ -267,12 +312,13 @@ impl AggregatorConfig {
             files.client_ca_file = Some(ca.clone());
             files.client_auth = serve::tls::ClientAuth::VerifyIfGiven;
         }
-        serve::tls::ReloadingTls::load(files.clone()).map_err(|e| {
-            ConfigError::Invalid(format!(
-                "config keys `tls_cert_file`/`tls_key_file`/`tls_client_ca_file`: {e}"
-            ))
-        })?;
-        Ok(Some(files))
+        serve::tls::ReloadingTls::load(files)
+            .map(Some)
+            .map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "config keys `tls_cert_file`/`tls_key_file`/`tls_client_ca_file`: {e}"
+                ))
+            })
     }
 }
 
@@ -364,5 +410,81 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("max_nodes"), "{e}");
+    }
+
+    /// The files are read once, by `load`: once it has returned, the aggregator starts and
+    /// serves with what was checked even if every file is gone.
+    #[test]
+    fn files_are_read_once_at_load() {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(path("tls.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(path("tls.key"), cert.signing_key.serialize_pem()).unwrap();
+        std::fs::write(path("ca.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(path("push.token"), "push-secret-1\npush-secret-2\n").unwrap();
+        std::fs::write(path("read.token"), "read-secret\n").unwrap();
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let p = kp.public_key_raw();
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k", "alg": "ES256",
+            "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..])}]});
+        std::fs::write(path("jwks.json"), jwks.to_string()).unwrap();
+        let s = |p: std::path::PathBuf| toml::Value::String(p.display().to_string());
+        let config = AggregatorConfig::load(
+            None,
+            &[
+                ("listen".into(), toml::Value::String("127.0.0.1:0".into())),
+                ("data_dir".into(), s(path("data"))),
+                ("tls_cert_file".into(), s(path("tls.crt"))),
+                ("tls_key_file".into(), s(path("tls.key"))),
+                ("tls_client_ca_file".into(), s(path("ca.crt"))),
+                ("auth_token_file".into(), s(path("push.token"))),
+                ("read_token_file".into(), s(path("read.token"))),
+                ("service_account_jwks_file".into(), s(path("jwks.json"))),
+                (
+                    "service_account_issuer".into(),
+                    toml::Value::String("https://kubernetes.default.svc".into()),
+                ),
+            ],
+        )
+        .unwrap();
+        for name in [
+            "tls.crt",
+            "tls.key",
+            "ca.crt",
+            "push.token",
+            "read.token",
+            "jwks.json",
+        ] {
+            std::fs::remove_file(path(name)).unwrap();
+        }
+        let loaded = config.clone().loaded().unwrap();
+        assert_eq!(
+            loaded.auth_tokens.as_deref(),
+            Some(&["push-secret-1".to_string(), "push-secret-2".to_string()][..])
+        );
+        assert_eq!(
+            loaded.read_tokens.as_deref(),
+            Some(&["read-secret".to_string()][..])
+        );
+        assert!(loaded.tls.is_some() && loaded.service_accounts.is_some());
+
+        // A configuration that did not come through `load` is checked (and its files read) when
+        // it is served: here they are gone, so that fails naming the key.
+        let mut unloaded = config.clone();
+        unloaded.loaded = None;
+        let e = unloaded.loaded().unwrap_err().to_string();
+        assert!(e.contains("auth_token_file"), "{e}");
+
+        // And the aggregator starts from the loaded material: a re-read would fail here.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(crate::serve(config, async {}))
+            .expect("the aggregator starts with the files gone");
     }
 }

@@ -33,6 +33,7 @@ pub use http::report::{Rejected, decode_report, valid_node_name};
 pub use http::router;
 pub use state::FleetState;
 
+use common::config_file::ConfigError;
 use state::{Counters, Fleet, now_ms};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("serving HTTP: {0}")]
     Http(#[source] std::io::Error),
 }
@@ -60,6 +63,7 @@ pub async fn serve(
     config: AggregatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let loaded = config.loaded()?;
     let store: Arc<dyn Store> = match &config.database_url {
         Some(url) => Arc::new(store::postgres::Postgres::open(url).await?),
         None => Arc::new(store::redb::Embedded::open(&config.data_dir)?),
@@ -69,14 +73,7 @@ pub async fn serve(
     tracing::info!(store = %store.describe(), nodes = fleet.len(), "store loaded");
 
     let (tx, rx) = mpsc::channel(4096);
-    let token = |p: &Option<std::path::PathBuf>| {
-        p.as_ref().map(|p| {
-            arc_swap::ArcSwap::from_pointee(serve::token::read_tokens(p).unwrap_or_default())
-        })
-    };
-    let service_accounts = config
-        .service_accounts()
-        .map_err(|e| ServeError::Http(std::io::Error::other(e)))?;
+    let token = |tokens: &Option<Vec<String>>| tokens.clone().map(arc_swap::ArcSwap::from_pointee);
     if !config.push_authenticated() {
         tracing::warn!(
             listen = %config.listen,
@@ -85,10 +82,10 @@ pub async fn serve(
         );
     }
     let state = Arc::new(FleetState {
-        service_accounts,
+        service_accounts: loaded.service_accounts.clone(),
         shared_store: config.database_url.is_some(),
-        token: token(&config.auth_token_file),
-        read_token: token(&config.read_token_file),
+        token: token(&loaded.auth_tokens),
+        read_token: token(&loaded.read_tokens),
         config: config.clone(),
         fleet,
         store,
@@ -127,19 +124,9 @@ pub async fn serve(
     if let Some(n) = &notifier {
         n.send("READY=1");
     }
-    let tls = match config
-        .tls()
-        .map_err(|e| ServeError::Http(std::io::Error::other(e)))?
-    {
-        Some(files) => Some(Arc::new(
-            serve::tls::ReloadingTls::load(files)
-                .map_err(|e| ServeError::Http(std::io::Error::other(e)))?,
-        )),
-        None => None,
-    };
     let options = serve::Options {
         limits: serve::Limits::default(),
-        tls,
+        tls: loaded.tls.clone(),
     };
     let served = serve::serve(listener, router(state), options, shutdown)
         .await

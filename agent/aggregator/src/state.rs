@@ -177,7 +177,7 @@ pub struct FleetState {
     /// The readers' bearer tokens, when `read_token_file` is set (reloaded by a task).
     pub read_token: Option<arc_swap::ArcSwap<Vec<String>>>,
     /// The service-account token verifier, when `service_account_jwks_file` is set.
-    pub service_accounts: Option<crate::identity::jwt::Verifier>,
+    pub service_accounts: Option<Arc<crate::identity::jwt::Verifier>>,
     pub counters: Counters,
     /// When the serving state last matched the store (ms since the epoch): at start, and after
     /// each PostgreSQL refresh. `/readyz` fails when it falls behind.

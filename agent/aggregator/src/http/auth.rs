@@ -69,7 +69,7 @@ pub fn push_identity(
     let methods = Methods {
         tokens: tokens.as_deref().map(Vec::as_slice),
         client_certs: st.config.tls_client_ca_file.is_some(),
-        service_accounts: st.service_accounts.as_ref(),
+        service_accounts: st.service_accounts.as_deref(),
     };
     let ids = identity::authenticate(&methods, headers, peer).map_err(|why| {
         c.unauthorized.fetch_add(1, Ordering::Relaxed);
