@@ -91,6 +91,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    common::allocator::configure();
     let engine = Engine::from_config(&config);
     let names: Vec<String> = engine.check_names().iter().map(|s| s.to_string()).collect();
     let interval = Duration::from_secs_f64(config.interval_seconds);

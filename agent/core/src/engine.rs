@@ -325,6 +325,7 @@ impl Engine {
             }
             heartbeat.beat();
             tx.send_replace(Some(Arc::new(snapshot)));
+            common::allocator::release_free_memory();
         }
     }
 }

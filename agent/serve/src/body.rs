@@ -20,7 +20,6 @@ pub(crate) struct InFlight(Arc<ConnState>);
 impl InFlight {
     pub fn begin(conn: Arc<ConnState>) -> InFlight {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        conn.activity.notify_one();
         InFlight(conn)
     }
 }
@@ -29,7 +28,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.set_idle_now();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.activity.notify_one();
     }
 }
 
@@ -46,21 +44,23 @@ impl std::fmt::Display for BodyTimeout {
 impl std::error::Error for BodyTimeout {}
 
 pin_project_lite::pin_project! {
-    /// `inner`, failing with [`BodyTimeout`] once `timeout` has passed since it was made.
+    /// `inner`, failing with [`BodyTimeout`] once `timeout` has passed since it was made. A body
+    /// that is already at its end (a GET) gets no timer: most requests never touch the clock
+    /// or the timer wheel for it.
     pub(crate) struct Deadline<B> {
         #[pin]
         inner: B,
-        #[pin]
-        sleep: tokio::time::Sleep,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
         timeout: Duration,
     }
 }
 
-impl<B> Deadline<B> {
+impl<B: Body> Deadline<B> {
     pub fn new(inner: B, timeout: Duration) -> Self {
+        let sleep = (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(timeout)));
         Deadline {
             inner,
-            sleep: tokio::time::sleep(timeout),
+            sleep,
             timeout,
         }
     }
@@ -82,9 +82,9 @@ where
         if let Poll::Ready(r) = this.inner.poll_frame(cx) {
             return Poll::Ready(r.map(|f| f.map_err(Into::into)));
         }
-        match this.sleep.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(*this.timeout))))),
-            Poll::Pending => Poll::Pending,
+        match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(BodyTimeout(*this.timeout))))),
+            Some(Poll::Pending) | None => Poll::Pending,
         }
     }
 

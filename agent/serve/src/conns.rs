@@ -1,12 +1,35 @@
 //! The connection table: every open connection in accept order, with whether it is running a
 //! request, so that at the limit the oldest idle one can be closed; and giving freed memory back.
 
+use atomic_waker::AtomicWaker;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// What the server asks of a connection's task; it only ever grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Signal {
+    Run = 0,
+    /// The server is shutting down: finish the request in flight, within the grace.
+    Stop = 1,
+    /// Close now (evicted at the connection limit).
+    Kill = 2,
+}
+
+impl Signal {
+    fn of(v: u8) -> Signal {
+        match v {
+            0 => Signal::Run,
+            1 => Signal::Stop,
+            _ => Signal::Kill,
+        }
+    }
+}
 
 /// What the table and a connection's task share about it. Holds no resources: the table may
 /// keep and drop these freely (dropping one never re-enters the table's lock).
@@ -15,10 +38,11 @@ pub(crate) struct Slot {
     pub in_flight: AtomicUsize,
     /// When it last became idle (accepted, or its last response finished).
     idle_since: Mutex<Instant>,
-    /// Wakes the task when `in_flight` changes, so it re-arms its head deadline.
-    pub activity: Notify,
-    /// Tells the task to drop the connection now.
-    pub kill: Notify,
+    /// What the server asks of the task ([`Signal`]).
+    signal: AtomicU8,
+    /// The task waiting for `signal`. Lock-free, because the task looks at it at every wake-up
+    /// of its connection (a `Notify` takes a lock each time).
+    waker: AtomicWaker,
     evicted: AtomicBool,
 }
 
@@ -29,6 +53,30 @@ impl Slot {
 
     pub fn set_idle_now(&self) {
         *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Asks the task for `to` (or keeps what it was asked, if more) and wakes it.
+    pub fn raise(&self, to: Signal) {
+        self.signal.fetch_max(to as u8, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Completes with the signal once it is at least `at_least`.
+    pub fn signalled(&self, at_least: Signal) -> impl Future<Output = Signal> + '_ {
+        std::future::poll_fn(move |cx| {
+            let now = Signal::of(self.signal.load(Ordering::Acquire));
+            if now >= at_least {
+                return Poll::Ready(now);
+            }
+            self.waker.register(cx.waker());
+            // Raised between the load and the registration: seen here.
+            let now = Signal::of(self.signal.load(Ordering::Acquire));
+            if now >= at_least {
+                Poll::Ready(now)
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 
@@ -97,8 +145,8 @@ impl Table {
         let slot = Arc::new(Slot {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
-            activity: Notify::new(),
-            kill: Notify::new(),
+            signal: AtomicU8::new(Signal::Run as u8),
+            waker: AtomicWaker::new(),
             evicted: AtomicBool::new(false),
         });
         self.inner
@@ -121,7 +169,7 @@ impl Table {
             if slot.in_flight.load(Ordering::Acquire) == 0
                 && !slot.evicted.swap(true, Ordering::AcqRel)
             {
-                slot.kill.notify_one();
+                slot.raise(Signal::Kill);
                 return true;
             }
         }
@@ -135,7 +183,15 @@ impl Table {
             .values()
             .find(|s| !s.evicted.swap(true, Ordering::AcqRel))
         {
-            slot.kill.notify_one();
+            slot.raise(Signal::Kill);
+        }
+    }
+
+    /// Asks every connection to finish what it is doing and close (the server is stopping).
+    pub fn stop_all(&self) {
+        let map = self.inner.map.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in map.values() {
+            slot.raise(Signal::Stop);
         }
     }
 
@@ -172,9 +228,9 @@ pub(crate) fn release_freed_memory() {
         rt.spawn(async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             SCHEDULED.store(false, Ordering::Release);
-            // SAFETY: malloc_trim only walks the allocator's own free lists. Called inline (a
-            // millisecond on this heap): a blocking thread would linger and count as a thread.
-            unsafe { libc::malloc_trim(0) };
+            // Inline (a millisecond at most on this heap): a blocking thread would linger and
+            // count as a thread.
+            common::allocator::release_free_memory();
         });
     }
 }
