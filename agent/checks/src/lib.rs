@@ -250,7 +250,7 @@ fn parse_section<T: CheckSettings>(
     if let Some(v) = take(&mut table, name, "failures_before_critical")? {
         c.failures_before_critical = v;
     }
-    let settings: T = serde_path_to_error::deserialize(toml::Value::Table(table))
+    let settings: T = common::config_file::deserialize_tracking_path(toml::Value::Table(table))
         .map_err(|e| KeyError::at(name, e))?;
     Ok(Box::new(CheckSection {
         common: c,

@@ -112,8 +112,31 @@ pub fn deserialize_naming_key<T: DeserializeOwned>(
     table: &toml::Table,
     file: Option<&Path>,
 ) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(toml::Value::Table(table.clone()))
+    deserialize_tracking_path(toml::Value::Table(table.clone()))
         .map_err(|e| config_error(file, KeyError::at("", e).to_string()))
+}
+
+/// Deserialises `value` into `T`; an error carries the path of the key at fault.
+///
+/// The path-tracking deserializer runs only when the plain one fails, and is kept out of line
+/// and cold: it is generic over every config type, so running it (or having it inlined beside
+/// the plain one) on every start kept a few hundred KiB of code resident in a daemon that never
+/// needs it again once its config is good.
+pub fn deserialize_tracking_path<T: DeserializeOwned>(
+    value: toml::Value,
+) -> Result<T, serde_path_to_error::Error<toml::de::Error>> {
+    match T::deserialize(value.clone()) {
+        Ok(v) => Ok(v),
+        Err(_) => deserialize_naming_path(value),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn deserialize_naming_path<T: DeserializeOwned>(
+    value: toml::Value,
+) -> Result<T, serde_path_to_error::Error<toml::de::Error>> {
+    serde_path_to_error::deserialize(value)
 }
 
 /// A `--set` argument that is not `KEY=VALUE`: a config problem (exit code 2), naming the

@@ -170,16 +170,17 @@ impl Config {
             };
             sections.push((*r, section));
         }
-        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
-                let mut e = KeyError::at("", e);
-                if e.message.starts_with("unknown field") {
-                    let names: Vec<String> =
-                        registry.iter().map(|r| format!("`{}`", r.name)).collect();
-                    e.message = format!("{}, or a check: {}", e.message, names.join(", "));
-                }
-                in_file(e)
-            })?;
+        let mut config: Config = common::config_file::deserialize_tracking_path(
+            toml::Value::Table(table),
+        )
+        .map_err(|e| {
+            let mut e = KeyError::at("", e);
+            if e.message.starts_with("unknown field") {
+                let names: Vec<String> = registry.iter().map(|r| format!("`{}`", r.name)).collect();
+                e.message = format!("{}, or a check: {}", e.message, names.join(", "));
+            }
+            in_file(e)
+        })?;
         config.checks = sections;
         if let Some(path) = &config.web_config_file {
             let web = WebConfig::load(path)

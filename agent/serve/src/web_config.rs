@@ -330,7 +330,8 @@ fn file_stamp(path: &Path) -> Option<FileStamp> {
 fn read_shape(path: &Path) -> Result<FileShape, WebConfigProblem> {
     let text = crate::files::read_text(path)?;
     let table: toml::Table = toml::from_str(&text)?;
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(WebConfigProblem::of_shape)
+    common::config_file::deserialize_tracking_path(toml::Value::Table(table))
+        .map_err(WebConfigProblem::of_shape)
 }
 
 /// The users of a web config file, their hashes checked.
