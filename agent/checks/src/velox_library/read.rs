@@ -167,6 +167,27 @@ impl VeloxLibrary {
         }
         Ok(loaded((summary, scan)))
     }
+
+    /// The ELF summary of `local` alone, for the C library versions: from the cache when a
+    /// closure has already read the file, else read now and not cached (a few microseconds
+    /// through mmap). Its strings are not scanned: nothing the rules look for is in glibc's or
+    /// libstdc++'s own strings, and a round on a node without Velox would scan libc's for nothing.
+    fn load_summary(&self, local: &Path) -> Option<Arc<ElfSummary>> {
+        let meta = std::fs::metadata(local).ok()?;
+        let key = FileKey::of(&meta);
+        if let Some((k, s, _)) = self.cache.lock().ok().and_then(|c| c.get(local).cloned())
+            && k == key
+        {
+            return Some(s);
+        }
+        if !meta.is_file() || key.size == 0 {
+            return None;
+        }
+        let file = std::fs::File::open(local).ok()?;
+        // SAFETY: as in `load`: a read-only private map.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        elf_summary(&map).ok().map(Arc::new)
+    }
 }
 
 fn file_name(p: &str) -> String {
@@ -645,7 +666,7 @@ impl VeloxLibrary {
             let Found::Yes { path, local } = search.find(name, &[], &[], false) else {
                 return None;
             };
-            self.load(&local, &path).ok().map(|l| (path, l.summary))
+            self.load_summary(&local).map(|summary| (path, summary))
         };
         let libc = resolve("libc.so.6");
         facts.host_libc = libc.as_ref().map(|(p, _)| p.clone());
