@@ -59,9 +59,27 @@ fn finished<E: std::error::Error + Send + Sync + 'static>(r: Result<(), E>) -> E
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e = anyhow::Error::from(e);
-            tracing::error!("{e:#}");
-            eprintln!("gluten-node-agent: {e:#}");
+            let line = one_line(&e);
+            tracing::error!("{line}");
+            eprintln!("gluten-node-agent: {line}");
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: most of our errors already name their
+/// source in their own message, so printing the whole chain would repeat it.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -37,6 +37,27 @@ fn bad_config_exits_2_naming_the_key() {
     );
 }
 
+#[test]
+fn a_taken_port_exits_1_naming_the_key_and_saying_the_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(agent_bin())
+        .args(["run", "--listen", &addr, "--host-root"])
+        .arg(upstream("node-exporter-upstream"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("gluten-node-agent: listening on")
+            && last.contains(&addr)
+            && last.contains("`listen`"),
+        "{err}"
+    );
+    assert_eq!(last.matches("os error").count(), 1, "{err}");
+}
+
 /// Scratch thresholds off, so a fixture's verdict never depends on this machine's free space.
 const NO_SPACE_RULES: &[&str] = &[
     "--set",
