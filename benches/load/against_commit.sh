@@ -56,24 +56,15 @@ if [ "${SAME_CHECKS:-0}" = 1 ]; then
   head_args=(--config target/bench-same-checks.toml)
 fi
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-"$BASE_BIN" run --listen "127.0.0.1:$BASE_PORT" 2>target/bench-base.log &
-base_pid=$!; pids+=("$base_pid")
-"$HEAD_BIN" run "${head_args[@]}" --listen "127.0.0.1:$HEAD_PORT" 2>target/bench-head.log &
-head_pid=$!; pids+=("$head_pid")
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$BASE_PORT/readyz" >/dev/null && curl -sf "http://127.0.0.1:$HEAD_PORT/readyz" >/dev/null && break
-  sleep 0.1
-done
-for p in "$base_pid" "$head_pid"; do
-  kill -0 "$p" 2>/dev/null || { echo "a server did not start: see target/bench-base.log, target/bench-head.log" >&2; exit 1; }
-done
+# shellcheck source=benches/load/servers.sh
+. benches/load/servers.sh
+start target/bench-base.log "$BASE_BIN" run --listen "127.0.0.1:$BASE_PORT"
+base_pid=$started
+start target/bench-head.log "$HEAD_BIN" run "${head_args[@]}" --listen "127.0.0.1:$HEAD_PORT"
+head_pid=$started
+wait_up "http://127.0.0.1:$BASE_PORT/readyz" "http://127.0.0.1:$HEAD_PORT/readyz"
 
 rps() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec:/ { printf "%.0f\n", $2 }'; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # median, min, max of the numbers on stdin
 stats() { sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f %d %d\n", m, v[1], v[NR] }'; }
 

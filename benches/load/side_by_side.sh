@@ -32,25 +32,14 @@ NE=$(command -v prometheus-node-exporter || true)
 cargo build --release -q -p gluten-node-agent
 AGENT=target/release/gluten-node-agent
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+# shellcheck source=benches/load/servers.sh
+. benches/load/servers.sh
+start target/bench-agent.log "$AGENT" run --listen "127.0.0.1:$AGENT_PORT" --interval-seconds 15 --log-format json
+agent_pid=$started
+start target/bench-node-exporter.log "$NE" --web.listen-address="127.0.0.1:$NE_PORT"
+ne_pid=$started
+wait_up "http://127.0.0.1:$AGENT_PORT/readyz" "http://127.0.0.1:$NE_PORT/metrics"
 
-"$AGENT" run --listen "127.0.0.1:$AGENT_PORT" --interval-seconds 15 --log-format json 2>target/bench-agent.log &
-agent_pid=$!; pids+=("$agent_pid")
-"$NE" --web.listen-address="127.0.0.1:$NE_PORT" 2>target/bench-node-exporter.log &
-ne_pid=$!; pids+=("$ne_pid")
-
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$AGENT_PORT/readyz" >/dev/null && curl -sf "http://127.0.0.1:$NE_PORT/metrics" >/dev/null && break
-  sleep 0.1
-done
-
-for p in "$agent_pid" "$ne_pid"; do
-  kill -0 "$p" 2>/dev/null || { echo "a server did not start (port taken?): see target/bench-agent.log, target/bench-node-exporter.log" >&2; exit 1; }
-done
-
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 
 # wrk output -> "requests_per_second p50_ms p99_ms requests"

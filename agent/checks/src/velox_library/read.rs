@@ -130,10 +130,8 @@ impl VeloxLibrary {
             mtime: key.mtime,
             id: (key.dev, key.ino),
         };
-        if let Some((k, s, sc)) = self.cache.lock().ok().and_then(|c| c.get(local).cloned())
-            && k == key
-        {
-            return Ok(loaded((s, sc)));
+        if let Some(cached) = self.cached(local, &key) {
+            return Ok(loaded(cached));
         }
         if !meta.is_file() {
             return Err(LoadError::Broken(format!("{shown}: not a regular file")));
@@ -168,6 +166,12 @@ impl VeloxLibrary {
         Ok(loaded((summary, scan)))
     }
 
+    /// The summary and scan of `local` from the cache, when the file is unchanged since.
+    fn cached(&self, local: &Path, key: &FileKey) -> Option<(Arc<ElfSummary>, Arc<Scan>)> {
+        let (k, summary, scan) = self.cache.lock().ok()?.get(local).cloned()?;
+        (k == *key).then_some((summary, scan))
+    }
+
     /// The ELF summary of `local` alone, for the C library versions: from the cache when a
     /// closure has already read the file, else read now and not cached (a few microseconds
     /// through mmap). Its strings are not scanned: nothing the rules look for is in glibc's or
@@ -175,10 +179,8 @@ impl VeloxLibrary {
     fn load_summary(&self, local: &Path) -> Option<Arc<ElfSummary>> {
         let meta = std::fs::metadata(local).ok()?;
         let key = FileKey::of(&meta);
-        if let Some((k, s, _)) = self.cache.lock().ok().and_then(|c| c.get(local).cloned())
-            && k == key
-        {
-            return Some(s);
+        if let Some((summary, _)) = self.cached(local, &key) {
+            return Some(summary);
         }
         if !meta.is_file() || key.size == 0 {
             return None;
