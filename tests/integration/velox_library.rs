@@ -136,6 +136,37 @@ fn tree() -> Tree {
 const ONE: &str = "paths = [\"/opt/gluten/lib/libvelox.so\"]";
 
 #[test]
+fn the_loader_is_read_only_when_a_library_is_there_to_load() {
+    let t = tree();
+    cc(
+        &t.build,
+        &t.root.join("lib64/ld-linux-x86-64.so.2"),
+        "int ld_fn(void){return 0;}",
+        &["-Wl,-soname,ld-linux-x86-64.so.2"],
+    );
+    let host = Host::new(&t.root).with_arch("x86_64");
+    let with = |path: &str| {
+        Runner::<VeloxLibrary>::new(Settings {
+            paths: vec![PathBuf::from(path)],
+            ..Settings::default()
+        })
+    };
+
+    // Nothing installed: no closure, so neither the loader nor libc is read into the cache.
+    let nothing = with("/opt/gluten/lib/libmissing.so");
+    let o = nothing.run(&host).unwrap();
+    assert_eq!(o.facts["host_glibc_version"], "2.35", "{}", o.facts);
+    assert_eq!(nothing.check().summaries_cached(), 0);
+
+    // A library: its closure starts from the loader, which is read once.
+    let one = with("/opt/gluten/lib/libvelox.so");
+    let o = one.run(&host).unwrap();
+    assert_eq!(o.status(), Status::Ok, "{}", o.summary());
+    // libvelox.so, libdep.so, libc.so.6 and the loader.
+    assert_eq!(one.check().summaries_cached(), 4);
+}
+
+#[test]
 fn a_complete_tree_is_ok_and_reports_what_it_resolved() {
     let t = tree();
     let r = run_check(&t.root, "velox_library", ONE);

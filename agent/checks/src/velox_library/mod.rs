@@ -93,6 +93,12 @@ impl VeloxLibrary {
         self.jars.decompressed.load(Ordering::Relaxed)
     }
 
+    /// How many files' ELF summaries this check holds (read through a closure, cached by file
+    /// identity). For tests.
+    pub fn summaries_cached(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
+    }
+
     /// How many producer records this check has read from files on disk (not its cache), and
     /// how many bytes it has written to temporary copies of jar entries. For tests.
     pub fn cpu_records_read(&self) -> (u64, u64) {

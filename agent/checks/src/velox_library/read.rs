@@ -101,6 +101,9 @@ fn cpu_core(host: &Host, cpuinfo: Option<&str>) -> Result<Option<CpuCoreFacts>, 
     }))
 }
 
+/// The round's program interpreter, loaded by the first closure that needs it.
+type Preloaded = std::cell::OnceCell<Vec<Obj>>;
+
 /// A file read for the check: its summary and its stat.
 #[derive(Debug, Clone)]
 struct Loaded {
@@ -359,25 +362,28 @@ impl VeloxLibrary {
     }
 
     /// The loaded objects every closure starts with: the program interpreter (always in the
-    /// process, bound by its soname).
-    fn preloaded(&self, search: &Search) -> Vec<Obj> {
-        let Some(interp) = interp_path(search.root.arch()) else {
-            return Vec::new();
-        };
-        let Found::Yes { path, local } = search.verify(interp) else {
-            return Vec::new();
-        };
-        match self.load(&local, &path) {
-            Ok(l) => vec![Obj::new(
-                Vec::new(),
-                &path,
-                l.summary,
-                origin_of(&path).as_deref(),
-                &search.glibc,
-                Some(l.id),
-            )],
-            Err(_) => Vec::new(),
-        }
+    /// process, bound by its soname). Read when the round's first closure is walked, so a round
+    /// on a node without Gluten's libraries neither reads nor scans the loader.
+    fn preloaded<'p>(&self, search: &Search, cell: &'p Preloaded) -> &'p [Obj] {
+        cell.get_or_init(|| {
+            let Some(interp) = interp_path(search.root.arch()) else {
+                return Vec::new();
+            };
+            let Found::Yes { path, local } = search.verify(interp) else {
+                return Vec::new();
+            };
+            match self.load(&local, &path) {
+                Ok(l) => vec![Obj::new(
+                    Vec::new(),
+                    &path,
+                    l.summary,
+                    origin_of(&path).as_deref(),
+                    &search.glibc,
+                    Some(l.id),
+                )],
+                Err(_) => Vec::new(),
+            }
+        })
     }
 
     /// Walks the closure of a configured library or jar entry.
@@ -386,10 +392,10 @@ impl VeloxLibrary {
         search: &Search,
         root: Obj,
         siblings: &Siblings,
-        preloaded: &[Obj],
+        preloaded: &Preloaded,
         lf: &mut LibraryFacts,
     ) {
-        let mut objs = preloaded.to_vec();
+        let mut objs = self.preloaded(search, preloaded).to_vec();
         for (path, s, scan) in siblings {
             if *path != root.path {
                 objs.push(
@@ -420,7 +426,7 @@ impl VeloxLibrary {
     fn check_path(
         &self,
         search: &Search,
-        preloaded: &[Obj],
+        preloaded: &Preloaded,
         shown: &str,
         role: &str,
     ) -> LibraryFacts {
@@ -599,7 +605,7 @@ impl VeloxLibrary {
             spark,
             ..Facts::default()
         };
-        let preloaded = self.preloaded(&search);
+        let preloaded = Preloaded::new();
         let kind_ok = |s: &ElfSummary| {
             host_elf_kind(host.arch()).is_none_or(|k| k == (s.class_bits, s.machine))
         };
