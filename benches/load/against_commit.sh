@@ -21,9 +21,9 @@
 # dynamically linked build moves by 100-200 KiB from start to start (which code pages the
 # start-up faulted in); the static musl builds are steady to a few KiB.
 #
-# Needs: wrk (Debian package), git; for TARGET, its rustup target. The earlier commit is built once into target/bench-base/
-# (a git worktree and its own target dir); traffic goes to 127.0.0.1 only and the script kills
-# what it started.
+# Needs: wrk (Debian package), git; for TARGET, its rustup target. The earlier commit is built
+# once into target/bench-base/ (a git worktree and its own target dir); traffic goes to
+# 127.0.0.1 only and the script kills what it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -69,11 +69,15 @@ fi
 
 # shellcheck source=benches/load/servers.sh
 . benches/load/servers.sh
-start target/bench-base.log "$BASE_BIN" run --listen "127.0.0.1:$BASE_PORT"
-base_pid=$started
-start target/bench-head.log "$HEAD_BIN" run "${head_args[@]}" --listen "127.0.0.1:$HEAD_PORT"
-head_pid=$started
-wait_up "http://127.0.0.1:$BASE_PORT/readyz" "http://127.0.0.1:$HEAD_PORT/readyz"
+# start_both: both binaries, answering; their pids in $base_pid and $head_pid.
+start_both() {
+  start target/bench-base.log "$BASE_BIN" run --listen "127.0.0.1:$BASE_PORT"
+  base_pid=$started
+  start target/bench-head.log "$HEAD_BIN" run "${head_args[@]}" --listen "127.0.0.1:$HEAD_PORT"
+  head_pid=$started
+  wait_up "http://127.0.0.1:$BASE_PORT/readyz" "http://127.0.0.1:$HEAD_PORT/readyz"
+}
+start_both
 
 rps() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec:/ { printf "%.0f\n", $2 }'; }
 # median, min, max of the numbers on stdin
@@ -97,20 +101,16 @@ read -r hm hmin hmax < <(printf '%s\n' "${head_runs[@]}" | stats)
 b_rss=$(rss_kib "$base_pid"); h_rss=$(rss_kib "$head_pid")
 b_bytes=$(curl -s "http://127.0.0.1:$BASE_PORT/metrics" | wc -c)
 h_bytes=$(curl -s "http://127.0.0.1:$HEAD_PORT/metrics" | wc -c)
-cleanup; pids=()
+cleanup
 
 # RSS at rest: fresh starts of both, side by side.
 b_rest=(); h_rest=()
 for r in $(seq "${REST_STARTS:-3}"); do
-  start target/bench-base.log "$BASE_BIN" run --listen "127.0.0.1:$BASE_PORT"
-  base_pid=$started
-  start target/bench-head.log "$HEAD_BIN" run "${head_args[@]}" --listen "127.0.0.1:$HEAD_PORT"
-  head_pid=$started
-  wait_up "http://127.0.0.1:$BASE_PORT/readyz" "http://127.0.0.1:$HEAD_PORT/readyz"
+  start_both
   sleep "${REST_SECONDS:-5}"
   b_rest+=("$(rss_kib "$base_pid")"); h_rest+=("$(rss_kib "$head_pid")")
   echo "at rest, start $r: $base_rev ${b_rest[-1]} KiB, $head_rev ${h_rest[-1]} KiB" >&2
-  cleanup; pids=()
+  cleanup
 done
 read -r b_rss0 b_rss0min b_rss0max < <(printf '%s\n' "${b_rest[@]}" | stats)
 read -r h_rss0 h_rss0min h_rss0max < <(printf '%s\n' "${h_rest[@]}" | stats)

@@ -3,7 +3,8 @@
 # RSS, and kill what was started when the bench exits.
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# cleanup: kills and reaps every server started so far; later starts begin a new list.
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 trap cleanup EXIT
 
 # start LOG CMD...: runs CMD in the background with its stderr in LOG; its pid goes to $started.
